@@ -1,0 +1,52 @@
+# The two commands a newcomer needs: `make dev` and `make test`. Everything bootstraps from python3.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+STAMP  := $(VENV)/.installed
+PYTEST_ARGS ?=
+
+.PHONY: dev test lint fmt bench clean install api worker sim test-api
+
+$(STAMP): pyproject.toml client/python/pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade pip
+	$(BIN)/python -m pip install --quiet -e '.[dev]' -e ./client/python
+	@touch $(STAMP)
+
+install: $(STAMP)
+
+dev: $(STAMP) ## run the whole stack: Temporal dev server, kubesim, worker, API
+	$(BIN)/ips dev
+
+api: $(STAMP)
+	$(BIN)/ips api
+
+worker: $(STAMP)
+	$(BIN)/ips worker
+
+sim: $(STAMP)
+	$(BIN)/ips sim
+
+test: $(STAMP) ## the whole suite: unit, integration, chaos, bench smoke
+	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-api: ## the original project's curl+jq script, against a running `make dev`
+	./test-api.sh
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/lint-imports
+
+fmt: $(STAMP)
+	$(BIN)/ruff format .
+	$(BIN)/ruff check --fix .
+
+bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[bench]'
+	$(BIN)/python -m bench.run_all
+
+clean:
+	rm -rf $(VENV) .ips .pytest_cache .mypy_cache .ruff_cache .hypothesis .import_linter_cache
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +

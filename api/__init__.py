@@ -1,0 +1,1 @@
+"""HTTP only: the REST API, backed by Temporal; never imports kubernetes."""

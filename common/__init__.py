@@ -1,0 +1,1 @@
+"""Shared models, settings and Temporal wiring; imports no other first-party package."""

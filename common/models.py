@@ -1,0 +1,512 @@
+"""Wire and state models shared by the API, the workflow, the activities and the Python client.
+
+This module is the one source of truth for the JSON contract (camelCase on the wire, as the
+original Go service). It imports only pydantic and the standard library, because the
+`ips_client` distribution ships this very file.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Annotated, Any
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    field_validator,
+    model_validator,
+)
+from pydantic.alias_generators import to_camel
+
+# --------------------------------------------------------------------------------------
+# Enumerations
+# --------------------------------------------------------------------------------------
+
+
+class TaskStatus(StrEnum):
+    """Task lifecycle; exactly one of the last three is final."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    COMPLETED = "completed"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        return self in (TaskStatus.COMPLETED, TaskStatus.FAILED, TaskStatus.CANCELLED)
+
+
+class Strategy(StrEnum):
+    BATCH = "batch"
+    ROLLING = "rolling"
+
+
+class ImagePullPolicy(StrEnum):
+    IF_NOT_PRESENT = "IfNotPresent"
+    ALWAYS = "Always"
+
+
+class FailureReason(StrEnum):
+    """One code per failed node; operators troubleshoot by this (docs/operations.md)."""
+
+    IMAGE_NOT_FOUND = "ImageNotFound"
+    UNAUTHORIZED = "Unauthorized"
+    RATE_LIMITED = "RateLimited"
+    IMAGE_PULL_BACKOFF = "ImagePullBackOff"
+    UNSCHEDULABLE = "Unschedulable"
+    NODE_NOT_READY = "NodeNotReady"
+    NODE_GONE = "NodeGone"
+    TIMEOUT = "Timeout"
+    CONTAINER_FAILED = "ContainerFailed"
+
+
+class SkipReason(StrEnum):
+    NOT_READY = "NotReady"
+    CORDONED = "Cordoned"
+    TAINTED = "Tainted"
+    NON_LINUX = "NonLinux"
+
+
+class TolerationOperator(StrEnum):
+    EXISTS = "Exists"
+    EQUAL = "Equal"
+
+
+class TaintEffect(StrEnum):
+    NO_SCHEDULE = "NoSchedule"
+    PREFER_NO_SCHEDULE = "PreferNoSchedule"
+    NO_EXECUTE = "NoExecute"
+
+
+# --------------------------------------------------------------------------------------
+# Validators (reference grammar and Kubernetes names)
+# --------------------------------------------------------------------------------------
+
+# The distribution/reference grammar (github.com/distribution/reference, regexp.go).
+_ALNUM = r"[a-z0-9]+"
+_SEP = r"(?:[._]|__|[-]+)"
+_PATH_COMPONENT = rf"{_ALNUM}(?:{_SEP}{_ALNUM})*"
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN_NAME = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*"
+_IPV6 = r"\[(?:[a-fA-F0-9:]+)\]"
+_DOMAIN = rf"(?:{_DOMAIN_NAME}|{_IPV6})(?::[0-9]+)?"
+_TAG = r"[\w][\w.-]{0,127}"
+_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+_NAME = rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+IMAGE_REFERENCE_RE = re.compile(
+    rf"^(?P<name>{_NAME})(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?$"
+)
+NAME_TOTAL_LENGTH_MAX = 255
+
+_LABEL_NAME_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
+_DNS1123_SUBDOMAIN_RE = re.compile(
+    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+)
+_DNS1123_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+
+
+def validate_image_reference(ref: str) -> str:
+    """Reject what a container runtime would reject, with the rule in the message."""
+    ref = ref.strip()
+    if not ref:
+        raise ValueError("image reference must not be empty")
+    m = IMAGE_REFERENCE_RE.match(ref)
+    if m is None:
+        raise ValueError(
+            f"{ref!r} is not a valid image reference "
+            "(expected [registry[:port]/]name[:tag][@digest], lowercase name components)"
+        )
+    if len(m.group("name")) > NAME_TOTAL_LENGTH_MAX:
+        raise ValueError(
+            f"{ref!r}: repository name must be at most {NAME_TOTAL_LENGTH_MAX} characters"
+        )
+    return ref
+
+
+def validate_label_key(key: str) -> str:
+    prefix, sep, name = key.rpartition("/")
+    if sep:
+        if not prefix or len(prefix) > 253 or not _DNS1123_SUBDOMAIN_RE.match(prefix):
+            raise ValueError(
+                f"label key {key!r}: prefix must be a DNS-1123 subdomain of at most 253 characters"
+            )
+    if not name or len(name) > 63 or not _LABEL_NAME_RE.match(name):
+        raise ValueError(
+            f"label key {key!r}: name must be 1-63 characters, alphanumeric at both ends, "
+            "with '-', '_' or '.' between"
+        )
+    return key
+
+
+def validate_label_value(value: str) -> str:
+    if value == "":
+        return value
+    if len(value) > 63 or not _LABEL_NAME_RE.match(value):
+        raise ValueError(
+            f"label value {value!r}: must be at most 63 characters, alphanumeric at both ends, "
+            "with '-', '_' or '.' between"
+        )
+    return value
+
+
+def validate_dns1123_subdomain(name: str) -> str:
+    if not name or len(name) > 253 or not _DNS1123_SUBDOMAIN_RE.match(name):
+        raise ValueError(
+            f"{name!r} is not a valid DNS-1123 subdomain "
+            "(lowercase alphanumerics, '-' and '.', at most 253 characters)"
+        )
+    return name
+
+
+def validate_dns1123_label(name: str) -> str:
+    if not name or len(name) > 63 or not _DNS1123_LABEL_RE.match(name):
+        raise ValueError(
+            f"{name!r} is not a valid DNS-1123 label (lowercase alphanumerics and '-', at most 63)"
+        )
+    return name
+
+
+ImageRef = Annotated[str, AfterValidator(validate_image_reference)]
+NodeName = Annotated[str, AfterValidator(validate_dns1123_subdomain)]
+SecretName = Annotated[str, AfterValidator(validate_dns1123_subdomain)]
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+def rfc3339(dt: datetime | None) -> str | None:
+    """RFC 3339 in UTC with a Z suffix and whole seconds, as the original service emitted."""
+    if dt is None:
+        return None
+    return dt.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# --------------------------------------------------------------------------------------
+# Base model
+# --------------------------------------------------------------------------------------
+
+
+class WireModel(BaseModel):
+    """camelCase on the wire, snake_case in Python; datetimes serialize as RFC 3339 UTC."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        serialize_by_alias=True,
+        use_enum_values=False,
+    )
+
+
+UtcDatetime = Annotated[
+    datetime, AfterValidator(lambda d: d if d.tzinfo else d.replace(tzinfo=UTC))
+]
+
+
+# --------------------------------------------------------------------------------------
+# Task spec (the POST body)
+# --------------------------------------------------------------------------------------
+
+
+class Toleration(WireModel):
+    """A core/v1 Toleration."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    key: str | None = None
+    operator: TolerationOperator = TolerationOperator.EQUAL
+    value: str | None = None
+    effect: TaintEffect | None = None
+    toleration_seconds: int | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _check(self) -> Toleration:
+        if self.key:
+            validate_label_key(self.key)
+        if self.operator == TolerationOperator.EXISTS and self.value:
+            raise ValueError("toleration with operator Exists must not set a value")
+        if self.operator == TolerationOperator.EQUAL and not self.key:
+            raise ValueError("toleration with operator Equal needs a key")
+        if self.toleration_seconds is not None and self.effect != TaintEffect.NO_EXECUTE:
+            raise ValueError("tolerationSeconds is only valid with effect NoExecute")
+        return self
+
+    def tolerates(self, key: str, value: str | None, effect: str) -> bool:
+        """Kubernetes' ToleratesTaint: empty effect matches all, empty key with Exists matches all."""
+        if self.effect is not None and self.effect.value != effect:
+            return False
+        if not self.key:
+            return self.operator == TolerationOperator.EXISTS
+        if self.key != key:
+            return False
+        if self.operator == TolerationOperator.EXISTS:
+            return True
+        return (self.value or "") == (value or "")
+
+
+_EXAMPLE_SPEC = {
+    "images": ["nginx:latest", "redis:7"],
+    "batchSize": 10,
+    "nodeSelector": {"workload": "compute"},
+}
+
+
+class TaskSpec(WireModel):
+    """What a client asks for. Unknown fields are rejected so a typo never silently changes a task."""
+
+    model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE_SPEC]})
+
+    images: list[ImageRef] = Field(
+        min_length=1, max_length=50, description="Image references to pull (1-50, de-duplicated)."
+    )
+    batch_size: int = Field(ge=1, le=100, description="Nodes per batch (1-100).")
+    node_selector: dict[str, str] = Field(
+        default_factory=dict, description="Label selector for target nodes; empty means all."
+    )
+    node_names: list[NodeName] | None = Field(
+        default=None, max_length=10000, description="Explicit node names (optional)."
+    )
+    image_pull_policy: ImagePullPolicy = ImagePullPolicy.IF_NOT_PRESENT
+    image_pull_secrets: list[SecretName] = Field(default_factory=list, max_length=20)
+    tolerations: list[Toleration] = Field(default_factory=list, max_length=50)
+    timeout_seconds: int = Field(default=600, ge=30, le=7200, description="Per-node deadline.")
+    strategy: Strategy = Strategy.BATCH
+    max_failure_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+
+    @field_validator("images")
+    @classmethod
+    def _dedupe(cls, v: list[str]) -> list[str]:
+        return list(dict.fromkeys(v))
+
+    @field_validator("node_selector")
+    @classmethod
+    def _labels(cls, v: dict[str, str]) -> dict[str, str]:
+        for k, val in v.items():
+            validate_label_key(k)
+            validate_label_value(val)
+        return v
+
+    @field_validator("node_names")
+    @classmethod
+    def _dedupe_nodes(cls, v: list[str] | None) -> list[str] | None:
+        return None if v is None else list(dict.fromkeys(v))
+
+
+# --------------------------------------------------------------------------------------
+# Progress and results
+# --------------------------------------------------------------------------------------
+
+
+class FailedNodeDetail(WireModel):
+    node_name: str
+    image: str | None = None
+    reason: FailureReason
+    message: str = ""
+    timestamp: UtcDatetime
+
+
+class SkippedNodeDetail(WireModel):
+    node_name: str
+    reason: SkipReason
+    message: str = ""
+
+
+class Progress(WireModel):
+    total_nodes: int = 0
+    completed_nodes: int = 0
+    failed_nodes: int = 0
+    skipped_nodes: int = 0
+    already_warm_nodes: int = 0
+    current_batch: int = 0
+    total_batches: int = 0
+    percentage: float = 0.0
+
+    @staticmethod
+    def compute_percentage(total: int, completed: int, failed: int, warm: int) -> float:
+        """completed + failed + warm over total, one decimal; an empty task is 0."""
+        if total <= 0:
+            return 0.0
+        return round(100.0 * (completed + failed + warm) / total, 1)
+
+
+class TaskView(WireModel):
+    """The full task body: GET /api/v1/tasks/{id}, the `progress` query, and the workflow result."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "taskId": "task-20260116-151234-a1b2c3d4",
+                    "status": "running",
+                    "images": ["nginx:latest", "redis:7"],
+                    "batchSize": 10,
+                    "nodeSelector": {"workload": "compute"},
+                    "progress": {
+                        "totalNodes": 50,
+                        "completedNodes": 25,
+                        "failedNodes": 2,
+                        "skippedNodes": 0,
+                        "alreadyWarmNodes": 0,
+                        "currentBatch": 3,
+                        "totalBatches": 5,
+                        "percentage": 54.0,
+                    },
+                    "failedNodeDetails": [
+                        {
+                            "nodeName": "node-5",
+                            "image": "redis:7",
+                            "reason": "ImagePullBackOff",
+                            "message": 'Back-off pulling image "redis:7"',
+                            "timestamp": "2026-01-16T15:15:30Z",
+                        }
+                    ],
+                    "skippedNodeDetails": [],
+                    "createdAt": "2026-01-16T15:12:34Z",
+                    "startedAt": "2026-01-16T15:12:35Z",
+                }
+            ]
+        }
+    )
+
+    task_id: str
+    status: TaskStatus
+    images: list[str]
+    batch_size: int
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    node_names: list[str] | None = None
+    image_pull_policy: ImagePullPolicy = ImagePullPolicy.IF_NOT_PRESENT
+    strategy: Strategy = Strategy.BATCH
+    timeout_seconds: int = 600
+    max_failure_ratio: float = 1.0
+    progress: Progress = Field(default_factory=Progress)
+    failed_node_details: list[FailedNodeDetail] = Field(default_factory=list)
+    skipped_node_details: list[SkippedNodeDetail] = Field(default_factory=list)
+    created_at: UtcDatetime
+    started_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
+    message: str | None = None
+
+
+class TaskCreated(WireModel):
+    """The 201 body of POST /api/v1/tasks (the original example, plus nodeSelector)."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "taskId": "task-20260116-151234-a1b2c3d4",
+                    "status": "pending",
+                    "images": ["nginx:latest", "redis:7"],
+                    "batchSize": 10,
+                    "nodeSelector": {"workload": "compute"},
+                    "createdAt": "2026-01-16T15:12:34Z",
+                }
+            ]
+        }
+    )
+
+    task_id: str
+    status: TaskStatus
+    images: list[str]
+    batch_size: int
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    created_at: UtcDatetime
+
+
+class ProgressSummary(WireModel):
+    total_nodes: int = 0
+    completed_nodes: int = 0
+    percentage: float = 0.0
+
+
+class TaskSummary(WireModel):
+    task_id: str
+    status: TaskStatus
+    images: list[str]
+    progress: ProgressSummary = Field(default_factory=ProgressSummary)
+    created_at: UtcDatetime
+
+
+class TaskList(WireModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "tasks": [
+                        {
+                            "taskId": "task-20260116-151234-a1b2c3d4",
+                            "status": "running",
+                            "images": ["nginx:latest"],
+                            "progress": {
+                                "totalNodes": 50,
+                                "completedNodes": 25,
+                                "percentage": 50.0,
+                            },
+                            "createdAt": "2026-01-16T15:12:34Z",
+                        }
+                    ],
+                    "total": 1,
+                    "limit": 20,
+                    "offset": 0,
+                }
+            ]
+        }
+    )
+
+    tasks: list[TaskSummary]
+    total: int
+    limit: int
+    offset: int
+
+
+class CancelResult(WireModel):
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "taskId": "task-20260116-151234-a1b2c3d4",
+                    "status": "cancelled",
+                    "message": "Task cancelled successfully",
+                }
+            ]
+        }
+    )
+
+    task_id: str
+    status: str = Field(description="cancelled, cancelling, or the final status on 409")
+    message: str
+
+
+class ErrorBody(BaseModel):
+    """The one error envelope of the API."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"error": "invalid request", "details": "batchSize: must be <= 100"}]
+        }
+    )
+
+    error: str
+    details: str
+    task_id: str | None = Field(default=None, serialization_alias="taskId")
+
+
+# --------------------------------------------------------------------------------------
+# Workflow input (engine side). Kept here so the API can start workflows without importing them.
+# --------------------------------------------------------------------------------------
+
+
+class PrewarmInput(WireModel):
+    """The single input of PrewarmWorkflow. `state` is set only when continuing as new."""
+
+    task_id: str
+    spec: TaskSpec
+    created_at: UtcDatetime
+    state: dict[str, Any] | None = Field(
+        default=None, description="Opaque engine state carried across continue-as-new."
+    )

@@ -1,0 +1,96 @@
+"""Logging setup and the Prometheus metrics every component shares.
+
+Metric labels never carry a node name, an image or a task ID: cardinality must not grow with
+the cluster. Log lines about a task carry `taskId` (pass `extra={"taskId": ...}`).
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+
+from prometheus_client import Counter, Histogram
+from pythonjsonlogger.json import JsonFormatter
+
+from common.settings import LogFormat, Settings
+
+# --- Metrics ------------------------------------------------------------------------------
+
+TASKS_STARTED = Counter("ips_tasks_started_total", "Prewarm tasks started.")
+TASKS_FINISHED = Counter("ips_tasks_finished_total", "Prewarm tasks finished.", ["status"])
+NODES_PROCESSED = Counter(
+    "ips_nodes_processed_total", "Nodes processed, by result.", ["result"]
+)  # result: completed | failed | skipped | warm
+NODE_FAILURES = Counter("ips_node_failures_total", "Failed nodes, by reason code.", ["reason"])
+NODE_PREWARM_SECONDS = Histogram(
+    "ips_node_prewarm_seconds",
+    "Seconds from Job creation to the node's outcome.",
+    buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600, 1200, 3600, 7200),
+)
+K8S_REQUESTS = Counter(
+    "ips_k8s_requests_total", "Kubernetes API requests.", ["verb", "resource", "code"]
+)
+K8S_RATE_LIMITED = Counter(
+    "ips_k8s_rate_limited_total", "Kubernetes 429 answers honoured (Retry-After waited out)."
+)
+API_REQUEST_SECONDS = Histogram(
+    "ips_api_request_seconds",
+    "API request latency by route template.",
+    ["method", "route", "status"],
+    buckets=(0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
+)
+
+# --- Logging ------------------------------------------------------------------------------
+
+_BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
+
+
+class RedactingFilter(logging.Filter):
+    """Last line of defence: no bearer token reaches a log sink, whatever the caller logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if isinstance(record.msg, str) and "earer" in record.msg:
+            record.msg = _BEARER.sub(r"\1[REDACTED]", record.msg)
+        if record.args:
+            record.args = tuple(
+                _BEARER.sub(r"\1[REDACTED]", a) if isinstance(a, str) else a
+                for a in (record.args if isinstance(record.args, tuple) else (record.args,))
+            )
+        return True
+
+
+class _ConsoleFormatter(logging.Formatter):
+    """Readable lines for `ips dev`, with the taskId up front when there is one."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        task = getattr(record, "taskId", None)
+        prefix = f"[{task}] " if task else ""
+        base = f"{self.formatTime(record, '%H:%M:%S')} {record.levelname:<7} {record.name}: "
+        text = base + prefix + record.getMessage()
+        if record.exc_info:
+            text += "\n" + self.formatException(record.exc_info)
+        return text
+
+
+def setup_logging(settings: Settings, component: str) -> None:
+    """JSON lines in production, readable lines under `ips dev` (IPS_LOG_FORMAT=console)."""
+    handler = logging.StreamHandler(sys.stderr)
+    if settings.log_format == LogFormat.JSON:
+        handler.setFormatter(
+            JsonFormatter(
+                "%(asctime)s %(levelname)s %(name)s %(message)s",
+                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+                static_fields={"component": component},
+                timestamp=False,
+            )
+        )
+    else:
+        handler.setFormatter(_ConsoleFormatter())
+    handler.addFilter(RedactingFilter())
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(settings.log_level.value)
+    # The Kubernetes client logs request headers at DEBUG, bearer tokens included.
+    logging.getLogger("kubernetes").setLevel(max(logging.INFO, root.level))
+    logging.getLogger("urllib3").setLevel(logging.WARNING)

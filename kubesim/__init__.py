@@ -1,0 +1,1 @@
+"""kubesim: a simulated Kubernetes cluster that serves the real API over HTTP."""

@@ -1,0 +1,74 @@
+"""Session-wide servers shared by every test area: never let the SDK download a server.
+
+Area-specific fixtures live in the area's own conftest (tests/<area>/conftest.py).
+"""
+
+from __future__ import annotations
+
+import shutil
+from collections.abc import AsyncIterator
+
+import pytest
+from temporalio.client import Client
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.testing import WorkflowEnvironment
+
+from common import temporal as t
+
+ALL_SEARCH_ATTRIBUTES = [
+    t.STATUS_KEY,
+    t.IDEMPOTENCY_KEY,
+    t.TOTAL_NODES_KEY,
+    t.COMPLETED_NODES_KEY,
+    t.FAILED_NODES_KEY,
+    t.SKIPPED_NODES_KEY,
+    t.WARM_NODES_KEY,
+    t.CURRENT_BATCH_KEY,
+    t.TOTAL_BATCHES_KEY,
+]
+
+
+def _exe(name: str) -> str:
+    path = shutil.which(name)
+    if path is None:
+        pytest.fail(f"`{name}` is not on PATH; run the suite through `make test`")
+    return path
+
+
+@pytest.fixture(scope="session")
+async def dev_env() -> AsyncIterator[WorkflowEnvironment]:
+    """A real Temporal dev server (in memory) with our search attributes registered."""
+    env = await WorkflowEnvironment.start_local(
+        data_converter=pydantic_data_converter,
+        dev_server_existing_path=_exe("temporal"),
+        search_attributes=ALL_SEARCH_ATTRIBUTES,
+        dev_server_log_level="error",
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()
+
+
+@pytest.fixture(scope="session")
+async def dev_client(dev_env: WorkflowEnvironment) -> Client:
+    return dev_env.client
+
+
+@pytest.fixture(scope="session")
+def dev_address(dev_env: WorkflowEnvironment) -> str:
+    """host:port of the session dev server, for subprocesses (worker, API) in integration tests."""
+    return dev_env.client.service_client.config.target_host
+
+
+@pytest.fixture(scope="session")
+async def time_env() -> AsyncIterator[WorkflowEnvironment]:
+    """The time-skipping test server, for workflow unit tests with mocked activities."""
+    env = await WorkflowEnvironment.start_time_skipping(
+        data_converter=pydantic_data_converter,
+        test_server_existing_path=_exe("temporal-test-server"),
+    )
+    try:
+        yield env
+    finally:
+        await env.shutdown()

@@ -1,0 +1,1 @@
+"""Wiring: the Temporal worker that hosts the workflow and the activities."""

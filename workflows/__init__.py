@@ -1,0 +1,1 @@
+"""Deterministic orchestration only: no I/O, no Kubernetes, no HTTP."""
