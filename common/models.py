@@ -237,7 +237,7 @@ class Toleration(WireModel):
         return self
 
     def tolerates(self, key: str, value: str | None, effect: str) -> bool:
-        """Kubernetes' ToleratesTaint: empty effect matches all, empty key with Exists matches all."""
+        """Kubernetes' ToleratesTaint: no effect matches all; no key with Exists matches all."""
         if self.effect is not None and self.effect.value != effect:
             return False
         if not self.key:
@@ -257,7 +257,7 @@ _EXAMPLE_SPEC = {
 
 
 class TaskSpec(WireModel):
-    """What a client asks for. Unknown fields are rejected so a typo never silently changes a task."""
+    """What a client asks for. Unknown fields are rejected: a typo never silently changes a task."""
 
     model_config = ConfigDict(extra="forbid", json_schema_extra={"examples": [_EXAMPLE_SPEC]})
 
