@@ -26,6 +26,10 @@ log = logging.getLogger(__name__)
 
 WORKFLOW_NAME = "PrewarmWorkflow"
 QUERY_PROGRESS = "progress"
+# The API starts each workflow with memo {MEMO_TASK: TaskCreated JSON}, so that listing needs
+# neither a query nor a worker: images, batchSize and createdAt come from the memo, the status
+# and counters from the search attributes.
+MEMO_TASK = "task"
 
 
 class SearchAttr(StrEnum):
