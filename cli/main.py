@@ -7,6 +7,8 @@ from typing import Annotated
 
 import typer
 
+from common.settings import load_settings
+
 app = typer.Typer(
     name="ips",
     help="Image Prewarm Service: pre-pull container images onto Kubernetes nodes, in batches.",
@@ -56,6 +58,7 @@ def dev(
 @app.command()
 def api() -> None:
     """Run the REST API in the foreground (SERVER_PORT); it only talks to Temporal."""
+    load_settings()  # fail fast, naming the bad variable, before importing anything heavy
     from api.main import serve
 
     serve()
@@ -64,6 +67,7 @@ def api() -> None:
 @app.command()
 def worker() -> None:
     """Run the Temporal worker in the foreground; the only component that talks to Kubernetes."""
+    load_settings()
     from worker.main import run
 
     run()
