@@ -1,0 +1,127 @@
+"""`ips dev` brings the whole stack up, keeps tasks across restarts and leaves no orphan."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+import pytest
+
+pytestmark = pytest.mark.integration
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _wait_http(url: str, deadline: float, proc: subprocess.Popen[bytes]) -> httpx.Response:
+    last: Exception | None = None
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, f"ips dev exited early with {proc.returncode}"
+        try:
+            r = httpx.get(url, timeout=2)
+            if r.status_code == 200:
+                return r
+        except httpx.HTTPError as exc:
+            last = exc
+        time.sleep(0.3)
+    raise AssertionError(f"{url} never answered 200 ({last})")
+
+
+class DevStack:
+    def __init__(self, state_dir: Path) -> None:
+        self.state_dir = state_dir
+        self.temporal_port = _free_port()
+        self.ui_port = _free_port()
+        self.api_port = _free_port()
+        self.proc: subprocess.Popen[bytes] | None = None
+        self.children: list[psutil.Process] = []
+        self.log = state_dir / "dev.log"
+
+    @property
+    def api(self) -> str:
+        return f"http://127.0.0.1:{self.api_port}"
+
+    def start(self) -> None:
+        env = {
+            **os.environ,
+            "TEMPORAL_ADDRESS": f"127.0.0.1:{self.temporal_port}",
+            "SERVER_PORT": str(self.api_port),
+            "METRICS_PORT": str(_free_port()),
+        }
+        env.pop("KUBECONFIG", None)
+        self.state_dir.mkdir(exist_ok=True)
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "cli.main", "dev", "--nodes", "10",
+             "--state-dir", str(self.state_dir), "--ui-port", str(self.ui_port)],
+            cwd=ROOT,
+            env=env,
+            stdout=self.log.open("ab"),
+            stderr=subprocess.STDOUT,
+        )  # fmt: skip
+        deadline = time.monotonic() + 30
+        _wait_http(f"{self.api}/healthz", deadline, self.proc)
+        _wait_http(f"http://127.0.0.1:{self.ui_port}/", deadline, self.proc)
+        self.children = psutil.Process(self.proc.pid).children(recursive=True)
+
+    def stop(self, sig: signal.Signals) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=40)
+        gone, alive = psutil.wait_procs(self.children, timeout=10)
+        alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
+        assert not alive, f"orphans left behind: {[(p.pid, p.name()) for p in alive]}"
+
+    def kill_all(self) -> None:
+        for p in [*self.children, *([psutil.Process(self.proc.pid)] if self.proc else [])]:
+            try:
+                p.kill()
+            except psutil.Error:
+                pass
+
+
+@pytest.fixture
+def stack(tmp_path: Path):  # type: ignore[no-untyped-def]
+    s = DevStack(tmp_path / "state")
+    yield s
+    if s.proc is not None and s.proc.poll() is None:
+        s.kill_all()
+
+
+def test_dev_brings_up_the_stack_and_keeps_tasks_across_restarts(stack: DevStack) -> None:
+    stack.start()
+    names = {p.name() for p in stack.children}
+    assert any("temporal" in n for n in names), names
+    assert len(stack.children) >= 4, names  # temporal, kubesim, worker, api
+
+    out = stack.log.read_text()
+    for what in ("OpenAPI docs", "Temporal Web UI", f":{stack.ui_port}", "--kubeconfig"):
+        assert what in out, f"{what!r} not printed by ips dev"
+
+    created = httpx.post(
+        f"{stack.api}/api/v1/tasks",
+        json={"images": ["nginx:latest"], "batchSize": 10},
+        timeout=10,
+    )
+    assert created.status_code == 201, created.text
+    task_id = created.json()["taskId"]
+
+    stack.stop(signal.SIGINT)
+
+    # A restart on the same state directory still knows the task.
+    stack.start()
+    got = httpx.get(f"{stack.api}/api/v1/tasks/{task_id}", timeout=10)
+    assert got.status_code == 200, got.text
+    assert got.json()["taskId"] == task_id
+    stack.stop(signal.SIGTERM)
+    assert stack.proc is not None and stack.proc.returncode == 0
