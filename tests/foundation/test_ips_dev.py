@@ -78,7 +78,7 @@ class DevStack:
         assert self.proc is not None
         self.proc.send_signal(sig)
         self.proc.wait(timeout=40)
-        gone, alive = psutil.wait_procs(self.children, timeout=10)
+        _gone, alive = psutil.wait_procs(self.children, timeout=10)
         alive = [p for p in alive if p.is_running() and p.status() != psutil.STATUS_ZOMBIE]
         assert not alive, f"orphans left behind: {[(p.pid, p.name()) for p in alive]}"
 
