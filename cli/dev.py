@@ -162,6 +162,7 @@ def run_dev(
                     "--ui-port", str(ui_port),
                     "--namespace", settings.temporal_namespace,
                     "--log-level", "error",
+                    "--ui-disable-news-fetch",
                 ],
             )  # fmt: skip
             ui_url = f"http://localhost:{ui_port}"
