@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated
 
 from pydantic import (
     AfterValidator,
@@ -501,12 +501,37 @@ class ErrorBody(BaseModel):
 # --------------------------------------------------------------------------------------
 
 
+class EngineState(WireModel):
+    """Everything PrewarmWorkflow carries across continue-as-new, kept compact at 5,000 nodes.
+
+    Only the nodes still to pull are carried (`pending`), never a node-by-image matrix; failure
+    messages are trimmed as they are recorded (see docs/engine.md, "Limits").
+    """
+
+    status: TaskStatus = TaskStatus.PENDING
+    started_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
+    message: str | None = None
+    listed: bool = False
+    pending: list[str] = Field(default_factory=list)
+    hostnames: dict[str, str] = Field(default_factory=dict)
+    units_done: int = 0
+    progress: Progress = Field(default_factory=Progress)
+    failed_node_details: list[FailedNodeDetail] = Field(default_factory=list)
+    skipped_node_details: list[SkippedNodeDetail] = Field(default_factory=list)
+    runs: int = 1
+    events_in_previous_runs: int = 0
+    units_per_run: int = Field(
+        default=0, ge=0, description="Continue as new after this many batches; 0 = engine default."
+    )
+
+
 class PrewarmInput(WireModel):
     """The single input of PrewarmWorkflow. `state` is set only when continuing as new."""
 
     task_id: str
     spec: TaskSpec
     created_at: UtcDatetime
-    state: dict[str, Any] | None = Field(
-        default=None, description="Opaque engine state carried across continue-as-new."
+    state: EngineState | None = Field(
+        default=None, description="Engine state carried across continue-as-new."
     )
