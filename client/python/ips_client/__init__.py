@@ -1,1 +1,73 @@
-"""Python client for the Image Prewarm Service (filled in by issue 6)."""
+"""Python client for the Image Prewarm Service (IPS) REST API.
+
+    from ips_client import IPSClient
+
+    with IPSClient("http://localhost:8080") as ips:
+        task = ips.create(images=["nginx:latest"], batch_size=10)
+        final = ips.wait(task.task_id, on_progress=lambda t: print(t.progress.percentage))
+
+The response models are the API's own (`ips_client.models` is the server's models module).
+"""
+
+from ips_client._core import DEFAULT_URL, TASKS_PATH, task_path
+from ips_client.client import AsyncIPSClient, IPSClient
+from ips_client.errors import (
+    APIError,
+    Conflict,
+    IPSError,
+    ServiceUnavailable,
+    TaskNotFound,
+    Unauthorized,
+    Unreachable,
+    ValidationError,
+    WaitTimeout,
+)
+from ips_client.models import (
+    CancelResult,
+    FailedNodeDetail,
+    FailureReason,
+    Progress,
+    SkippedNodeDetail,
+    SkipReason,
+    Strategy,
+    TaskCreated,
+    TaskList,
+    TaskSpec,
+    TaskStatus,
+    TaskSummary,
+    TaskView,
+    Toleration,
+)
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "DEFAULT_URL",
+    "TASKS_PATH",
+    "APIError",
+    "AsyncIPSClient",
+    "CancelResult",
+    "Conflict",
+    "FailedNodeDetail",
+    "FailureReason",
+    "IPSClient",
+    "IPSError",
+    "Progress",
+    "ServiceUnavailable",
+    "SkipReason",
+    "SkippedNodeDetail",
+    "Strategy",
+    "TaskCreated",
+    "TaskList",
+    "TaskNotFound",
+    "TaskSpec",
+    "TaskStatus",
+    "TaskSummary",
+    "TaskView",
+    "Toleration",
+    "Unauthorized",
+    "Unreachable",
+    "ValidationError",
+    "WaitTimeout",
+    "task_path",
+]
