@@ -62,7 +62,10 @@ class IPSClient(_Base):
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -185,7 +188,10 @@ class AsyncIPSClient(_Base):
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.aclose()
 
@@ -240,7 +246,7 @@ class AsyncIPSClient(_Base):
     async def wait(
         self,
         task_id: str,
-        timeout: float | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - the same signature as the sync wait()
         on_progress: AsyncProgressCallback | None = None,
         *,
         poll_interval: float = 1.0,
