@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 from enum import StrEnum
+from pathlib import Path
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -47,8 +48,13 @@ class SearchAttr(StrEnum):
 
     @property
     def indexed_type(self) -> IndexedValueType.ValueType:
-        if self in (SearchAttr.STATUS, SearchAttr.IDEMPOTENCY_KEY):
+        # SQL visibility (the dev server's SQLite, PostgreSQL, MySQL) allows at most 3 custom
+        # attributes per type: Int holds the three an operator filters on, Double the next
+        # three (an int value is a valid float), Keyword the rest (decimal text).
+        if self in (SearchAttr.STATUS, SearchAttr.IDEMPOTENCY_KEY, SearchAttr.TOTAL_BATCHES):
             return IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
+        if self in (SearchAttr.SKIPPED_NODES, SearchAttr.WARM_NODES, SearchAttr.CURRENT_BATCH):
+            return IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE
         return IndexedValueType.INDEXED_VALUE_TYPE_INT
 
 
@@ -57,34 +63,58 @@ IDEMPOTENCY_KEY = SearchAttributeKey.for_keyword(SearchAttr.IDEMPOTENCY_KEY.valu
 TOTAL_NODES_KEY = SearchAttributeKey.for_int(SearchAttr.TOTAL_NODES.value)
 COMPLETED_NODES_KEY = SearchAttributeKey.for_int(SearchAttr.COMPLETED_NODES.value)
 FAILED_NODES_KEY = SearchAttributeKey.for_int(SearchAttr.FAILED_NODES.value)
-SKIPPED_NODES_KEY = SearchAttributeKey.for_int(SearchAttr.SKIPPED_NODES.value)
-WARM_NODES_KEY = SearchAttributeKey.for_int(SearchAttr.WARM_NODES.value)
-CURRENT_BATCH_KEY = SearchAttributeKey.for_int(SearchAttr.CURRENT_BATCH.value)
-TOTAL_BATCHES_KEY = SearchAttributeKey.for_int(SearchAttr.TOTAL_BATCHES.value)
+# Double (SQL visibility caps Int at 3); set with an int, read back as a float.
+SKIPPED_NODES_KEY = SearchAttributeKey.for_float(SearchAttr.SKIPPED_NODES.value)
+WARM_NODES_KEY = SearchAttributeKey.for_float(SearchAttr.WARM_NODES.value)
+CURRENT_BATCH_KEY = SearchAttributeKey.for_float(SearchAttr.CURRENT_BATCH.value)
+# Keyword holding the decimal number, e.g. TOTAL_BATCHES_KEY.value_set(str(n)).
+TOTAL_BATCHES_KEY = SearchAttributeKey.for_keyword(SearchAttr.TOTAL_BATCHES.value)
 
 
 def search_attribute_cli_flags() -> list[str]:
     """`--search-attribute Name=Type` flags for `temporal server start-dev`."""
     flags: list[str] = []
     for attr in SearchAttr:
-        kind = (
-            "Keyword" if attr.indexed_type == IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD else "Int"
-        )
+        kind = {
+            IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD: "Keyword",
+            IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE: "Double",
+        }.get(attr.indexed_type, "Int")
         flags += ["--search-attribute", f"{attr.value}={kind}"]
     return flags
 
 
-def _tls(settings: Settings) -> TLSConfig | bool:
-    if not (settings.temporal_tls_cert or settings.temporal_tls_ca):
-        return bool(settings.temporal_api_key)
+def _read(var: str, path: Path | None) -> bytes | None:
+    """A PEM file's bytes; a missing or unreadable file fails at start-up, naming the variable."""
+    if path is None:
+        return None
+    try:
+        return path.read_bytes()
+    except OSError as exc:
+        raise ValueError(f"{var}={path}: cannot read the file ({exc.strerror})") from None
+
+
+def tls_config(settings: Settings) -> TLSConfig | bool:
+    """TLS for the Temporal client, from TEMPORAL_TLS_* / TEMPORAL_API_KEY (docs/deploy.md).
+
+    mTLS (self-hosted or Temporal Cloud): TEMPORAL_TLS_CERT + TEMPORAL_TLS_KEY, and
+    TEMPORAL_TLS_CA for a private CA. API key (Temporal Cloud): TLS with the system roots.
+    TEMPORAL_TLS=true alone: server TLS from a public CA, no client certificate.
+    """
+    custom = (
+        settings.temporal_tls_cert or settings.temporal_tls_ca or settings.temporal_tls_server_name
+    )
+    enabled = settings.temporal_tls
+    if enabled is None:
+        enabled = bool(custom or settings.temporal_api_key)
+    if not enabled:
+        return False
+    if not custom:
+        return True
     return TLSConfig(
-        server_root_ca_cert=settings.temporal_tls_ca.read_bytes()
-        if settings.temporal_tls_ca
-        else None,
-        client_cert=settings.temporal_tls_cert.read_bytes() if settings.temporal_tls_cert else None,
-        client_private_key=settings.temporal_tls_key.read_bytes()
-        if settings.temporal_tls_key
-        else None,
+        server_root_ca_cert=_read("TEMPORAL_TLS_CA", settings.temporal_tls_ca),
+        client_cert=_read("TEMPORAL_TLS_CERT", settings.temporal_tls_cert),
+        client_private_key=_read("TEMPORAL_TLS_KEY", settings.temporal_tls_key),
+        domain=settings.temporal_tls_server_name,
     )
 
 
@@ -95,7 +125,7 @@ async def connect(settings: Settings, **kwargs: object) -> Client:
         settings.temporal_address,
         namespace=settings.temporal_namespace,
         data_converter=pydantic_data_converter,
-        tls=_tls(settings),
+        tls=tls_config(settings),
         api_key=api_key,
         **kwargs,  # type: ignore[arg-type]
     )
