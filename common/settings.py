@@ -10,7 +10,14 @@ from enum import StrEnum
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    AliasChoices,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
@@ -46,6 +53,10 @@ class Settings(BaseSettings):
     temporal_tls_key: Path | None = None
     temporal_tls_ca: Path | None = None
     temporal_api_key: SecretStr | None = None
+    # Unset: TLS is on when a cert, a CA or an API key is set. True: TLS with the system roots
+    # (a server certificate from a public CA). Same names as the `temporal` CLI's variables.
+    temporal_tls: bool | None = None
+    temporal_tls_server_name: str | None = None
 
     # Kubernetes.
     kubeconfig: Path | None = Field(default=None, description="Unset means in-cluster config.")
@@ -69,6 +80,16 @@ class Settings(BaseSettings):
     log_format: LogFormat = Field(
         default=LogFormat.JSON, validation_alias=AliasChoices("IPS_LOG_FORMAT", "LOG_FORMAT")
     )
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> Settings:
+        if (self.temporal_tls_cert is None) != (self.temporal_tls_key is None):
+            raise ValueError(
+                "TEMPORAL_TLS_CERT and TEMPORAL_TLS_KEY must be set together (mTLS client pair)"
+            )
+        if self.temporal_tls is False and (self.temporal_tls_cert or self.temporal_tls_ca):
+            raise ValueError("TEMPORAL_TLS=false contradicts TEMPORAL_TLS_CERT/TEMPORAL_TLS_CA")
+        return self
 
     @field_validator("log_level", mode="before")
     @classmethod
