@@ -265,10 +265,19 @@ def counts_text(view: TaskView) -> str:
     )
 
 
-def progress_text(view: TaskView, eta: float | None) -> str:
+def progress_text(view: TaskView, eta: float | None, show_eta: bool = True) -> str:
     p = view.progress
-    eta_part = "" if view.status.is_final else f"  ETA {fmt_duration(eta)}"
+    eta_part = "" if view.status.is_final or not show_eta else f"  ETA {fmt_duration(eta)}"
     return f"{p.percentage:5.1f}%  {done_nodes(view)}/{p.total_nodes} nodes{eta_part}"
+
+
+def progress_bar(console: Console, view: TaskView, width: int) -> RenderableType:
+    """Rich's bar on a colour terminal; `[####----]` where colour is off (it would be blank)."""
+    total, done = max(view.progress.total_nodes, 1), done_nodes(view)
+    if console.color_system is not None:
+        return ProgressBar(total=total, completed=done, width=width)
+    filled = min(width - 2, round((width - 2) * done / total))
+    return Text("[" + "#" * filled + "-" * (width - 2 - filled) + "]")
 
 
 def batch_text(view: TaskView) -> str:
@@ -354,10 +363,7 @@ class LiveView:
             ("  " + ", ".join(view.images), "dim"),
         )
         bar = Table.grid(padding=(0, 2))
-        bar.add_row(
-            ProgressBar(total=max(p.total_nodes, 1), completed=done_nodes(view), width=50),
-            progress_text(view, eta),
-        )
+        bar.add_row(progress_bar(self.console, view, 50), progress_text(view, eta))
         speed = f"  {rate:.2f} nodes/s" if rate else ""
         line = f"{batch_text(view)}  {counts_text(view)}  elapsed {fmt_duration(elapsed(view))}"
         parts: list[RenderableType] = [head, bar, Text(line + speed)]
@@ -507,10 +513,7 @@ def render_task(view: TaskView, console: Console) -> None:
     info.add_row("Finished", fmt_time(view.finished_at))
     info.add_row("Elapsed", fmt_duration(elapsed(view)))
     bar = Table.grid(padding=(0, 2))
-    bar.add_row(
-        ProgressBar(total=max(p.total_nodes, 1), completed=done_nodes(view), width=40),
-        progress_text(view, None),
-    )
+    bar.add_row(progress_bar(console, view, 40), progress_text(view, None, show_eta=False))
     info.add_row("Progress", bar)
     info.add_row("Batch", f"{p.current_batch}/{p.total_batches}")
     info.add_row("Nodes", counts_text(view))
