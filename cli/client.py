@@ -354,7 +354,6 @@ class LiveView:
         self.live.update(self.render(view, eta, rate), refresh=True)
 
     def render(self, view: TaskView, eta: float | None, rate: float | None) -> RenderableType:
-        p = view.progress
         head = Text.assemble(
             ("task ", "dim"),
             (view.task_id, "bold"),
