@@ -76,6 +76,8 @@ class Settings(BaseSettings):
 
     # Observability.
     metrics_port: int = Field(default=9090, ge=0, le=65535)
+    # The Temporal SDK's own Prometheus metrics (worker only; 0 disables).
+    temporal_metrics_port: int = Field(default=9091, ge=0, le=65535)
     log_level: LogLevel = LogLevel.INFO
     log_format: LogFormat = Field(
         default=LogFormat.JSON, validation_alias=AliasChoices("IPS_LOG_FORMAT", "LOG_FORMAT")
