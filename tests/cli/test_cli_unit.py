@@ -152,7 +152,7 @@ def test_create_with_a_bad_field_says_which_and_sends_nothing(fake: list[FakeAPI
     fake.append(FakeAPI(task()))
     out = run("create", "--image", "Nginx Latest", "--batch-size", "500")
     assert out.exit_code == Exit.API_ERROR
-    assert "images.0" in out.stderr and "batchSize" in out.stderr
+    assert "images[0]" in out.stderr and "batchSize" in out.stderr
     assert len(out.stderr.strip().splitlines()) == 1 and "Traceback" not in out.output
     assert fake[0].requests == []
 

@@ -146,7 +146,7 @@ def test_create_validates_locally_with_the_api_model_and_sends_camel_case() -> N
     c = client(handler)
     with pytest.raises(ValidationError) as info:
         c.create(images=["Not An Image"], batch_size=500)
-    assert "images.0" in info.value.details and "batchSize" in info.value.details
+    assert "images[0]" in info.value.details and "batchSize" in info.value.details
     assert info.value.status_code is None and not bodies  # nothing was sent
 
     created = c.create(images=["nginx:latest"], batch_size=10, node_selector={"a": "b"})

@@ -59,14 +59,28 @@ def task_path(task_id: str) -> str:
     return f"{TASKS_PATH}/{quote(task_id.strip(), safe='')}"
 
 
+def _loc(loc: tuple[int | str, ...]) -> str:
+    """`('images', 0)` -> `images[0]`, with wire (camelCase) names: the API's own notation."""
+    out = ""
+    for p in loc:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += f".{to_camel(p)}" if out else to_camel(p)
+    return out
+
+
 def format_validation_error(err: pydantic.ValidationError) -> str:
-    """`field: rule` for each problem, with wire (camelCase) field names, as the server says."""
+    """`field: rule` for each problem, worded as the server words its 400s."""
     parts = []
     for e in err.errors():
-        loc = ".".join(to_camel(p) if isinstance(p, str) else str(p) for p in e["loc"])
-        msg = e["msg"].removeprefix("Value error, ")
+        loc = _loc(e["loc"])
+        if e["type"] == "extra_forbidden":
+            msg = "unknown field (not part of the task spec)"
+        else:
+            msg = e["msg"].removeprefix("Value error, ")
         parts.append(f"{loc}: {msg}" if loc else msg)
-    return "; ".join(parts)
+    return "; ".join(dict.fromkeys(parts))
 
 
 def create_body(spec: TaskSpec | Mapping[str, Any] | None, fields: dict[str, Any]) -> Any:
