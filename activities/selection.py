@@ -1,0 +1,109 @@
+"""Which nodes a task pulls on, which it skips and why, and which are already warm (pure)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from common.models import ImagePullPolicy, SkippedNodeDetail, SkipReason, TaskSpec
+from workflows.types import NodeSelection
+
+HOSTNAME_LABEL = "kubernetes.io/hostname"
+OS_LABEL = "kubernetes.io/os"
+_BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
+_DEFAULT_DOMAIN = "docker.io"
+_OFFICIAL_PREFIX = "library/"
+
+
+def normalize_image(ref: str) -> str:
+    """The fully qualified form the kubelet reports: docker.io/library/nginx:latest.
+
+    Used for exact comparison only; `nginx` and `docker.io/library/nginx:latest` are the same
+    image, `nginx:1` and `nginx:1.25` are not.
+    """
+    name, at, digest = ref.partition("@")
+    first, slash, rest = name.partition("/")
+    if not slash or ("." not in first and ":" not in first and first != "localhost"):
+        domain, path = _DEFAULT_DOMAIN, name
+    else:
+        domain, path = first, rest
+    if domain == _DEFAULT_DOMAIN and "/" not in path.rsplit(":", 1)[0]:
+        path = _OFFICIAL_PREFIX + path
+    if at:
+        return f"{domain}/{path}@{digest}"
+    last = path.rsplit("/", 1)[-1]
+    if ":" not in last:
+        path += ":latest"
+    return f"{domain}/{path}"
+
+
+def node_has_images(node: dict[str, Any], images: list[str]) -> bool:
+    """True only if every image is listed in status.images by exact name or digest.
+
+    The kubelet caps status.images at 50 entries, so absence proves nothing; presence does.
+    """
+    present: set[str] = set()
+    for entry in (node.get("status") or {}).get("images") or []:
+        for name in entry.get("names") or []:
+            present.add(normalize_image(name))
+    return all(normalize_image(image) in present for image in images)
+
+
+def _ready(node: dict[str, Any]) -> tuple[bool, str]:
+    for cond in (node.get("status") or {}).get("conditions") or []:
+        if cond.get("type") == "Ready":
+            return cond.get("status") == "True", cond.get("message") or cond.get("reason") or ""
+    return False, "no Ready condition reported"
+
+
+def skip_reason(node: dict[str, Any], spec: TaskSpec) -> tuple[SkipReason, str] | None:
+    """Why a node cannot run the pull pod, or None. Checked in a fixed, documented order."""
+    meta, nspec = node.get("metadata") or {}, node.get("spec") or {}
+    labels = meta.get("labels") or {}
+    node_os = labels.get(OS_LABEL) or ((node.get("status") or {}).get("nodeInfo") or {}).get(
+        "operatingSystem"
+    )
+    if node_os and node_os != "linux":
+        return (
+            SkipReason.NON_LINUX,
+            f"operating system {node_os!r}: the helper binary is Linux-only",
+        )
+    ready, why = _ready(node)
+    if not ready:
+        return SkipReason.NOT_READY, f"node is NotReady: {why}".rstrip(": ")
+    if nspec.get("unschedulable"):
+        return SkipReason.CORDONED, "node is cordoned (spec.unschedulable)"
+    for taint in nspec.get("taints") or []:
+        effect = taint.get("effect")
+        if effect not in _BLOCKING_EFFECTS:
+            continue
+        key, value = taint.get("key", ""), taint.get("value")
+        if not any(tol.tolerates(key, value, effect) for tol in spec.tolerations):
+            shown = f"{key}={value}" if value else key
+            return SkipReason.TAINTED, f"taint {shown}:{effect} is not tolerated"
+    return None
+
+
+def select_nodes(nodes: list[dict[str, Any]], spec: TaskSpec) -> NodeSelection:
+    """Sort, filter by nodeNames, skip the ineligible, count the warm; the rest are targets."""
+    by_name = {(n.get("metadata") or {}).get("name", ""): n for n in nodes}
+    missing: list[str] = []
+    if spec.node_names is not None:
+        wanted = list(spec.node_names)
+        missing = sorted(n for n in wanted if n not in by_name)
+        by_name = {n: by_name[n] for n in wanted if n in by_name}
+    sel = NodeSelection(matched=len(by_name), missing=missing)
+    check_warm = spec.image_pull_policy == ImagePullPolicy.IF_NOT_PRESENT
+    for name in sorted(by_name):
+        node = by_name[name]
+        skip = skip_reason(node, spec)
+        if skip is not None:
+            sel.skipped.append(SkippedNodeDetail(node_name=name, reason=skip[0], message=skip[1]))
+            continue
+        if check_warm and node_has_images(node, spec.images):
+            sel.warm += 1
+            continue
+        sel.targets.append(name)
+        hostname = ((node.get("metadata") or {}).get("labels") or {}).get(HOSTNAME_LABEL)
+        if hostname and hostname != name:
+            sel.hostnames[name] = hostname
+    return sel

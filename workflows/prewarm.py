@@ -1,0 +1,513 @@
+"""PrewarmWorkflow: one durable workflow per prewarm task (workflow ID = task ID).
+
+Deterministic orchestration only: Kubernetes is reached through activities called by name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import math
+from collections import Counter
+from datetime import timedelta
+from typing import Any
+
+from temporalio import workflow
+from temporalio.common import RetryPolicy
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    is_cancelled_exception,
+)
+from temporalio.exceptions import TimeoutError as TemporalTimeoutError
+
+with workflow.unsafe.imports_passed_through():
+    from common import temporal as t
+    from common.models import (
+        EngineState,
+        FailedNodeDetail,
+        FailureReason,
+        PrewarmInput,
+        Progress,
+        Strategy,
+        TaskStatus,
+        TaskView,
+    )
+    from workflows.types import (
+        ACTIVITY_CLEANUP,
+        ACTIVITY_LIST_NODES,
+        ACTIVITY_PREWARM_NODES,
+        SIGNAL_NODE_OUTCOMES,
+        CleanupInput,
+        CleanupResult,
+        ListNodesInput,
+        NodeOutcome,
+        NodeOutcomes,
+        NodeSelection,
+        PrewarmNodesInput,
+        PrewarmNodesResult,
+        trim,
+    )
+
+# Continue as new after this many batches, or earlier when the server suggests it or the
+# history passes HISTORY_BUDGET events: no run comes near Temporal's 10,000-event warning.
+DEFAULT_UNITS_PER_RUN = 100
+HISTORY_BUDGET = 5000
+# A rolling window is one activity that keeps batchSize Jobs in flight over this many batches.
+ROLLING_WINDOW_BATCHES = 10
+ROLLING_WINDOW_MAX_NODES = 1000
+# Counters are upserted at every batch boundary, and from live outcomes at most this often.
+SEARCH_ATTR_MIN_INTERVAL = timedelta(seconds=1)
+# Failure details stay bounded at 5,000 failed nodes: after this many, messages are cut shorter,
+# and a message that repeats the previous one for the same image and reason is dropped.
+FULL_MESSAGE_DETAILS = 200
+SHORT_MESSAGE_CHARS = 80
+
+LIST_NODES_TIMEOUT = timedelta(minutes=5)
+CLEANUP_TIMEOUT = timedelta(minutes=2)
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+LIST_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=20),
+    maximum_attempts=6,
+)
+PREWARM_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=10,
+)
+CLEANUP_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=20),
+    maximum_attempts=12,
+)
+
+
+class _Stop(Exception):
+    """Raised inside the workflow to end `failed` with a message (not a Temporal failure)."""
+
+
+@workflow.defn(name=t.WORKFLOW_NAME)
+class PrewarmWorkflow:
+    """Pre-pull `spec.images` on every eligible node, batch by batch (or rolling).
+
+    The workflow ALWAYS completes normally and returns the final `TaskView`, whether the task
+    ended `completed`, `failed` (with `message` saying why) or `cancelled`. A Temporal cancel is
+    handled, not propagated: Job creation stops, the running batch activity is cancelled, a
+    clean-up activity that cannot be cancelled deletes the task's Jobs and Pods, and the result
+    carries status `cancelled` with progress frozen at the cancel. So a finished task's full
+    details are readable from the workflow result with no worker running, and the real outcome
+    is in the `IpsStatus` search attribute (the Temporal execution status is always Completed).
+
+    State lives in one `EngineState`, carried across continue-as-new at batch boundaries; the
+    workflow ID (the task ID) stays the same, so queries keep working across runs.
+    """
+
+    @workflow.init
+    def __init__(self, inp: PrewarmInput) -> None:
+        self._inp = inp
+        self._st = inp.state.model_copy(deep=True) if inp.state else EngineState()
+        self._unit = 0
+        self._seen: set[str] = set()
+        self._frozen = False
+        self._stop_reason: str | None = None
+        self._handle: workflow.ActivityHandle[PrewarmNodesResult] | None = None
+        self._units_this_run = 0
+        self._last_counters: Any = None
+        self._last_upsert = workflow.now() - SEARCH_ATTR_MIN_INTERVAL
+        self._last_message: dict[tuple[str | None, FailureReason], str] = {}
+
+    # --- Queries and signals -------------------------------------------------------------
+
+    @workflow.query(name=t.QUERY_PROGRESS)
+    def progress(self) -> TaskView:
+        return self._view()
+
+    @workflow.signal(name=SIGNAL_NODE_OUTCOMES)
+    def node_outcomes(self, batch: NodeOutcomes) -> None:
+        """Live outcomes from the running batch activity, so progress moves within a batch."""
+        if self._frozen or batch.unit != self._unit:
+            return
+        for outcome in batch.outcomes:
+            self._record(outcome)
+        self._check_failure_ratio()
+        self._upsert_counters(force=False)
+
+    # --- Main ----------------------------------------------------------------------------
+
+    @workflow.run
+    async def run(self, inp: PrewarmInput) -> TaskView:
+        st = self._st
+        try:
+            if not st.listed:
+                st.started_at = workflow.now()
+                self._set_status(TaskStatus.RUNNING)
+                self._log("listing nodes")
+                selection = await workflow.execute_activity(
+                    ACTIVITY_LIST_NODES,
+                    ListNodesInput(task_id=inp.task_id, spec=inp.spec),
+                    result_type=NodeSelection,
+                    start_to_close_timeout=LIST_NODES_TIMEOUT,
+                    heartbeat_timeout=timedelta(seconds=60),
+                    retry_policy=LIST_RETRY,
+                    summary="list nodes",
+                )
+                self._apply_selection(selection)
+            self._describe()
+            while st.pending and self._stop_reason is None:
+                if self._should_continue_as_new():
+                    await self._continue_as_new()
+                await self._run_unit()
+            if self._stop_reason is not None:
+                raise _Stop(self._stop_reason)
+            return self._finish(TaskStatus.COMPLETED, self._completion_message())
+        except _Stop as stop:
+            self._frozen = True
+            await self._cleanup()
+            return self._finish(TaskStatus.FAILED, str(stop))
+        except (asyncio.CancelledError, ActivityError) as err:
+            self._frozen = True
+            if is_cancelled_exception(err) and self._stop_reason is None:
+                self._log("cancel requested: stopping and cleaning up")
+                await self._cleanup()
+                return self._finish(TaskStatus.CANCELLED, "Task cancelled by request")
+            message = self._stop_reason or _describe_failure(err)
+            await self._cleanup()
+            return self._finish(TaskStatus.FAILED, message)
+
+    # --- Units (a batch, or a rolling window) --------------------------------------------
+
+    def _unit_size(self) -> int:
+        spec = self._inp.spec
+        if spec.strategy == Strategy.ROLLING:
+            return max(
+                spec.batch_size,
+                min(spec.batch_size * ROLLING_WINDOW_BATCHES, ROLLING_WINDOW_MAX_NODES),
+            )
+        return spec.batch_size
+
+    async def _run_unit(self) -> None:
+        st, spec = self._st, self._inp.spec
+        size = self._unit_size()
+        nodes = st.pending[:size]
+        unit = st.units_done + 1
+        total = st.progress.total_batches
+        self._unit, self._seen = unit, set()
+        st.progress.current_batch = unit
+        self._upsert_counters(force=True)
+        in_flight = spec.batch_size if spec.strategy == Strategy.ROLLING else len(nodes)
+        rounds = math.ceil(len(nodes) / in_flight)
+        word = "window" if spec.strategy == Strategy.ROLLING else "batch"
+        self._handle = workflow.start_activity(
+            ACTIVITY_PREWARM_NODES,
+            PrewarmNodesInput(
+                task_id=self._inp.task_id,
+                unit=unit,
+                total_units=total,
+                nodes=nodes,
+                hostnames={n: st.hostnames[n] for n in nodes if n in st.hostnames},
+                spec=spec,
+                in_flight=in_flight,
+            ),
+            result_type=PrewarmNodesResult,
+            # Each round of Jobs may take the per-node deadline; creation is rate-limited.
+            start_to_close_timeout=timedelta(
+                seconds=rounds * (spec.timeout_seconds + 30) + len(nodes) // 2 + 300
+            ),
+            heartbeat_timeout=HEARTBEAT_TIMEOUT,
+            retry_policy=PREWARM_RETRY,
+            cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
+            summary=f"{word} {unit}/{total}: {len(nodes)} nodes",
+        )
+        try:
+            result = await self._handle
+        except ActivityError as err:
+            if self._stop_reason is not None and is_cancelled_exception(err):
+                return
+            raise
+        finally:
+            self._handle = None
+        for outcome in result.outcomes:
+            self._record(outcome)
+        now = workflow.now()
+        for node in nodes:
+            if node not in self._seen:  # defensive: the activity reports every node it was given
+                self._record(
+                    NodeOutcome(
+                        node_name=node,
+                        ok=False,
+                        failure=FailedNodeDetail(
+                            node_name=node,
+                            reason=FailureReason.CONTAINER_FAILED,
+                            message="no outcome reported for this node",
+                            timestamp=now,
+                        ),
+                    )
+                )
+        st.pending = st.pending[len(nodes) :]
+        st.units_done = unit
+        self._units_this_run += 1
+        self._check_failure_ratio()
+        self._upsert_counters(force=True)
+        self._describe()
+
+    def _should_continue_as_new(self) -> bool:
+        if self._units_this_run == 0:
+            return False
+        info = workflow.info()
+        budget = self._st.units_per_run or DEFAULT_UNITS_PER_RUN
+        return (
+            self._units_this_run >= budget
+            or info.is_continue_as_new_suggested()
+            or info.get_current_history_length() >= HISTORY_BUDGET
+        )
+
+    async def _continue_as_new(self) -> None:
+        await workflow.wait_condition(workflow.all_handlers_finished)
+        st = self._st
+        st.events_in_previous_runs += workflow.info().get_current_history_length()
+        st.runs += 1
+        self._log(f"continuing as new (run {st.runs}, {len(st.pending)} nodes to go)")
+        workflow.continue_as_new(
+            PrewarmInput(
+                task_id=self._inp.task_id,
+                spec=self._inp.spec,
+                created_at=self._inp.created_at,
+                state=st,
+            )
+        )
+
+    # --- Clean-up ------------------------------------------------------------------------
+
+    async def _cleanup(self) -> None:
+        """Delete the task's Jobs and Pods; shielded, so a cancel cannot interrupt it."""
+        task = asyncio.ensure_future(
+            workflow.execute_activity(
+                ACTIVITY_CLEANUP,
+                CleanupInput(task_id=self._inp.task_id),
+                result_type=CleanupResult,
+                start_to_close_timeout=CLEANUP_TIMEOUT,
+                heartbeat_timeout=timedelta(seconds=30),
+                retry_policy=CLEANUP_RETRY,
+                summary="delete the task's Jobs and Pods",
+            )
+        )
+        while True:
+            try:
+                await asyncio.shield(task)
+                return
+            except asyncio.CancelledError:
+                continue  # a cancel during clean-up changes nothing: finish the clean-up
+            except ActivityError as err:
+                workflow.logger.warning("clean-up failed: %s", _describe_failure(err))
+                return
+
+    # --- State ---------------------------------------------------------------------------
+
+    def _apply_selection(self, sel: NodeSelection) -> None:
+        st, spec = self._st, self._inp.spec
+        st.listed = True
+        st.pending = list(sel.targets)
+        st.hostnames = dict(sel.hostnames)
+        st.skipped_node_details = list(sel.skipped)
+        p = st.progress
+        p.total_nodes = len(sel.targets) + sel.warm + len(sel.missing)
+        p.already_warm_nodes = sel.warm
+        p.skipped_nodes = len(sel.skipped)
+        p.total_batches = math.ceil(len(sel.targets) / self._unit_size())
+        now = workflow.now()
+        self._unit = 0
+        for name in sel.missing:
+            self._record(
+                NodeOutcome(
+                    node_name=name,
+                    ok=False,
+                    failure=FailedNodeDetail(
+                        node_name=name,
+                        reason=FailureReason.NODE_GONE,
+                        message=f"node {name!r} named in nodeNames does not exist",
+                        timestamp=now,
+                    ),
+                )
+            )
+        self._upsert_counters(force=True)
+        self._log(
+            f"{sel.matched} nodes matched: {len(sel.targets)} to pull, {sel.warm} already warm, "
+            f"{len(sel.skipped)} skipped, {len(sel.missing)} missing"
+        )
+        if sel.matched == 0 and not sel.missing:
+            what = f"nodeNames {spec.node_names[:5]}" if spec.node_names else _selector(spec)
+            raise _Stop(f"no node matches {what}")
+        if p.total_nodes == 0:
+            reasons = Counter(s.reason.value for s in sel.skipped)
+            parts = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items()))
+            raise _Stop(
+                f"none of the {sel.matched} matching nodes can be prewarmed: "
+                f"all were skipped ({parts})"
+            )
+        self._check_failure_ratio()
+        if self._stop_reason is not None:
+            raise _Stop(self._stop_reason)
+
+    def _record(self, outcome: NodeOutcome) -> None:
+        if outcome.node_name in self._seen:
+            return
+        self._seen.add(outcome.node_name)
+        p = self._st.progress
+        if outcome.ok:
+            p.completed_nodes += 1
+        else:
+            p.failed_nodes += 1
+            detail = outcome.failure or FailedNodeDetail(
+                node_name=outcome.node_name,
+                reason=FailureReason.CONTAINER_FAILED,
+                timestamp=workflow.now(),
+            )
+            self._st.failed_node_details.append(self._compact(detail))
+        p.percentage = Progress.compute_percentage(
+            p.total_nodes, p.completed_nodes, p.failed_nodes, p.already_warm_nodes
+        )
+
+    def _compact(self, d: FailedNodeDetail) -> FailedNodeDetail:
+        message = trim(d.message)
+        if len(self._st.failed_node_details) >= FULL_MESSAGE_DETAILS:
+            key = (d.image, d.reason)
+            if self._last_message.get(key) == message:
+                message = ""
+            else:
+                self._last_message[key] = message
+                message = trim(message, SHORT_MESSAGE_CHARS)
+        return d.model_copy(update={"message": message})
+
+    def _check_failure_ratio(self) -> None:
+        p, ratio = self._st.progress, self._inp.spec.max_failure_ratio
+        if self._stop_reason is not None or p.total_nodes == 0:
+            return
+        share = p.failed_nodes / p.total_nodes
+        if share > ratio:
+            self._stop_reason = (
+                f"{p.failed_nodes} of {p.total_nodes} nodes failed ({share:.0%}), more than "
+                f"maxFailureRatio {ratio:g}: stopped creating Jobs"
+            )
+            self._log(self._stop_reason)
+            if self._handle is not None:
+                self._handle.cancel()
+
+    def _set_status(self, status: TaskStatus) -> None:
+        self._st.status = status
+        workflow.upsert_search_attributes([t.STATUS_KEY.value_set(status.value)])
+
+    def _finish(self, status: TaskStatus, message: str | None) -> TaskView:
+        st = self._st
+        st.message = message
+        st.finished_at = workflow.now()
+        self._set_status(status)
+        self._upsert_counters(force=True)
+        self._describe()
+        self._log(f"finished {status.value}: {message or ''}")
+        return self._view()
+
+    def _upsert_counters(self, *, force: bool) -> None:
+        p = self._st.progress
+        counters = (
+            p.total_nodes,
+            p.completed_nodes,
+            p.failed_nodes,
+            p.skipped_nodes,
+            p.already_warm_nodes,
+            p.current_batch,
+            p.total_batches,
+        )
+        now = workflow.now()
+        if counters == self._last_counters:
+            return
+        if not force and now - self._last_upsert < SEARCH_ATTR_MIN_INTERVAL:
+            return
+        self._last_counters, self._last_upsert = counters, now
+        workflow.upsert_search_attributes(
+            [
+                t.TOTAL_NODES_KEY.value_set(p.total_nodes),
+                t.COMPLETED_NODES_KEY.value_set(p.completed_nodes),
+                t.FAILED_NODES_KEY.value_set(p.failed_nodes),
+                # SQL visibility caps Int at 3 attributes: these are Double and Keyword
+                # (common/temporal.py).
+                t.SKIPPED_NODES_KEY.value_set(float(p.skipped_nodes)),
+                t.WARM_NODES_KEY.value_set(float(p.already_warm_nodes)),
+                t.CURRENT_BATCH_KEY.value_set(float(p.current_batch)),
+                t.TOTAL_BATCHES_KEY.value_set(str(p.total_batches)),
+            ]
+        )
+
+    def _describe(self) -> None:
+        """Current details for the Temporal Web UI: the images, node count and progress."""
+        spec, p = self._inp.spec, self._st.progress
+        images = ", ".join(spec.images[:5]) + (
+            f" (+{len(spec.images) - 5})" if len(spec.images) > 5 else ""
+        )
+        workflow.set_current_details(
+            f"**{self._st.status.value}** · {images} · {p.total_nodes} nodes · "
+            f"batch {p.current_batch}/{p.total_batches} · {p.completed_nodes} completed, "
+            f"{p.failed_nodes} failed, {p.already_warm_nodes} warm, {p.skipped_nodes} skipped"
+        )
+
+    def _completion_message(self) -> str:
+        p = self._st.progress
+        return (
+            f"{p.completed_nodes} nodes prewarmed, {p.already_warm_nodes} already warm, "
+            f"{p.failed_nodes} failed, {p.skipped_nodes} skipped"
+        )
+
+    def _view(self) -> TaskView:
+        st, spec = self._st, self._inp.spec
+        return TaskView(
+            task_id=self._inp.task_id,
+            status=st.status,
+            images=list(spec.images),
+            batch_size=spec.batch_size,
+            node_selector=dict(spec.node_selector),
+            node_names=list(spec.node_names) if spec.node_names is not None else None,
+            image_pull_policy=spec.image_pull_policy,
+            strategy=spec.strategy,
+            timeout_seconds=spec.timeout_seconds,
+            max_failure_ratio=spec.max_failure_ratio,
+            progress=st.progress.model_copy(),
+            failed_node_details=list(st.failed_node_details),
+            skipped_node_details=list(st.skipped_node_details),
+            created_at=self._inp.created_at,
+            started_at=st.started_at,
+            finished_at=st.finished_at,
+            message=st.message,
+        )
+
+    def _log(self, message: str) -> None:
+        workflow.logger.info(message, extra={"taskId": self._inp.task_id})
+
+
+def _selector(spec: Any) -> str:
+    if not spec.node_selector:
+        return "any node (empty nodeSelector)"
+    return "nodeSelector " + ",".join(f"{k}={v}" for k, v in sorted(spec.node_selector.items()))
+
+
+def _describe_failure(err: BaseException) -> str:
+    """A one-line reason for `message`, from the innermost Temporal failure."""
+    step = ""
+    if isinstance(err, ActivityError):
+        step = {
+            ACTIVITY_LIST_NODES: "listing nodes",
+            ACTIVITY_PREWARM_NODES: "prewarming a batch",
+            ACTIVITY_CLEANUP: "cleaning up",
+        }.get(err.activity_type, err.activity_type)
+    cause: BaseException | None = err.cause if isinstance(err, ActivityError) else err
+    if isinstance(cause, ApplicationError):
+        detail = cause.message
+    elif isinstance(cause, TemporalTimeoutError):
+        detail = f"activity timed out ({cause.type.name if cause.type else 'timeout'})"
+    else:
+        detail = str(cause or err)
+    retry = ""
+    if isinstance(err, ActivityError) and err.retry_state is not None:
+        retry = f" [{err.retry_state.name.lower().replace('retry_state_', '')}]"
+    return trim(f"{step} failed: {detail}{retry}" if step else detail)

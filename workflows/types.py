@@ -1,0 +1,83 @@
+"""Activity names and their input/output models: the one contract between workflow and activities.
+
+The workflow calls activities by name, so it never imports activity code (which talks to
+Kubernetes); tests register mocks under the same names.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field
+
+from common.models import FailedNodeDetail, SkippedNodeDetail, TaskSpec, WireModel
+
+ACTIVITY_LIST_NODES = "list_nodes"
+ACTIVITY_PREWARM_NODES = "prewarm_nodes"
+ACTIVITY_CLEANUP = "cleanup_task"
+SIGNAL_NODE_OUTCOMES = "node_outcomes"
+
+# Messages longer than this are cut where they are produced (kubelet messages can be long).
+MAX_MESSAGE_CHARS = 256
+
+
+def trim(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+class ListNodesInput(WireModel):
+    task_id: str
+    spec: TaskSpec
+
+
+class NodeSelection(WireModel):
+    """The outcome of the one node listing: what to pull, what is warm, what is skipped."""
+
+    matched: int = 0
+    targets: list[str] = Field(default_factory=list, description="Sorted; each needs a Job.")
+    hostnames: dict[str, str] = Field(
+        default_factory=dict,
+        description="kubernetes.io/hostname label, only where it differs from the node name.",
+    )
+    warm: int = 0
+    skipped: list[SkippedNodeDetail] = Field(default_factory=list)
+    missing: list[str] = Field(default_factory=list, description="nodeNames that do not exist.")
+
+
+class PrewarmNodesInput(WireModel):
+    """One batch (or rolling window) of nodes for one long-running activity."""
+
+    task_id: str
+    unit: int = Field(description="1-based batch or window number.")
+    total_units: int
+    nodes: list[str]
+    hostnames: dict[str, str] = Field(default_factory=dict)
+    spec: TaskSpec
+    in_flight: int = Field(ge=1, description="Jobs kept in flight at once.")
+
+
+class NodeOutcome(WireModel):
+    node_name: str
+    ok: bool
+    failure: FailedNodeDetail | None = None
+
+
+class NodeOutcomes(WireModel):
+    """Signalled by the running activity (debounced to one a second) so progress moves live."""
+
+    unit: int
+    outcomes: list[NodeOutcome]
+
+
+class PrewarmNodesResult(WireModel):
+    unit: int
+    outcomes: list[NodeOutcome] = Field(default_factory=list)
+    jobs_created: int = 0
+    jobs_adopted: int = 0
+
+
+class CleanupInput(WireModel):
+    task_id: str
+
+
+class CleanupResult(WireModel):
+    jobs_deleted: int = 0
+    pods_deleted: int = 0
