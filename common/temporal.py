@@ -63,7 +63,7 @@ IDEMPOTENCY_KEY = SearchAttributeKey.for_keyword(SearchAttr.IDEMPOTENCY_KEY.valu
 TOTAL_NODES_KEY = SearchAttributeKey.for_int(SearchAttr.TOTAL_NODES.value)
 COMPLETED_NODES_KEY = SearchAttributeKey.for_int(SearchAttr.COMPLETED_NODES.value)
 FAILED_NODES_KEY = SearchAttributeKey.for_int(SearchAttr.FAILED_NODES.value)
-# Double (SQL visibility caps Int at 3); set with an int, read back as a float.
+# Double (SQL visibility caps Int at 3): set with float(n) (an int is rejected at runtime).
 SKIPPED_NODES_KEY = SearchAttributeKey.for_float(SearchAttr.SKIPPED_NODES.value)
 WARM_NODES_KEY = SearchAttributeKey.for_float(SearchAttr.WARM_NODES.value)
 CURRENT_BATCH_KEY = SearchAttributeKey.for_float(SearchAttr.CURRENT_BATCH.value)
