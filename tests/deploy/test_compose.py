@@ -1,0 +1,208 @@
+"""docker-compose.yml: it parses (`docker-compose config`), every service is health-checked,
+IPS waits for healthy dependencies, env names are Settings fields, ports match the docs, and
+the admin-tools start script really registers our search attributes (run against a dev server).
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import subprocess
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from temporalio.api.enums.v1 import IndexedValueType
+
+from common.temporal import SearchAttr
+
+from .conftest import ROOT, settings_env_names, tool
+
+COMPOSE = ROOT / "docker-compose.yml"
+IPS_SERVICES = ("ips-api", "ips-worker", "kubesim")
+TYPE_NAMES = {
+    IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD: "Keyword",
+    IndexedValueType.INDEXED_VALUE_TYPE_INT: "Int",
+    IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE: "Double",
+}
+
+
+@pytest.fixture(scope="module")
+def compose() -> dict[str, Any]:
+    return yaml.safe_load(COMPOSE.read_text())
+
+
+def env_of(service: dict[str, Any]) -> dict[str, str]:
+    env = service.get("environment", {})
+    if isinstance(env, list):
+        return dict(item.split("=", 1) for item in env)
+    return {k: str(v) for k, v in env.items()}
+
+
+@pytest.mark.unit
+@pytest.mark.skipif(
+    shutil.which("docker-compose") is None,
+    reason="docker-compose is not installed (apt-get install docker-compose; .ci/run does it)",
+)
+@pytest.mark.parametrize("profile", [None, "sim"])
+def test_docker_compose_config_validates(profile: str | None) -> None:
+    env = {**os.environ, "COMPOSE_PROFILES": profile or ""}
+    res = subprocess.run(
+        ["docker-compose", "-f", str(COMPOSE), "config"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+        env=env,
+        cwd=ROOT,
+    )
+    assert res.returncode == 0, res.stderr
+    rendered = yaml.safe_load(res.stdout)
+    services = set(rendered["services"])
+    assert {"postgresql", "temporal", "temporal-ui", "temporal-admin-tools"} <= services
+    assert {"ips-api", "ips-worker"} <= services
+    # docker-compose 1.29 renders profiled services too; the profile itself must be declared.
+    assert "kubesim" not in services or rendered["services"]["kubesim"]["profiles"] == ["sim"]
+
+
+@pytest.mark.unit
+def test_every_service_has_a_healthcheck(compose: dict[str, Any]) -> None:
+    for name, svc in compose["services"].items():
+        check = svc.get("healthcheck")
+        assert check and check.get("test"), f"{name} has no healthcheck"
+        assert check["test"][0] in ("CMD", "CMD-SHELL"), name
+
+
+@pytest.mark.unit
+def test_dependencies_wait_for_health(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    for name, svc in services.items():
+        for dep, cond in (svc.get("depends_on") or {}).items():
+            assert cond == {"condition": "service_healthy"}, f"{name} -> {dep}"
+            assert dep in services
+    assert set(services["ips-api"]["depends_on"]) == {"temporal-admin-tools"}
+    assert set(services["ips-worker"]["depends_on"]) == {"temporal-admin-tools"}
+    assert set(services["temporal-admin-tools"]["depends_on"]) == {"temporal"}
+    assert set(services["temporal"]["depends_on"]) == {"postgresql"}
+    assert services["kubesim"]["profiles"] == ["sim"]
+
+
+@pytest.mark.unit
+def test_ips_env_names_are_settings(compose: dict[str, Any]) -> None:
+    known = settings_env_names()
+    for name in IPS_SERVICES:
+        names = set(env_of(compose["services"][name]))
+        assert names <= known, f"{name}: {names - known}"
+
+
+@pytest.mark.unit
+def test_ports_match_the_docs(compose: dict[str, Any]) -> None:
+    services = compose["services"]
+    published = {
+        name: {int(p.split(":")[0]): int(p.split(":")[1]) for p in svc.get("ports", [])}
+        for name, svc in services.items()
+    }
+    assert published["ips-api"] == {8080: int(env_of(services["ips-api"])["SERVER_PORT"])}
+    assert published["temporal-ui"] == {8233: 8233}
+    assert env_of(services["temporal-ui"])["TEMPORAL_UI_PORT"] == "8233"
+    assert published["temporal"] == {7233: 7233}
+    worker_env = env_of(services["ips-worker"])
+    assert published["ips-worker"] == {
+        9090: int(worker_env["METRICS_PORT"]),
+        9091: int(worker_env["TEMPORAL_METRICS_PORT"]),
+    }
+    docs = (ROOT / "docs/deploy.md").read_text()
+    for url in ("http://localhost:8080", "http://localhost:8233", "localhost:7233"):
+        assert url in docs, f"docs/deploy.md does not mention {url}"
+    # The healthchecks probe the ports the services listen on.
+    assert "localhost:8080/readyz" in " ".join(services["ips-api"]["healthcheck"]["test"])
+    assert "localhost:9090/metrics" in " ".join(services["ips-worker"]["healthcheck"]["test"])
+
+
+@pytest.mark.unit
+def test_kubeconfig_mount_matches_env(compose: dict[str, Any]) -> None:
+    worker = compose["services"]["ips-worker"]
+    default = re.fullmatch(r"\$\{IPS_KUBECONFIG:-(.+)\}", env_of(worker)["KUBECONFIG"])
+    assert default is not None
+    targets = {re.sub(r":(ro|rw)$", "", v).rsplit(":", 1)[1]: v for v in worker["volumes"]}
+    assert default.group(1) in targets and targets[default.group(1)].endswith(":ro")
+    sim = compose["services"]["kubesim"]
+    out = next(a for a in sim["command"] if a.startswith("--kubeconfig-out="))
+    sim_kubeconfig = out.split("=", 1)[1]
+    assert os.path.dirname(sim_kubeconfig) in targets, "worker must mount kubesim's volume"
+    assert sim_kubeconfig in (ROOT / "docs/deploy.md").read_text()
+
+
+@pytest.mark.unit
+def test_search_attribute_list_matches_common(compose: dict[str, Any]) -> None:
+    listed = env_of(compose["services"]["temporal-admin-tools"])["IPS_SEARCH_ATTRIBUTES"].split()
+    assert dict(p.split("=") for p in listed) == {
+        a.value: TYPE_NAMES[a.indexed_type] for a in SearchAttr
+    }
+
+
+@pytest.mark.unit
+def test_images_are_pinned(compose: dict[str, Any]) -> None:
+    for name, svc in compose["services"].items():
+        image = re.sub(r"\$\{[A-Z_]+:-([^}]+)\}", r"\1", svc["image"])
+        assert re.fullmatch(r"[\w./-]+:[\w.-]+", image), f"{name}: {image} has no tag"
+        assert not image.endswith(":latest"), name
+
+
+def _admin_tools_script(compose: dict[str, Any], ready: Path) -> str:
+    script: str = compose["services"]["temporal-admin-tools"]["command"][0]
+    script = script.replace("$$", "$").replace("/tmp/ips-search-attributes-ready", str(ready))
+    assert "exec tail -f /dev/null" in script
+    return script.replace("exec tail -f /dev/null", "true")
+
+
+@pytest.mark.integration
+def test_admin_tools_registers_search_attributes(
+    compose: dict[str, Any], dev_address: str, tmp_path: Path
+) -> None:
+    """The compose start script, run as-is against a fresh namespace, twice (idempotent)."""
+    namespace = f"compose-{uuid.uuid4().hex[:8]}"
+    temporal = tool("temporal")
+    env = {
+        **os.environ,
+        "PATH": f"{Path(temporal).parent}:{os.environ['PATH']}",
+        "TEMPORAL_ADDRESS": dev_address,
+        "TEMPORAL_NAMESPACE": namespace,
+        "IPS_SEARCH_ATTRIBUTES": env_of(compose["services"]["temporal-admin-tools"])[
+            "IPS_SEARCH_ATTRIBUTES"
+        ],
+    }
+    subprocess.run(
+        [temporal, "operator", "namespace", "create", "--namespace", namespace],
+        env=env,
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+    ready = tmp_path / "ready"
+    script = _admin_tools_script(compose, ready)
+    first = subprocess.run(
+        ["sh", "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert first.returncode == 0, first.stderr
+    assert ready.exists()
+    listed = subprocess.run(
+        [temporal, "operator", "search-attribute", "list", "-o", "json"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=True,
+    ).stdout
+    for attr in SearchAttr:
+        assert attr.value in listed
+    ready.unlink()
+    second = subprocess.run(
+        ["sh", "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
+    )
+    assert second.returncode == 0, second.stderr
+    assert second.stdout.count("already registered") == len(SearchAttr)
+    assert ready.exists()
