@@ -1,0 +1,121 @@
+"""Dependencies: settings, the lazily (re)connected Temporal client, the task store, auth."""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import logging
+import time
+from typing import Annotated
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from temporalio.client import Client
+from temporalio.service import RetryConfig
+
+from api.errors import TemporalUnavailable, Unauthorized
+from api.store import TaskStore
+from common.settings import Settings
+from common.temporal import connect
+
+log = logging.getLogger(__name__)
+
+CONNECT_TIMEOUT_SECONDS = 5.0
+# After a failed connect, requests fail fast for this long instead of each waiting 5 s.
+RECONNECT_BACKOFF_SECONDS = 1.0
+
+
+class TemporalConnector:
+    """One client per process, connected on first use and retried after a failure.
+
+    The API must start (and answer /healthz) while Temporal is down, so nothing here raises at
+    start-up; task endpoints get a 503 until Temporal answers. Once connected, the SDK's
+    channel reconnects by itself.
+    """
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._client: Client | None = None
+        self._lock = asyncio.Lock()
+        self._failed_at = 0.0
+        self._last_error = ""
+
+    @property
+    def connected(self) -> bool:
+        return self._client is not None
+
+    async def get(self) -> Client:
+        if self._client is not None:
+            return self._client
+        async with self._lock:
+            if self._client is not None:
+                return self._client
+            if time.monotonic() - self._failed_at < RECONNECT_BACKOFF_SECONDS:
+                raise TemporalUnavailable(self._last_error)
+            address = self.settings.temporal_address
+            try:
+                self._client = await asyncio.wait_for(
+                    connect(
+                        self.settings,
+                        # Bound the SDK's own retries so a 503 comes in seconds, not minutes.
+                        retry_config=RetryConfig(max_elapsed_time_millis=4000, max_retries=5),
+                    ),
+                    CONNECT_TIMEOUT_SECONDS,
+                )
+            except (RuntimeError, OSError, TimeoutError) as err:
+                self._failed_at = time.monotonic()
+                self._last_error = f"Temporal at {address} is unreachable: {err or 'timed out'}"
+                raise TemporalUnavailable(self._last_error) from err
+            log.info("connected to Temporal at %s", address)
+            return self._client
+
+
+def get_settings(request: Request) -> Settings:
+    settings: Settings = request.app.state.settings
+    return settings
+
+
+async def get_client(request: Request) -> Client:
+    connector: TemporalConnector = request.app.state.temporal
+    return await connector.get()
+
+
+SettingsDep = Annotated[Settings, Depends(get_settings)]
+TemporalClient = Annotated[Client, Depends(get_client)]
+
+
+def get_store(request: Request, settings: SettingsDep) -> TaskStore:
+    connector: TemporalConnector = request.app.state.temporal
+    return TaskStore(connector.get, settings)
+
+
+Store = Annotated[TaskStore, Depends(get_store)]
+
+_bearer = HTTPBearer(
+    auto_error=False,
+    description="Required only when IPS_API_TOKENS or IPS_API_TOKENS_FILE is set.",
+)
+
+
+def require_token(
+    request: Request,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> None:
+    """Bearer-token check when tokens are configured; constant time, and never logged."""
+    tokens: list[bytes] = request.app.state.api_tokens
+    if not tokens:
+        return
+    if credentials is None or credentials.scheme.lower() != "bearer":
+        raise Unauthorized(
+            "this API requires 'Authorization: Bearer <token>'",
+            headers={"WWW-Authenticate": "Bearer"},
+        )
+    given = credentials.credentials.encode()
+    # Compare against every token, whatever matches, so timing says nothing about which.
+    ok = False
+    for token in tokens:
+        ok |= hmac.compare_digest(given, token)
+    if not ok:
+        raise Unauthorized(
+            "invalid bearer token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
+        )

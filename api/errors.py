@@ -1,0 +1,180 @@
+"""The one error envelope, `{"error", "details"[, "taskId"]}`, for every failure the API returns.
+
+Handlers here turn FastAPI's 422 into 400 (naming the field and the rule), Starlette's HTTP
+errors (404 route, 405 method) and our own `ApiError`s into the envelope, so a client parses
+one shape whatever went wrong.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from http import HTTPStatus
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from common.models import ErrorBody, TaskStatus
+
+log = logging.getLogger(__name__)
+
+
+class ApiError(Exception):
+    """An error with its HTTP status and envelope; raised anywhere, rendered in one place."""
+
+    status: HTTPStatus = HTTPStatus.INTERNAL_SERVER_ERROR
+    error: str = "internal error"
+
+    def __init__(
+        self,
+        details: str,
+        *,
+        task_id: str | None = None,
+        status: TaskStatus | None = None,
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        super().__init__(details)
+        self.details = details
+        self.task_id = task_id
+        self.task_status = status
+        self.headers = headers
+
+    def body(self) -> dict[str, Any]:
+        out = ErrorBody(error=self.error, details=self.details, task_id=self.task_id).model_dump(
+            exclude_none=True, by_alias=True
+        )
+        if self.task_status is not None:
+            out["status"] = self.task_status.value
+        return out
+
+
+class BadRequest(ApiError):
+    status = HTTPStatus.BAD_REQUEST
+    error = "invalid request"
+
+
+class Unauthorized(ApiError):
+    status = HTTPStatus.UNAUTHORIZED
+    error = "unauthorized"
+
+
+class TaskNotFound(ApiError):
+    status = HTTPStatus.NOT_FOUND
+    error = "task not found"
+
+    def __init__(self, task_id: str) -> None:
+        super().__init__(f"no task with ID {task_id!r}", task_id=task_id)
+
+
+class Conflict(ApiError):
+    status = HTTPStatus.CONFLICT
+    error = "conflict"
+
+
+class PayloadTooLarge(ApiError):
+    status = HTTPStatus.REQUEST_ENTITY_TOO_LARGE
+    error = "request body too large"
+
+
+class TemporalUnavailable(ApiError):
+    """Temporal cannot be reached (or sheds load): the client should retry later."""
+
+    status = HTTPStatus.SERVICE_UNAVAILABLE
+    error = "temporal unavailable"
+
+    def __init__(self, details: str) -> None:
+        super().__init__(details, headers={"Retry-After": "5"})
+
+
+class TemporalError(ApiError):
+    """Temporal answered with an error the API did not expect."""
+
+    status = HTTPStatus.BAD_GATEWAY
+    error = "temporal error"
+
+
+def error_response(
+    status: HTTPStatus, error: str, details: str, headers: dict[str, str] | None = None
+) -> JSONResponse:
+    return JSONResponse(
+        ErrorBody(error=error, details=details).model_dump(exclude_none=True, by_alias=True),
+        status_code=status,
+        headers=headers,
+    )
+
+
+def _loc(loc: Sequence[int | str]) -> str:
+    """`('body', 'images', 0)` -> `images[0]`; `('query', 'limit')` -> `limit`."""
+    parts = list(loc)
+    if parts and parts[0] in ("body", "query", "path", "header"):
+        parts = parts[1:]
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            out += f".{p}" if out else str(p)
+    return out or "body"
+
+
+def describe_validation_errors(errors: Sequence[Any]) -> str:
+    """One line per problem: `field: rule`, the way a human fixes a request."""
+    lines: list[str] = []
+    for e in errors:
+        kind = e.get("type", "")
+        if kind == "json_invalid":
+            ctx = e.get("ctx") or {}
+            lines.append(f"malformed JSON: {ctx.get('error', 'cannot parse the body')}")
+            continue
+        msg = str(e.get("msg", "invalid"))
+        msg = msg.removeprefix("Value error, ")
+        loc = e.get("loc") or ()
+        if kind == "missing" and tuple(loc) == ("body",):
+            lines.append("body: a JSON object is required")
+        elif kind == "extra_forbidden":
+            lines.append(f"{_loc(loc)}: unknown field (not part of the task spec)")
+        else:
+            lines.append(f"{_loc(loc)}: {msg}")
+    return "; ".join(dict.fromkeys(lines)) or "invalid request"
+
+
+async def _api_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, ApiError)
+    return JSONResponse(exc.body(), status_code=exc.status, headers=exc.headers)
+
+
+async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, RequestValidationError)
+    errors = exc.errors()
+    malformed = any(e.get("type") == "json_invalid" for e in errors)
+    return error_response(
+        HTTPStatus.BAD_REQUEST,
+        "malformed JSON" if malformed else "invalid request",
+        describe_validation_errors(errors),
+    )
+
+
+async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+    assert isinstance(exc, StarletteHTTPException)
+    status = HTTPStatus(exc.status_code)
+    details = exc.detail if isinstance(exc.detail, str) else status.description
+    if status == HTTPStatus.NOT_FOUND and details == status.phrase:
+        details = "no such endpoint; see /docs"
+    return error_response(status, status.phrase.lower(), details, dict(exc.headers or {}))
+
+
+async def _unexpected(request: Request, exc: Exception) -> JSONResponse:
+    log.exception("unhandled error on %s %s", request.method, request.url.path)
+    return error_response(
+        HTTPStatus.INTERNAL_SERVER_ERROR, "internal error", "unexpected error; see the API logs"
+    )
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(ApiError, _api_error)
+    app.add_exception_handler(RequestValidationError, _validation_error)
+    app.add_exception_handler(StarletteHTTPException, _http_error)
+    app.add_exception_handler(Exception, _unexpected)

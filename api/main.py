@@ -1,0 +1,127 @@
+"""The FastAPI application: `create_app` for tests, `serve` for `ips api`.
+
+The API holds no task state: every answer comes from Temporal, so restarts and replicas
+behind a load balancer change nothing a client sees.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from http import HTTPStatus
+from typing import Any
+
+import uvicorn
+from fastapi import FastAPI
+from fastapi.middleware.cors import CORSMiddleware
+
+from api.deps import TemporalConnector
+from api.errors import TemporalUnavailable, install_error_handlers
+from api.middleware import BodyLimitMiddleware, MetricsMiddleware
+from api.routers import health, metrics, tasks
+from common.observability import setup_logging
+from common.settings import Settings, load_settings
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION = """\
+Pre-pulls container images onto the nodes of a Kubernetes cluster, in batches. Each task is a
+durable Temporal workflow; this API starts, reads, lists and cancels them and keeps no state of
+its own.
+
+Errors always have the envelope `{"error", "details"[, "taskId"]}`. When `IPS_API_TOKENS` or
+`IPS_API_TOKENS_FILE` is set, every `/api/*` call needs `Authorization: Bearer <token>`.
+See docs/api.md.
+"""
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Try Temporal once at start-up; if it is down, start anyway and connect on first use."""
+    connector: TemporalConnector = app.state.temporal
+    try:
+        await connector.get()
+    except TemporalUnavailable as err:
+        log.warning("starting without Temporal (task endpoints answer 503): %s", err.details)
+    yield
+
+
+def _openapi_without_422(app: FastAPI) -> Any:
+    """FastAPI documents 422s we never send (validation errors are 400s): drop them."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema:
+            return app.openapi_schema
+        from fastapi.openapi.utils import get_openapi
+
+        schema = get_openapi(
+            title=app.title,
+            version=app.version,
+            description=app.description,
+            routes=app.routes,
+            tags=app.openapi_tags,
+        )
+        for path in schema.get("paths", {}).values():
+            for op in path.values():
+                op.get("responses", {}).pop(str(HTTPStatus.UNPROCESSABLE_ENTITY.value), None)
+        comps = schema.get("components", {}).get("schemas", {})
+        comps.pop("HTTPValidationError", None)
+        comps.pop("ValidationError", None)
+        app.openapi_schema = schema
+        return schema
+
+    return openapi
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    settings = settings or load_settings()
+    app = FastAPI(
+        title="Image Prewarm Service",
+        version="1.0.0",
+        description=DESCRIPTION,
+        lifespan=lifespan,
+        openapi_tags=[
+            {"name": "tasks", "description": "Prewarm tasks (Temporal workflows)."},
+            {"name": "health", "description": "Liveness and readiness probes."},
+            {"name": "metrics", "description": "Prometheus metrics."},
+        ],
+    )
+    app.state.settings = settings
+    app.state.temporal = TemporalConnector(settings)
+    app.state.api_tokens = [tok.encode() for tok in settings.api_tokens()]
+    install_error_handlers(app)
+    app.include_router(health.router)
+    app.include_router(metrics.router)
+    app.include_router(tasks.router)
+    app.openapi = _openapi_without_422(app)  # type: ignore[method-assign]
+
+    # Outermost last: metrics see every request, 413s included.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=settings.cors_origins,
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
+            expose_headers=["Location"],
+        )
+    app.add_middleware(MetricsMiddleware)
+    if app.state.api_tokens:
+        log.info("bearer-token auth is on (%d token(s))", len(app.state.api_tokens))
+    return app
+
+
+def serve() -> None:
+    """`ips api`: settings from the environment, JSON logs, uvicorn on SERVER_PORT."""
+    settings = load_settings()
+    setup_logging(settings, "api")
+    uvicorn.run(
+        create_app(settings),
+        host="0.0.0.0",
+        port=settings.server_port,
+        log_config=None,
+        access_log=False,
+        proxy_headers=True,
+        timeout_graceful_shutdown=10,
+    )

@@ -1,0 +1,62 @@
+"""Liveness and readiness: open even when auth is on."""
+
+from __future__ import annotations
+
+import asyncio
+from datetime import timedelta
+from http import HTTPStatus
+
+from fastapi import APIRouter, Request
+from fastapi.responses import JSONResponse
+from pydantic import BaseModel, ConfigDict
+
+from api.deps import TemporalConnector
+from api.errors import TemporalUnavailable, error_response
+from api.schemas import error_responses
+
+router = APIRouter(tags=["health"])
+
+READY_TIMEOUT_SECONDS = 2.0
+
+
+class Health(BaseModel):
+    model_config = ConfigDict(json_schema_extra={"examples": [{"status": "ok"}]})
+
+    status: str
+
+
+@router.get("/healthz", response_model=Health, summary="Liveness")
+async def healthz() -> Health:
+    """200 while the process is up; it does not depend on Temporal."""
+    return Health(status="ok")
+
+
+@router.get(
+    "/readyz",
+    response_model=Health,
+    summary="Readiness",
+    responses=error_responses(HTTPStatus.SERVICE_UNAVAILABLE),
+)
+async def readyz(request: Request) -> Health | JSONResponse:
+    """200 when Temporal answers a health check within 2 s; 503 with the reason otherwise."""
+    connector: TemporalConnector = request.app.state.temporal
+    try:
+        client = await connector.get()
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            healthy = await client.service_client.check_health(
+                timeout=timedelta(seconds=READY_TIMEOUT_SECONDS)
+            )
+    except TemporalUnavailable as err:
+        return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "not ready", err.details)
+    except Exception as err:  # any failure of the probe means "not ready", never a 500
+        return error_response(
+            HTTPStatus.SERVICE_UNAVAILABLE,
+            "not ready",
+            f"Temporal at {connector.settings.temporal_address} did not answer: "
+            f"{err or type(err).__name__}",
+        )
+    if not healthy:
+        return error_response(
+            HTTPStatus.SERVICE_UNAVAILABLE, "not ready", "Temporal reports itself unhealthy"
+        )
+    return Health(status="ready")

@@ -1,0 +1,137 @@
+"""`/api/v1/tasks`: create, get, list and cancel prewarm tasks (the original contract)."""
+
+from __future__ import annotations
+
+from http import HTTPStatus
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi.responses import JSONResponse
+
+from api.deps import Store, require_token
+from api.schemas import ConflictBody, error_responses
+from common.models import CancelResult, TaskCreated, TaskList, TaskSpec, TaskStatus, TaskView
+from common.observability import TASKS_STARTED
+
+PREFIX = "/api/v1/tasks"
+
+router = APIRouter(
+    prefix=PREFIX,
+    tags=["tasks"],
+    dependencies=[Depends(require_token)],
+    responses=error_responses(HTTPStatus.UNAUTHORIZED, HTTPStatus.SERVICE_UNAVAILABLE),
+)
+
+IdempotencyKey = Annotated[
+    str | None,
+    Header(
+        alias="Idempotency-Key",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[!-~]([ -~]*[!-~])?$",
+        description=(
+            "Makes retries safe: the same key with the same body returns the same task (200) "
+            "and never starts a second one; the same key with another body is a 409. "
+            "1-255 printable ASCII characters."
+        ),
+        examples=["deploy-2026-01-16-nginx"],
+    ),
+]
+TaskId = Annotated[
+    str,
+    Path(
+        description="Task ID, `task-YYYYMMDD-HHMMSS-<8 hex>`.",
+        examples=["task-20260116-151234-a1b2c3d4"],
+    ),
+]
+
+
+@router.post(
+    "",
+    status_code=HTTPStatus.CREATED,
+    response_model=TaskCreated,
+    summary="Create a prewarm task",
+    response_description="Task created (status pending); `Location` names it.",
+    responses={
+        HTTPStatus.OK: {
+            "model": TaskCreated,
+            "description": "A retry with the same Idempotency-Key and body: the same task.",
+        },
+        **error_responses(
+            HTTPStatus.BAD_REQUEST,
+            HTTPStatus.CONFLICT,
+            HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+        ),
+    },
+)
+async def create_task(
+    spec: TaskSpec, store: Store, response: Response, idempotency_key: IdempotencyKey = None
+) -> TaskCreated:
+    """Start one durable prewarm workflow; the task ID is its workflow ID."""
+    outcome = await store.create(spec, idempotency_key)
+    response.headers["Location"] = f"{PREFIX}/{outcome.task.task_id}"
+    if outcome.created:
+        TASKS_STARTED.inc()
+    else:
+        response.status_code = HTTPStatus.OK
+    return outcome.task
+
+
+@router.get(
+    "",
+    response_model=TaskList,
+    summary="List tasks, newest first",
+    responses=error_responses(HTTPStatus.BAD_REQUEST),
+)
+async def list_tasks(
+    store: Store,
+    status: Annotated[TaskStatus | None, Query(description="Only tasks in this status.")] = None,
+    limit: Annotated[int, Query(ge=1, le=100, description="Page size (1-100).")] = 10,
+    offset: Annotated[int, Query(ge=0, le=10_000, description="Tasks to skip (0-10000).")] = 0,
+) -> TaskList:
+    """From Temporal visibility alone (search attributes and memo): no worker is asked."""
+    return await store.list_tasks(status, limit, offset)
+
+
+@router.get(
+    "/{task_id}",
+    response_model=TaskView,
+    response_model_exclude_none=True,
+    summary="Get a task with its progress",
+    responses=error_responses(HTTPStatus.NOT_FOUND),
+)
+async def get_task(task_id: TaskId, store: Store) -> TaskView:
+    """Live progress from the workflow (bounded to 2 s); the last recorded state otherwise."""
+    return await store.get(task_id)
+
+
+@router.delete(
+    "/{task_id}",
+    response_model=CancelResult,
+    summary="Cancel a task",
+    response_description="The workflow confirmed the cancel within 5 s.",
+    responses={
+        HTTPStatus.ACCEPTED: {
+            "model": CancelResult,
+            "description": "Cancel requested, not yet confirmed after 5 s (status cancelling).",
+        },
+        HTTPStatus.CONFLICT: {
+            "model": ConflictBody,
+            "description": "The task had already finished; `status` is its final status.",
+        },
+        **error_responses(HTTPStatus.NOT_FOUND),
+    },
+)
+async def cancel_task(task_id: TaskId, store: Store) -> Any:
+    """A Temporal cancel: the current batch's Jobs are cleaned up and progress is frozen."""
+    outcome = await store.cancel(task_id)
+    if outcome.confirmed:
+        return CancelResult(
+            task_id=task_id, status="cancelled", message="Task cancelled successfully"
+        )
+    body = CancelResult(
+        task_id=task_id,
+        status="cancelling",
+        message="Cancel requested; the task has not confirmed yet (poll GET for its status)",
+    )
+    return JSONResponse(body.model_dump(mode="json"), status_code=HTTPStatus.ACCEPTED)
