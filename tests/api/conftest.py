@@ -114,9 +114,9 @@ async def http(api: ApiServer, worker: Worker) -> AsyncIterator[httpx.AsyncClien
 
 
 async def wait_status(
-    http: httpx.AsyncClient, task_id: str, statuses: set[str], timeout: float = 20.0
+    http: httpx.AsyncClient, task_id: str, statuses: set[str], within: float = 20.0
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + timeout
+    deadline = time.monotonic() + within
     body: dict[str, Any] = {}
     while time.monotonic() < deadline:
         r = await http.get(f"{TASKS}/{task_id}")

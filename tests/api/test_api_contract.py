@@ -135,7 +135,7 @@ async def test_cancel_not_confirmed_in_5s_is_202_cancelling(http: httpx.AsyncCli
     r = await http.delete(f"{TASKS}/{task_id}")
     assert r.status_code == 202, r.text
     assert r.json()["status"] == "cancelling" and r.json()["taskId"] == task_id
-    await wait_status(http, task_id, {"cancelled"}, timeout=20)
+    await wait_status(http, task_id, {"cancelled"}, within=20)
 
 
 async def test_terminated_workflow_reads_as_failed_with_a_message(
