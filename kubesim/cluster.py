@@ -1,0 +1,1435 @@
+"""The simulated control plane and kubelets: scheduler, Job controller, garbage collector, pulls.
+
+Everything runs on one asyncio loop. Time-based behaviour (pull durations, back-offs, deadlines,
+TTLs) is expressed in simulated seconds and scheduled with `loop.call_later` or `asyncio.sleep`
+divided by the time scale; nothing polls.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import copy
+import math
+import random
+import secrets
+import uuid
+from collections import Counter, deque
+from dataclasses import dataclass, field
+from typing import Any
+
+from kubesim import images as img
+from kubesim.scenario import Faults, Image, Scenario, build_nodes, node_conditions
+from kubesim.store import Entry, Store, now_iso
+
+POD_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+IMAGE_BACKOFF_INITIAL = 10.0
+IMAGE_BACKOFF_MAX = 300.0
+JOB_BACKOFF_INITIAL = 10.0
+JOB_BACKOFF_MAX = 360.0
+MAX_EVENTS = 50000
+EPOCH = "1970-01-01T00:00:00Z"
+
+
+@dataclass(eq=False)
+class NodeState:
+    name: str
+    group: str
+    bandwidth: int
+    ready: asyncio.Event
+    images: dict[str, int] = field(default_factory=dict)  # normalized ref -> size, in pull order
+    pull_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
+    pods: set[tuple[str, str]] = field(default_factory=set)
+    flaky_failures: Counter[str] = field(default_factory=Counter)
+    pulling: int = 0
+
+
+@dataclass(eq=False)
+class ContainerState:
+    name: str
+    image: str
+    init: bool
+    policy: str
+    command: list[str]
+    mounts: list[str]
+    state: str = "waiting"  # waiting | running | terminated
+    reason: str = "ContainerCreating"
+    message: str | None = None
+    exit_code: int = 0
+    started_at: str | None = None
+    finished_at: str | None = None
+    restarts: int = 0
+    last_state: dict[str, Any] | None = None
+    container_id: str | None = None
+    backoff: float = 0.0
+    backoff_until: float = 0.0
+    pulled: bool = False
+    last_error: str | None = None
+    backoff_reported: bool = False
+
+    @property
+    def done(self) -> bool:
+        return self.state == "terminated" and self.exit_code == 0
+
+    def status(self, restart_policy: str) -> dict[str, Any]:
+        st: dict[str, Any]
+        if self.state == "waiting":
+            st = {"waiting": {"reason": self.reason}}
+            if self.message:
+                st["waiting"]["message"] = self.message
+        elif self.state == "running":
+            st = {"running": {"startedAt": self.started_at}}
+        else:
+            st = {
+                "terminated": {
+                    "exitCode": self.exit_code,
+                    "reason": self.reason,
+                    "startedAt": self.started_at,
+                    "finishedAt": self.finished_at,
+                    "containerID": self.container_id,
+                }
+            }
+            if self.message:
+                st["terminated"]["message"] = self.message
+        out: dict[str, Any] = {
+            "name": self.name,
+            "state": st,
+            "lastState": self.last_state or {},
+            "ready": self.state == "running",
+            "restartCount": self.restarts,
+            "image": self.image if not self.pulled else img.normalize(self.image),
+            "imageID": img.image_id(self.image) if self.pulled else "",
+            "started": self.state == "running",
+        }
+        if self.container_id:
+            out["containerID"] = self.container_id
+        return out
+
+
+@dataclass(eq=False)
+class PodState:
+    key: tuple[str, str]
+    uid: str
+    node: str | None = None
+    containers: list[ContainerState] = field(default_factory=list)
+    task: asyncio.Task[None] | None = None
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+    started: bool = False
+    terminating: bool = False
+    job_uid: str | None = None
+
+
+@dataclass(eq=False)
+class JobState:
+    key: tuple[str, str]
+    uid: str
+    failed: int = 0
+    succeeded: int = 0
+    active: set[tuple[str, str]] = field(default_factory=set)
+    finished: bool = False
+    timers: list[asyncio.TimerHandle] = field(default_factory=list)
+    next_pod_at: float = 0.0
+    sync_pending: bool = False
+
+
+class Cluster:
+    """State and controllers; the HTTP layer (server.py) only calls into this."""
+
+    def __init__(self, scenario: Scenario, *, seed: int = 0, time_scale: float = 1.0) -> None:
+        if time_scale <= 0:
+            raise ValueError("time_scale must be > 0")
+        self.scenario = scenario
+        self.seed = seed
+        self.time_scale = time_scale
+        self.rng = random.Random(seed)
+        self.store = Store()
+        self.faults: Faults = scenario.faults.model_copy(deep=True)
+        self.nodes: dict[str, NodeState] = {}
+        self.pods: dict[tuple[str, str], PodState] = {}
+        self.jobs: dict[str, JobState] = {}  # by uid
+        self.unschedulable: set[tuple[str, str]] = set()
+        self.pull_counts: Counter[tuple[str, str]] = Counter()
+        self.pull_failures: Counter[tuple[str, str]] = Counter()
+        self.max_parallel_pulls: dict[str, int] = {}
+        self.requests: Counter[tuple[str, str, int]] = Counter()
+        self.event_index: dict[tuple[str, str, str, str, str], tuple[str, str]] = {}
+        self.event_order: deque[tuple[str, str]] = deque()
+        self.loop: asyncio.AbstractEventLoop | None = None
+        self.node_index = 0
+        self.foreground: dict[str, tuple[str, str]] = {}
+
+    # -- clock ------------------------------------------------------------------------------
+    def now(self) -> float:
+        """Simulated seconds since an arbitrary origin."""
+        assert self.loop is not None
+        return self.loop.time() * self.time_scale
+
+    def later(self, sim_seconds: float, fn: Any, *args: Any) -> asyncio.TimerHandle:
+        assert self.loop is not None
+        return self.loop.call_later(max(0.0, sim_seconds) / self.time_scale, fn, *args)
+
+    async def sleep(self, sim_seconds: float) -> None:
+        await asyncio.sleep(max(0.0, sim_seconds) / self.time_scale)
+
+    # -- bootstrap --------------------------------------------------------------------------
+    def populate(self, nodes: int | None = None) -> None:
+        self.loop = asyncio.get_running_loop()
+        scenario = self.scenario if nodes is None else self.scenario.scaled(nodes)
+        created = now_iso()
+        for ns in dict.fromkeys(["default", "kube-system", *scenario.namespaces]):
+            self.store.create(
+                "Namespace",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Namespace",
+                    "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
+                    "spec": {"finalizers": ["kubernetes"]},
+                    "status": {"phase": "Active"},
+                },
+            )
+        for s in scenario.secrets:
+            self.store.create(
+                "Secret",
+                {
+                    "apiVersion": "v1",
+                    "kind": "Secret",
+                    "metadata": {"name": s.name, "namespace": s.namespace},
+                    "type": s.type,
+                    "data": {".dockerconfigjson": "eyJhdXRocyI6e319"},
+                },
+            )
+        for node in build_nodes(scenario, self.seed, created):
+            self._add_node_object(node)
+        self.store.listen("Pod", self._on_pod_event)
+
+    def _add_node_object(self, node: dict[str, Any]) -> None:
+        meta = node.pop("_kubesim")
+        self.node_index += 1
+        ready = asyncio.Event()
+        if node["status"]["conditions"][-1]["status"] == "True":
+            ready.set()
+        ns = NodeState(node["metadata"]["name"], meta["group"], meta["bandwidth"], ready)
+        for ref in meta["warm"]:
+            ns.images[img.normalize(ref)] = self.scenario.image(ref).size
+        node["status"]["images"] = self._status_images(ns)
+        self.nodes[ns.name] = ns
+        self.store.create("Node", node)
+
+    def add_nodes(self, count: int, group: str | None = None) -> list[str]:
+        """Nodes that join later: `count` more nodes shaped like `group` (default: the first)."""
+        groups = {g.name: g for g in self.scenario.node_groups}
+        base = groups[group] if group else self.scenario.node_groups[0]
+        prefix = base.name_prefix or base.name
+        existing = {n for n in self.nodes if n.startswith(prefix + "-")}
+        start = 1 + max(
+            (int(n.rsplit("-", 1)[1]) for n in existing if n.rsplit("-", 1)[1].isdigit()),
+            default=0,
+        )
+        g = base.model_copy(
+            update={
+                "count": count,
+                "not_ready": 0,
+                "cordoned": 0,
+                "not_ready_fraction": 0.0,
+                "cordoned_fraction": 0.0,
+                "images": [],
+            }
+        )
+        sc = self.scenario.model_copy(update={"node_groups": [g]})
+        names = []
+        for node in build_nodes(sc, self.seed + self.node_index, now_iso()):
+            old = node["metadata"]["name"]
+            idx = int(old.rsplit("-", 1)[1]) - 1 + start
+            name = f"{prefix}-{idx}"
+            node["metadata"]["name"] = name
+            node["metadata"]["labels"]["kubernetes.io/hostname"] = name
+            node["status"]["addresses"][1]["address"] = name
+            node["spec"]["providerID"] = f"kubesim://{name}"
+            self._add_node_object(node)
+            names.append(name)
+        self._retry_unschedulable()
+        return names
+
+    # -- nodes ------------------------------------------------------------------------------
+    def _status_images(self, ns: NodeState) -> list[dict[str, Any]]:
+        """The kubelet's view: biggest first, capped at nodeStatusMaxImages."""
+        ordered = sorted(ns.images.items(), key=lambda kv: kv[1], reverse=True)
+        return [
+            {"names": img.image_names(ref), "sizeBytes": size}
+            for ref, size in ordered[: self.scenario.defaults.max_images]
+        ]
+
+    def node_obj(self, name: str) -> dict[str, Any] | None:
+        e = self.store.get("Node", None, name)
+        return e.obj if e else None
+
+    def set_node_ready(self, name: str, ready: bool) -> None:
+        node = self.node_obj(name)
+        if node is None:
+            raise KeyError(name)
+        ts = now_iso()
+        node["status"]["conditions"] = node_conditions(ready, ts)
+        taints = [
+            t
+            for t in node["spec"].get("taints", [])
+            if t["key"] not in ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")
+        ]
+        if not ready:
+            for effect in ("NoSchedule", "NoExecute"):
+                taints.append(
+                    {"key": "node.kubernetes.io/unreachable", "effect": effect, "timeAdded": ts}
+                )
+        self._set_taints(node, taints)
+        self.store.update("Node", node)
+        ev = self.nodes[name].ready
+        if ready:
+            ev.set()
+            self._retry_unschedulable()
+        else:
+            ev.clear()
+
+    def set_node_cordoned(self, name: str, cordoned: bool) -> None:
+        node = self.node_obj(name)
+        if node is None:
+            raise KeyError(name)
+        taints = [
+            t
+            for t in node["spec"].get("taints", [])
+            if t["key"] != "node.kubernetes.io/unschedulable"
+        ]
+        if cordoned:
+            node["spec"]["unschedulable"] = True
+            taints.append(
+                {
+                    "key": "node.kubernetes.io/unschedulable",
+                    "effect": "NoSchedule",
+                    "timeAdded": now_iso(),
+                }
+            )
+        else:
+            node["spec"].pop("unschedulable", None)
+        self._set_taints(node, taints)
+        self.store.update("Node", node)
+        if not cordoned:
+            self._retry_unschedulable()
+
+    @staticmethod
+    def _set_taints(node: dict[str, Any], taints: list[dict[str, Any]]) -> None:
+        if taints:
+            node["spec"]["taints"] = taints
+        else:
+            node["spec"].pop("taints", None)
+
+    def node_patched(self, name: str) -> None:
+        """After an API write to a node: keep the kubelet's view in step."""
+        node = self.node_obj(name)
+        if node is not None:
+            self._retry_unschedulable()
+
+    def delete_node(self, name: str) -> None:
+        if self.store.delete("Node", None, name) is None:
+            raise KeyError(name)
+        ns = self.nodes.pop(name)
+        # The pod garbage collector removes pods bound to nodes that no longer exist.
+        for key in list(ns.pods):
+            self.delete_pod(key[0], key[1], grace=0)
+
+    # -- events -----------------------------------------------------------------------------
+    def record_event(
+        self,
+        obj: dict[str, Any],
+        type_: str,
+        reason: str,
+        message: str,
+        *,
+        component: str,
+        host: str | None = None,
+        field_path: str | None = None,
+    ) -> None:
+        md = obj["metadata"]
+        ns = md.get("namespace") or "default"
+        key = (md["uid"], field_path or "", reason, message, type_)
+        ts = now_iso()
+        existing = self.event_index.get(key)
+        if existing is not None:
+            e = self.store.get("Event", *existing)
+            if e is not None:
+                e.obj["count"] += 1
+                e.obj["lastTimestamp"] = ts
+                self.store.update("Event", e.obj)
+                return
+        involved: dict[str, Any] = {
+            "kind": obj.get("kind"),
+            "namespace": md.get("namespace"),
+            "name": md["name"],
+            "uid": md["uid"],
+            "apiVersion": obj.get("apiVersion"),
+            "resourceVersion": md.get("resourceVersion"),
+        }
+        if field_path:
+            involved["fieldPath"] = field_path
+        name = f"{md['name']}.{secrets.token_hex(8)}"
+        source: dict[str, Any] = {"component": component}
+        if host:
+            source["host"] = host
+        ev = {
+            "apiVersion": "v1",
+            "kind": "Event",
+            "metadata": {"name": name, "namespace": ns},
+            "involvedObject": {k: v for k, v in involved.items() if v is not None},
+            "reason": reason,
+            "message": message,
+            "source": source,
+            "firstTimestamp": ts,
+            "lastTimestamp": ts,
+            "count": 1,
+            "type": type_,
+            "eventTime": None,
+            "reportingComponent": component,
+            "reportingInstance": host or "",
+        }
+        self.store.create("Event", ev)
+        self.event_index[key] = (ns, name)
+        self.event_order.append((ns, name))
+        while len(self.event_order) > MAX_EVENTS:
+            old = self.event_order.popleft()
+            self.store.delete("Event", *old)
+        if len(self.event_index) > 2 * MAX_EVENTS:
+            self.event_index = {
+                k: v for k, v in self.event_index.items() if self.store.get("Event", *v)
+            }
+
+    # -- pods: creation, scheduling ---------------------------------------------------------
+    def pod_created(self, entry: Entry) -> None:
+        """Called after a Pod object is stored (API create or Job controller)."""
+        pod = entry.obj
+        md = pod["metadata"]
+        key = (md["namespace"], md["name"])
+        spec = pod["spec"]
+        containers = [
+            ContainerState(
+                c["name"],
+                c["image"],
+                init,
+                c.get("imagePullPolicy", "IfNotPresent"),
+                list(c.get("command") or []),
+                [m.get("mountPath", "") for m in c.get("volumeMounts") or []],
+                reason="PodInitializing"
+                if (spec.get("initContainers") and not init)
+                else ("PodInitializing" if init else "ContainerCreating"),
+            )
+            for init, lst in ((True, spec.get("initContainers") or []), (False, spec["containers"]))
+            for c in lst
+        ]
+        owner = next((o for o in md.get("ownerReferences", []) if o.get("kind") == "Job"), None)
+        ps = PodState(
+            key, md["uid"], containers=containers, job_uid=owner["uid"] if owner else None
+        )
+        self.pods[key] = ps
+        pod["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+        self.store.update("Pod", pod)
+        self._schedule(ps)
+
+    def _pod(self, ps: PodState) -> dict[str, Any] | None:
+        e = self.store.get("Pod", *ps.key)
+        return e.obj if e else None
+
+    def _schedule(self, ps: PodState) -> None:
+        pod = self._pod(ps)
+        if pod is None or ps.terminating:
+            return
+        spec = pod["spec"]
+        if spec.get("nodeName"):
+            self._bind(ps, pod, spec["nodeName"], event=False)
+            return
+        sel = spec.get("nodeSelector") or {}
+        host = sel.get("kubernetes.io/hostname")
+        candidates = [host] if host is not None else list(self.nodes)
+        reasons: Counter[str] = Counter()
+        if host is not None:
+            reasons["node(s) didn't match Pod's node affinity/selector"] += len(self.nodes) - (
+                1 if host in self.nodes else 0
+            )
+        fits: list[str] = []
+        for name in candidates:
+            if name not in self.nodes:
+                continue
+            e = self.store.get("Node", None, name)
+            assert e is not None
+            why = filter_node(spec, e.obj)
+            if why is None:
+                fits.append(name)
+            else:
+                reasons[why] += 1
+        if fits:
+            best = min(fits, key=lambda n: (len(self.nodes[n].pods), self.rng.random()))
+            self.unschedulable.discard(ps.key)
+            self._bind(ps, pod, best, event=True)
+            return
+        total = len(self.nodes)
+        detail = ", ".join(sorted(f"{n} {r}" for r, n in reasons.items()))
+        message = (
+            f"0/{total} nodes are available: {detail}. preemption: 0/{total} nodes are available: "
+            f"{total} Preemption is not helpful for scheduling."
+        )
+        first = ps.key not in self.unschedulable
+        self.unschedulable.add(ps.key)
+        cond = {
+            "type": "PodScheduled",
+            "status": "False",
+            "lastProbeTime": None,
+            "lastTransitionTime": now_iso(),
+            "reason": "Unschedulable",
+            "message": message,
+        }
+        old = pod["status"].get("conditions")
+        if old != [cond] and (first or (old and old[0].get("message") != message)):
+            pod["status"]["conditions"] = [cond]
+            self.store.update("Pod", pod)
+            self.record_event(
+                pod, "Warning", "FailedScheduling", message, component="default-scheduler"
+            )
+
+    def _retry_unschedulable(self) -> None:
+        for key in list(self.unschedulable):
+            ps = self.pods.get(key)
+            if ps is None:
+                self.unschedulable.discard(key)
+            else:
+                self._schedule(ps)
+
+    def _bind(self, ps: PodState, pod: dict[str, Any], node: str, *, event: bool) -> None:
+        ps.node = node
+        pod["spec"]["nodeName"] = node
+        ts = now_iso()
+        pod["status"]["conditions"] = [
+            {
+                "type": "PodScheduled",
+                "status": "True",
+                "lastProbeTime": None,
+                "lastTransitionTime": ts,
+            }
+        ]
+        self.store.update("Pod", pod)
+        if event:
+            self.record_event(
+                pod,
+                "Normal",
+                "Scheduled",
+                f"Successfully assigned {ps.key[0]}/{ps.key[1]} to {node}",
+                component="default-scheduler",
+            )
+        ns = self.nodes.get(node)
+        if ns is None:
+            return  # bound to a node that does not exist: stays Pending, as on a real cluster
+        ns.pods.add(ps.key)
+        ps.task = asyncio.get_running_loop().create_task(self._kubelet(ps, ns))
+
+    # -- kubelet ----------------------------------------------------------------------------
+    def _publish(self, ps: PodState) -> dict[str, Any] | None:
+        """Rebuild the pod's status from the kubelet's state and store it."""
+        pod = self._pod(ps)
+        if pod is None:
+            return None
+        spec = pod["spec"]
+        rp = spec.get("restartPolicy", "Always")
+        st = pod["status"]
+        inits = [c for c in ps.containers if c.init]
+        mains = [c for c in ps.containers if not c.init]
+        inits_done = all(c.done for c in inits)
+        init_failed = (
+            any(c.state == "terminated" and c.exit_code != 0 for c in inits) and rp == "Never"
+        )
+        if init_failed:
+            phase = "Failed"
+        elif not inits_done or any(c.state == "waiting" and c.restarts == 0 for c in mains):
+            phase = "Pending"
+        elif all(c.state == "terminated" for c in mains):
+            if all(c.exit_code == 0 for c in mains):
+                phase = "Succeeded"
+            else:
+                phase = "Failed" if rp == "Never" else "Running"
+        else:
+            phase = "Running"
+        ts = now_iso()
+        old = {c["type"]: c for c in st.get("conditions", [])}
+
+        def cond(type_: str, ok: bool, reason: str | None = None) -> dict[str, Any]:
+            status = "True" if ok else "False"
+            prev = old.get(type_)
+            c: dict[str, Any] = {
+                "type": type_,
+                "status": status,
+                "lastProbeTime": None,
+                "lastTransitionTime": prev["lastTransitionTime"]
+                if prev and prev["status"] == status
+                else ts,
+            }
+            if reason and not ok:
+                c["reason"] = reason
+            return c
+
+        terminal = phase in ("Succeeded", "Failed")
+        all_running = all(c.state == "running" for c in mains)
+        not_ready_reason = "PodCompleted" if terminal else "ContainersNotReady"
+        st["phase"] = phase
+        st["conditions"] = [
+            cond("PodReadyToStartContainers", not terminal or phase == "Succeeded"),
+            cond(
+                "Initialized",
+                inits_done,
+                "PodCompleted" if terminal else "ContainersNotInitialized",
+            ),
+            cond("Ready", all_running and not terminal, not_ready_reason),
+            cond("ContainersReady", all_running and not terminal, not_ready_reason),
+            cond("PodScheduled", True),
+        ]
+        if not (all_running and not terminal):
+            waiting = [c.name for c in mains if c.state != "running"]
+            if not terminal and waiting:
+                msg = f"containers with unready status: [{' '.join(waiting)}]"
+                st["conditions"][2]["message"] = msg
+                st["conditions"][3]["message"] = msg
+        if not inits_done and not terminal:
+            pending = [c.name for c in inits if not c.done]
+            st["conditions"][1]["message"] = (
+                f"containers with incomplete status: [{' '.join(pending)}]"
+            )
+        ns = self.nodes.get(ps.node or "")
+        node_obj = self.node_obj(ps.node or "")
+        if node_obj is not None:
+            ip = node_obj["status"]["addresses"][0]["address"]
+            st["hostIP"] = ip
+            st["hostIPs"] = [{"ip": ip}]
+            pod_ip = "10.244." + ip.split(".", 2)[2]
+            st.setdefault("podIP", pod_ip)
+            st.setdefault("podIPs", [{"ip": pod_ip}])
+        st.setdefault("startTime", ts)
+        if inits:
+            st["initContainerStatuses"] = [c.status(rp) for c in inits]
+        st["containerStatuses"] = [c.status(rp) for c in mains]
+        del ns
+        self.store.update("Pod", pod)
+        return pod
+
+    async def _kubelet(self, ps: PodState, ns: NodeState) -> None:
+        """One pod's life on its node: init containers in order, then the containers."""
+        try:
+            await ns.ready.wait()
+            pod = self._publish(ps)
+            if pod is None:
+                return
+            rp = pod["spec"].get("restartPolicy", "Always")
+            await self._pull_secrets_check(ps, pod)
+            for c in (c for c in ps.containers if c.init):
+                while not c.done:
+                    if not await self._ensure_image(ps, ns, c, pod):
+                        await self._wait_backoff(ps, [c], pod)
+                        continue
+                    await self._run_container(ps, ns, c, pod, rp, init=True)
+                    if c.state == "terminated" and c.exit_code != 0:
+                        if rp == "Never":
+                            self._publish(ps)
+                            return
+                        await self._crash_backoff(ps, c)
+                for c in ps.containers:
+                    if not c.init and c.reason == "PodInitializing":
+                        c.reason = "ContainerCreating"
+                self._publish(ps)
+            pending = [c for c in ps.containers if not c.init]
+            while pending:
+                for c in list(pending):
+                    await ns.ready.wait()
+                    if c.backoff_until > self.now():
+                        continue
+                    if await self._ensure_image(ps, ns, c, pod):
+                        pending.remove(c)
+                        self.loop_task(ps, self._container_life(ps, ns, c, pod, rp))
+                if pending:
+                    await self._wait_backoff(ps, pending, pod)
+        except asyncio.CancelledError:
+            pass
+
+    def loop_task(self, ps: PodState, coro: Any) -> None:
+        assert self.loop is not None
+        t = self.loop.create_task(coro)
+        ps.tasks.add(t)
+        t.add_done_callback(ps.tasks.discard)
+
+    async def _pull_secrets_check(self, ps: PodState, pod: dict[str, Any]) -> None:
+        missing = [
+            s.get("name")
+            for s in pod["spec"].get("imagePullSecrets") or []
+            if self.store.get("Secret", ps.key[0], s.get("name", "")) is None
+        ]
+        if missing:
+            self.record_event(
+                pod,
+                "Warning",
+                "FailedToRetrieveImagePullSecret",
+                f"Unable to retrieve some image pull secrets ({', '.join(missing)}); attempting "
+                "to pull the image may not succeed.",
+                component="kubelet",
+                host=ps.node,
+            )
+
+    async def _wait_backoff(
+        self, ps: PodState, waiting: list[ContainerState], pod: dict[str, Any]
+    ) -> None:
+        """Sleep until the next sync: soon after a failure (to show ImagePullBackOff), else
+        until the earliest back-off expires."""
+        now = self.now()
+        changed = False
+        for c in waiting:
+            if c.reason == "ErrImagePull" and c.backoff_until > now and not c.backoff_reported:
+                c.backoff_reported = True
+        wake = min(c.backoff_until for c in waiting)
+        if math.isinf(wake):
+            await asyncio.Event().wait()  # ErrImageNeverPull: nothing will change
+        fresh = [c for c in waiting if c.reason == "ErrImagePull"]
+        if fresh:
+            await self.sleep(min(1.0, max(0.0, wake - now)))
+            for c in fresh:
+                if c.backoff_until > self.now() and ps.key in self.pods:
+                    c.reason = "ImagePullBackOff"
+                    c.message = f'Back-off pulling image "{c.image}": ErrImagePull: {c.last_error}'
+                    self.record_event(
+                        pod,
+                        "Normal",
+                        "BackOff",
+                        f'Back-off pulling image "{c.image}"',
+                        component="kubelet",
+                        host=ps.node,
+                        field_path=self._fp(c),
+                    )
+                    self.record_event(
+                        pod,
+                        "Warning",
+                        "Failed",
+                        "Error: ImagePullBackOff",
+                        component="kubelet",
+                        host=ps.node,
+                        field_path=self._fp(c),
+                    )
+                    changed = True
+            if changed:
+                self._publish(ps)
+            now = self.now()
+        await self.sleep(max(0.0, wake - now))
+
+    @staticmethod
+    def _fp(c: ContainerState) -> str:
+        return f"spec.{'initContainers' if c.init else 'containers'}{{{c.name}}}"
+
+    def _pull_outcome(
+        self, ns: NodeState, image: Image, ref: str, pod: dict[str, Any]
+    ) -> str | None:
+        if image.not_found:
+            return "notFound"
+        if image.private_secret is not None:
+            names = {s.get("name") for s in pod["spec"].get("imagePullSecrets") or []}
+            if (
+                image.private_secret not in names
+                or self.store.get("Secret", pod["metadata"]["namespace"], image.private_secret)
+                is None
+            ):
+                return "unauthorized"
+        if image.rate_limited:
+            return "tooManyRequests"
+        if image.flaky is not None and ns.flaky_failures[ref] < image.flaky.failures:
+            ns.flaky_failures[ref] += 1
+            return image.flaky.error
+        return None
+
+    def _pull_seconds(self, ns: NodeState, image: Image, present: bool) -> float:
+        d = self.scenario.defaults
+        jitter = 1 + self.rng.uniform(-d.pull_jitter, d.pull_jitter)
+        if present:
+            return d.pull_overhead_seconds * jitter
+        ps = image.pull_seconds
+        if isinstance(ps, int | float):
+            return float(ps) * jitter
+        if ps is not None:
+            return self.rng.lognormvariate(math.log(ps.median), ps.sigma)
+        return (d.pull_overhead_seconds + image.size / ns.bandwidth) * jitter
+
+    async def _ensure_image(
+        self, ps: PodState, ns: NodeState, c: ContainerState, pod: dict[str, Any]
+    ) -> bool:
+        """EnsureImageExists: True when the image is on the node (pulled now or before)."""
+        ref = img.normalize(c.image)
+        fp = self._fp(c)
+        present = ref in ns.images
+        if c.policy == "Never" or (present and c.policy == "IfNotPresent"):
+            if present:
+                self.record_event(
+                    pod,
+                    "Normal",
+                    "Pulled",
+                    f'Container image "{c.image}" already present on machine',
+                    component="kubelet",
+                    host=ns.name,
+                    field_path=fp,
+                )
+                c.pulled = True
+                return True
+            c.reason = "ErrImageNeverPull"
+            c.message = f'Container image "{c.image}" is not present with pull policy of Never'
+            c.backoff_until = float("inf")
+            self.record_event(
+                pod,
+                "Warning",
+                "ErrImageNeverPull",
+                c.message,
+                component="kubelet",
+                host=ns.name,
+                field_path=fp,
+            )
+            self._publish(ps)
+            return False
+        image = self.scenario.image(c.image)
+        queued = self.now()
+        self.record_event(
+            pod,
+            "Normal",
+            "Pulling",
+            f'Pulling image "{c.image}"',
+            component="kubelet",
+            host=ns.name,
+            field_path=fp,
+        )
+        async with ns.pull_lock:
+            ns.pulling += 1
+            self.max_parallel_pulls[ns.name] = max(
+                self.max_parallel_pulls.get(ns.name, 0), ns.pulling
+            )
+            try:
+                started = self.now()
+                outcome = self._pull_outcome(ns, image, ref, pod)
+                took = (
+                    0.1 + self.rng.random() * 0.2
+                    if outcome
+                    else self._pull_seconds(ns, image, present)
+                )
+                await self.sleep(took)
+            finally:
+                ns.pulling -= 1
+        if ps.key not in self.pods:
+            return False
+        if outcome is not None:
+            error = img.pull_error(outcome, c.image)
+            self.pull_failures[(ns.name, c.image)] += 1
+            c.backoff = (
+                IMAGE_BACKOFF_INITIAL if not c.backoff else min(c.backoff * 2, IMAGE_BACKOFF_MAX)
+            )
+            c.backoff_until = self.now() + c.backoff
+            c.reason, c.message, c.last_error = "ErrImagePull", error, error
+            c.backoff_reported = False
+            self.record_event(
+                pod,
+                "Warning",
+                "Failed",
+                f'Failed to pull image "{c.image}": {error}',
+                component="kubelet",
+                host=ns.name,
+                field_path=fp,
+            )
+            self.record_event(
+                pod,
+                "Warning",
+                "Failed",
+                "Error: ErrImagePull",
+                component="kubelet",
+                host=ns.name,
+                field_path=fp,
+            )
+            self._publish(ps)
+            return False
+        ns.images.pop(ref, None)
+        ns.images[ref] = image.size
+        self.pull_counts[(ns.name, c.image)] += 1
+        node = self.node_obj(ns.name)
+        if node is not None:
+            new_images = self._status_images(ns)
+            if new_images != node["status"].get("images"):
+                node["status"]["images"] = new_images
+                self.store.update("Node", node)
+        done = self.now()
+        c.pulled = True
+        c.reason, c.message = "ContainerCreating", None
+        self.record_event(
+            pod,
+            "Normal",
+            "Pulled",
+            f'Successfully pulled image "{c.image}" in {_dur(done - started)} '
+            f"({_dur(done - queued)} including waiting). Image size: {image.size} bytes.",
+            component="kubelet",
+            host=ns.name,
+            field_path=fp,
+        )
+        return True
+
+    def _start_failure(self, c: ContainerState, pod: dict[str, Any]) -> str | None:
+        """The executable a shell-less image cannot exec, if any."""
+        image = self.scenario.image(c.image)
+        if image.shell or not c.command:
+            return None
+        exe = c.command[0]
+        if any(m and exe.startswith(m.rstrip("/") + "/") for m in c.mounts):
+            return None
+        return exe if exe.rsplit("/", 1)[-1] in img.SHELLS else None
+
+    async def _run_container(
+        self,
+        ps: PodState,
+        ns: NodeState,
+        c: ContainerState,
+        pod: dict[str, Any],
+        rp: str,
+        *,
+        init: bool,
+    ) -> None:
+        """Create, start and (for run-to-completion pods) finish one container."""
+        fp = self._fp(c)
+        c.container_id = "containerd://" + secrets.token_hex(32)
+        bad = self._start_failure(c, pod)
+        if bad is not None:
+            msg = img.start_error(bad)
+            c.state, c.reason, c.message, c.exit_code = "terminated", "StartError", msg, 128
+            c.started_at, c.finished_at = EPOCH, now_iso()
+            self.record_event(
+                pod,
+                "Normal",
+                "Created",
+                f"Created container: {c.name}",
+                component="kubelet",
+                host=ns.name,
+                field_path=fp,
+            )
+            self.record_event(
+                pod,
+                "Warning",
+                "Failed",
+                f"Error: {msg}",
+                component="kubelet",
+                host=ns.name,
+                field_path=fp,
+            )
+            self._publish(ps)
+            return
+        self.record_event(
+            pod,
+            "Normal",
+            "Created",
+            f"Created container: {c.name}",
+            component="kubelet",
+            host=ns.name,
+            field_path=fp,
+        )
+        self.record_event(
+            pod,
+            "Normal",
+            "Started",
+            f"Started container {c.name}",
+            component="kubelet",
+            host=ns.name,
+            field_path=fp,
+        )
+        c.state, c.reason, c.message, c.started_at = "running", "", None, now_iso()
+        self._publish(ps)
+        if rp == "Always" and not init:
+            return  # a long-running service container: it stays up
+        await self.sleep(self.scenario.defaults.container_run_seconds)
+        await ns.ready.wait()
+        c.state, c.reason, c.exit_code, c.finished_at = "terminated", "Completed", 0, now_iso()
+        self._publish(ps)
+
+    async def _container_life(
+        self, ps: PodState, ns: NodeState, c: ContainerState, pod: dict[str, Any], rp: str
+    ) -> None:
+        try:
+            while True:
+                await self._run_container(ps, ns, c, pod, rp, init=False)
+                if c.state != "terminated" or c.exit_code == 0 or rp == "Never":
+                    return
+                await self._crash_backoff(ps, c)
+        except asyncio.CancelledError:
+            pass
+        finally:
+            self._maybe_finished(ps)
+
+    async def _crash_backoff(self, ps: PodState, c: ContainerState) -> None:
+        pod = self._pod(ps)
+        if pod is None:
+            return
+        c.last_state = c.status("OnFailure")["state"]
+        c.restarts += 1
+        delay = min(IMAGE_BACKOFF_INITIAL * 2 ** (c.restarts - 1), IMAGE_BACKOFF_MAX)
+        c.state, c.reason = "waiting", "CrashLoopBackOff"
+        c.message = (
+            f"back-off {int(delay)}s restarting failed container={c.name} "
+            f"pod={ps.key[1]}_{ps.key[0]}({ps.uid})"
+        )
+        self.record_event(
+            pod,
+            "Warning",
+            "BackOff",
+            "Back-off restarting failed container "
+            f"{c.name} in pod {ps.key[1]}_{ps.key[0]}({ps.uid})",
+            component="kubelet",
+            host=ps.node,
+            field_path=self._fp(c),
+        )
+        self._publish(ps)
+        await self.sleep(delay)
+
+    def _maybe_finished(self, ps: PodState) -> None:
+        pass  # phase is derived in _publish; the pod listener reacts to terminal phases
+
+    # -- pod deletion -----------------------------------------------------------------------
+    def delete_pod(self, namespace: str, name: str, grace: int | None = None) -> Entry | None:
+        """Graceful deletion: mark, let the kubelet stop the containers, then remove."""
+        e = self.store.get("Pod", namespace, name)
+        if e is None:
+            return None
+        pod = e.obj
+        ps = self.pods.get((namespace, name))
+        if grace is None:
+            grace = int(pod["spec"].get("terminationGracePeriodSeconds", 30))
+        bound = bool(pod["spec"].get("nodeName")) and ps is not None and ps.node in self.nodes
+        if grace == 0 or not bound:
+            return self._remove_pod(namespace, name)
+        if pod["metadata"].get("deletionTimestamp"):
+            return e
+        if ps is not None:
+            ps.terminating = True
+        pod["metadata"]["deletionTimestamp"] = now_iso()
+        pod["metadata"]["deletionGracePeriodSeconds"] = grace
+        entry = self.store.update("Pod", pod)
+        terminal = pod["status"].get("phase") in ("Succeeded", "Failed")
+        self.later(0.0 if terminal else min(float(grace), 1.0), self._remove_pod, namespace, name)
+        return entry
+
+    def _remove_pod(self, namespace: str, name: str) -> Entry | None:
+        ps = self.pods.pop((namespace, name), None)
+        if ps is not None:
+            if ps.task is not None:
+                ps.task.cancel()
+            for t in list(ps.tasks):
+                t.cancel()
+            if ps.node and ps.node in self.nodes:
+                self.nodes[ps.node].pods.discard(ps.key)
+            self.unschedulable.discard(ps.key)
+        entry = self.store.delete("Pod", namespace, name)
+        if entry is not None and self.foreground:
+            for o in entry.obj["metadata"].get("ownerReferences", []):
+                if o.get("uid") in self.foreground:
+                    self._await_dependents(*self.foreground[o["uid"]], o["uid"])
+        return entry
+
+    # -- job controller ---------------------------------------------------------------------
+    def job_created(self, entry: Entry) -> None:
+        job = entry.obj
+        md = job["metadata"]
+        js = JobState((md["namespace"], md["name"]), md["uid"])
+        self.jobs[js.uid] = js
+        ts = now_iso()
+        job["status"] = {
+            "startTime": ts,
+            "active": 0,
+            "ready": 0,
+            "terminating": 0,
+            "uncountedTerminatedPods": {},
+        }
+        ads = job["spec"].get("activeDeadlineSeconds")
+        if ads:
+            js.timers.append(self.later(float(ads), self._job_deadline, js.uid))
+        self.store.update("Job", job)
+        self._job_sync(js)
+
+    def _job_obj(self, js: JobState) -> dict[str, Any] | None:
+        e = self.store.get("Job", *js.key)
+        return e.obj if e and e.obj["metadata"]["uid"] == js.uid else None
+
+    def _job_sync(self, js: JobState) -> None:
+        job = self._job_obj(js)
+        if job is None or js.finished or job["metadata"].get("deletionTimestamp"):
+            return
+        spec = job["spec"]
+        if spec.get("suspend"):
+            return
+        if js.failed > spec["backoffLimit"]:
+            self._job_finish(
+                js,
+                job,
+                False,
+                "BackoffLimitExceeded",
+                "Job has reached the specified backoff limit",
+            )
+            return
+        if js.succeeded >= spec["completions"]:
+            self._job_finish(
+                js, job, True, "CompletionsReached", "Reached expected number of succeeded pods"
+            )
+            return
+        want = min(spec["parallelism"], spec["completions"] - js.succeeded) - len(js.active)
+        if want > 0:
+            wait = js.next_pod_at - self.now()
+            if wait > 0:
+                if not js.sync_pending:
+                    js.sync_pending = True
+                    js.timers.append(self.later(wait, self._job_resync, js.uid))
+            else:
+                for _ in range(want):
+                    self._create_job_pod(js, job)
+        self._job_status(js, job)
+
+    def _job_resync(self, uid: str) -> None:
+        js = self.jobs.get(uid)
+        if js is not None:
+            js.sync_pending = False
+            self._job_sync(js)
+
+    def _job_status(self, js: JobState, job: dict[str, Any]) -> None:
+        st = job["status"]
+        st["active"] = len(js.active)
+        if not st["active"]:
+            st.pop("active")
+        ready = 0
+        for key in js.active:
+            e = self.store.get("Pod", *key)
+            if e and any(
+                c["type"] == "Ready" and c["status"] == "True"
+                for c in e.obj["status"].get("conditions", [])
+            ):
+                ready += 1
+        st["ready"] = ready
+        if js.succeeded:
+            st["succeeded"] = js.succeeded
+        if js.failed:
+            st["failed"] = js.failed
+        self.store.update("Job", job)
+
+    def _create_job_pod(self, js: JobState, job: dict[str, Any]) -> None:
+        from kubesim.validation import add_default_tolerations
+
+        md = job["metadata"]
+        tmpl = job["spec"]["template"]
+        name = f"{md['name']}-{''.join(self.rng.choice(POD_NAME_CHARS) for _ in range(5))}"
+        while self.store.get("Pod", md["namespace"], name) is not None:
+            name = f"{md['name']}-{''.join(self.rng.choice(POD_NAME_CHARS) for _ in range(5))}"
+        labels = dict((tmpl.get("metadata") or {}).get("labels") or {})
+        labels.update(
+            {
+                "batch.kubernetes.io/controller-uid": js.uid,
+                "batch.kubernetes.io/job-name": md["name"],
+                "controller-uid": js.uid,
+                "job-name": md["name"],
+            }
+        )
+        spec = copy.deepcopy(tmpl["spec"])
+        add_default_tolerations(spec)
+        pod = {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {
+                "name": name,
+                "generateName": f"{md['name']}-",
+                "namespace": md["namespace"],
+                "labels": labels,
+                "annotations": dict((tmpl.get("metadata") or {}).get("annotations") or {}),
+                "ownerReferences": [
+                    {
+                        "apiVersion": "batch/v1",
+                        "kind": "Job",
+                        "name": md["name"],
+                        "uid": js.uid,
+                        "controller": True,
+                        "blockOwnerDeletion": True,
+                    }
+                ],
+            },
+            "spec": spec,
+            "status": {},
+        }
+        entry = self.store.create("Pod", pod)
+        js.active.add((md["namespace"], name))
+        self.record_event(
+            job, "Normal", "SuccessfulCreate", f"Created pod: {name}", component="job-controller"
+        )
+        self.pod_created(entry)
+
+    def _job_finish(
+        self, js: JobState, job: dict[str, Any], ok: bool, reason: str, message: str
+    ) -> None:
+        js.finished = True
+        for t in js.timers:
+            t.cancel()
+        ts = now_iso()
+
+        def cond(t: str) -> dict[str, Any]:
+            return {
+                "type": t,
+                "status": "True",
+                "lastProbeTime": ts,
+                "lastTransitionTime": ts,
+                "reason": reason,
+                "message": message,
+            }
+
+        st = job["status"]
+        if ok:
+            st["conditions"] = [cond("SuccessCriteriaMet"), cond("Complete")]
+            st["completionTime"] = ts
+            self.record_event(
+                job, "Normal", "Completed", "Job completed", component="job-controller"
+            )
+        else:
+            st["conditions"] = [cond("FailureTarget"), cond("Failed")]
+            self.record_event(job, "Warning", reason, message, component="job-controller")
+        for key in list(js.active):
+            js.active.discard(key)
+            self.delete_pod(*key)
+            js.failed += 1
+            self.record_event(
+                job,
+                "Normal",
+                "SuccessfulDelete",
+                f"Deleted pod: {key[1]}",
+                component="job-controller",
+            )
+        self._job_status(js, job)
+        ttl = job["spec"].get("ttlSecondsAfterFinished")
+        if ttl is not None:
+            self.later(float(ttl), self._job_ttl, js.uid)
+
+    def _job_ttl(self, uid: str) -> None:
+        js = self.jobs.get(uid)
+        if js is not None and self._job_obj(js) is not None:
+            self.delete_job(*js.key, policy="Background")
+
+    def _job_deadline(self, uid: str) -> None:
+        js = self.jobs.get(uid)
+        job = self._job_obj(js) if js else None
+        if js is None or job is None or js.finished:
+            return
+        self._job_finish(
+            js, job, False, "DeadlineExceeded", "Job was active longer than specified deadline"
+        )
+
+    def _on_pod_event(self, type_: str, entry: Entry, prev: Entry | None) -> None:
+        """The Job controller's pod informer: count terminal pods, replace failed ones."""
+        pod = entry.obj
+        owner = next(
+            (o for o in pod["metadata"].get("ownerReferences", []) if o.get("kind") == "Job"), None
+        )
+        if owner is None:
+            return
+        js = self.jobs.get(owner["uid"])
+        if js is None:
+            return
+        key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        if key not in js.active:
+            return
+        phase = pod.get("status", {}).get("phase")
+        if phase == "Succeeded":
+            js.active.discard(key)
+            js.succeeded += 1
+        elif phase == "Failed" or type_ == "DELETED":
+            js.active.discard(key)
+            js.failed += 1
+            js.next_pod_at = self.now() + min(
+                JOB_BACKOFF_INITIAL * 2 ** (js.failed - 1), JOB_BACKOFF_MAX
+            )
+        else:
+            if type_ == "MODIFIED" and prev is not None:
+                job = self._job_obj(js)
+                if job is not None and not js.finished:
+                    was = _is_ready(prev.raw)
+                    now = any(
+                        c["type"] == "Ready" and c["status"] == "True"
+                        for c in pod["status"].get("conditions", [])
+                    )
+                    if was != now:
+                        self._job_status(js, job)
+            return
+        assert self.loop is not None
+        self.loop.call_soon(self._job_sync, js)
+
+    def delete_job(
+        self, namespace: str, name: str, policy: str | None
+    ) -> tuple[Entry | None, bool]:
+        """Returns (entry, still_present). Default policy for batch/v1 is Orphan."""
+        e = self.store.get("Job", namespace, name)
+        if e is None:
+            return None, False
+        job = e.obj
+        uid = job["metadata"]["uid"]
+        js = self.jobs.get(uid)
+        policy = policy or "Orphan"
+        dependents = [
+            p
+            for p in list(self.store.entries("Pod", namespace))
+            if any(o.get("uid") == uid for o in p.obj["metadata"].get("ownerReferences", []))
+        ]
+        if js is not None:
+            for t in js.timers:
+                t.cancel()
+            js.finished = True
+        if policy == "Foreground" and dependents:
+            job["metadata"]["deletionTimestamp"] = now_iso()
+            job["metadata"]["deletionGracePeriodSeconds"] = 0
+            job["metadata"]["finalizers"] = ["foregroundDeletion"]
+            entry = self.store.update("Job", job)
+            for p in dependents:
+                self.delete_pod(p.obj["metadata"]["namespace"], p.obj["metadata"]["name"])
+            self.foreground[uid] = (namespace, name)
+            self._await_dependents(namespace, name, uid)
+            return entry, True
+        if policy == "Orphan":
+            for p in dependents:
+                refs = [o for o in p.obj["metadata"]["ownerReferences"] if o.get("uid") != uid]
+                if refs:
+                    p.obj["metadata"]["ownerReferences"] = refs
+                else:
+                    p.obj["metadata"].pop("ownerReferences")
+                self.store.update("Pod", p.obj)
+        entry = self.store.delete("Job", namespace, name)
+        self.jobs.pop(uid, None)
+        if policy == "Background":
+            for p in dependents:
+                self.delete_pod(p.obj["metadata"]["namespace"], p.obj["metadata"]["name"])
+        return entry, False
+
+    def _await_dependents(self, namespace: str, name: str, uid: str) -> None:
+        left = [
+            p
+            for p in self.store.entries("Pod", namespace)
+            if any(o.get("uid") == uid for o in p.obj["metadata"].get("ownerReferences", []))
+        ]
+        if left:
+            return  # _remove_pod calls again as each dependent goes
+        self.foreground.pop(uid, None)
+        e = self.store.get("Job", namespace, name)
+        if e is not None and e.obj["metadata"]["uid"] == uid:
+            self.store.delete("Job", namespace, name)
+        self.jobs.pop(uid, None)
+
+    # -- stats ------------------------------------------------------------------------------
+    def stats(self) -> dict[str, Any]:
+        requests: dict[str, dict[str, dict[str, int]]] = {}
+        for (verb, resource, code), n in self.requests.items():
+            requests.setdefault(verb, {}).setdefault(resource, {})[str(code)] = n
+        pulls: dict[str, dict[str, int]] = {}
+        for (node, image), n in self.pull_counts.items():
+            pulls.setdefault(node, {})[image] = n
+        failures: dict[str, dict[str, int]] = {}
+        for (node, image), n in self.pull_failures.items():
+            failures.setdefault(node, {})[image] = n
+        phases: Counter[str] = Counter(
+            e.obj.get("status", {}).get("phase", "") for e in self.store.entries("Pod")
+        )
+        return {
+            "resourceVersion": self.store.rv,
+            "timeScale": self.time_scale,
+            "seed": self.seed,
+            "requests": requests,
+            "requestsTotal": sum(self.requests.values()),
+            "objects": {kind: len(table) for kind, table in self.store.objects.items()},
+            "podPhases": dict(phases),
+            "pulls": pulls,
+            "pullsTotal": sum(self.pull_counts.values()),
+            "pullFailures": failures,
+            "maxParallelPullsPerNode": max(self.max_parallel_pulls.values(), default=0),
+            "watchers": sum(len(ws) for ws in self.store.watchers.values()),
+            "faults": self.faults.model_dump(by_alias=True),
+        }
+
+
+def _is_ready(raw: bytes) -> bool:
+    return b'"type":"Ready","status":"True"' in raw
+
+
+def _dur(seconds: float) -> str:
+    """Go's time.Duration formatting, as in the kubelet's Pulled message."""
+    if seconds < 1:
+        return f"{seconds * 1000:.3f}".rstrip("0").rstrip(".") + "ms"
+    if seconds < 60:
+        return f"{seconds:.3f}".rstrip("0").rstrip(".") + "s"
+    m, sec = divmod(seconds, 60)
+    return f"{int(m)}m" + f"{sec:.3f}".rstrip("0").rstrip(".") + "s"
+
+
+def _tolerates(tols: list[dict[str, Any]], taint: dict[str, Any]) -> bool:
+    for t in tols:
+        if t.get("effect") and t["effect"] != taint["effect"]:
+            continue
+        if t.get("operator", "Equal") == "Exists":
+            if not t.get("key") or t["key"] == taint["key"]:
+                return True
+        elif t.get("key") == taint["key"] and (t.get("value") or "") == (taint.get("value") or ""):
+            return True
+    return False
+
+
+def _match_expr(expr: dict[str, Any], labels: dict[str, str]) -> bool:
+    key, op, values = expr.get("key", ""), expr.get("operator"), expr.get("values") or []
+    if op == "In":
+        return labels.get(key) in values
+    if op == "NotIn":
+        return labels.get(key) not in values
+    if op == "Exists":
+        return key in labels
+    if op == "DoesNotExist":
+        return key not in labels
+    if op in ("Gt", "Lt") and key in labels and values:
+        with contextlib.suppress(ValueError):
+            a, b = int(labels[key]), int(values[0])
+            return a > b if op == "Gt" else a < b
+    return False
+
+
+def _affinity_ok(spec: dict[str, Any], node: dict[str, Any]) -> bool:
+    labels = node["metadata"].get("labels") or {}
+    for k, v in (spec.get("nodeSelector") or {}).items():
+        if labels.get(k) != v:
+            return False
+    req = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    )
+    if req:
+        terms = req.get("nodeSelectorTerms") or []
+        fields = {"metadata.name": node["metadata"]["name"]}
+
+        def term_ok(term: dict[str, Any]) -> bool:
+            exprs = term.get("matchExpressions") or []
+            fexprs = term.get("matchFields") or []
+            if not exprs and not fexprs:
+                return False
+            return all(_match_expr(e, labels) for e in exprs) and all(
+                _match_expr(e, fields) for e in fexprs
+            )
+
+        if not any(term_ok(t) for t in terms):
+            return False
+    return True
+
+
+def filter_node(spec: dict[str, Any], node: dict[str, Any]) -> str | None:
+    """The default scheduler's filters in order; the first failing reason, or None if it fits."""
+    tols = spec.get("tolerations") or []
+    if node["spec"].get("unschedulable") and not _tolerates(
+        tols, {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
+    ):
+        return "node(s) were unschedulable"
+    for taint in node["spec"].get("taints") or []:
+        if taint["effect"] in ("NoSchedule", "NoExecute") and not _tolerates(tols, taint):
+            if taint["key"] == "node.kubernetes.io/unschedulable":
+                continue  # reported by NodeUnschedulable above
+            return f"node(s) had untolerated taint {{{taint['key']}: {taint.get('value') or ''}}}"
+    if not _affinity_ok(spec, node):
+        return "node(s) didn't match Pod's node affinity/selector"
+    return None
+
+
+_ = uuid  # kept for callers that build uids

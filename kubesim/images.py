@@ -1,0 +1,84 @@
+"""Image references as containerd reports them, and the runtime's pull error messages."""
+
+from __future__ import annotations
+
+import hashlib
+
+SHELLS = frozenset({"sh", "bash", "ash", "dash", "zsh", "ksh", "csh", "tcsh", "busybox-sh"})
+
+
+def split_ref(ref: str) -> tuple[str, str, str | None]:
+    """(repository, tag, digest) with Docker's normalization: `nginx` -> docker.io/library/nginx."""
+    digest: str | None = None
+    if "@" in ref:
+        ref, digest = ref.split("@", 1)
+    name, tag = ref, ""
+    slash = ref.rfind("/")
+    colon = ref.rfind(":")
+    if colon > slash:
+        name, tag = ref[:colon], ref[colon + 1 :]
+    first, _, rest = name.partition("/")
+    if not rest:
+        name = f"docker.io/library/{name}"
+    elif "." not in first and ":" not in first and first != "localhost":
+        name = f"docker.io/{name}"
+    if not tag and digest is None:
+        tag = "latest"
+    return name, tag, digest
+
+
+def normalize(ref: str) -> str:
+    repo, tag, digest = split_ref(ref)
+    return f"{repo}@{digest}" if digest else f"{repo}:{tag}"
+
+
+def digest_of(ref: str) -> str:
+    repo, tag, digest = split_ref(ref)
+    return digest or "sha256:" + hashlib.sha256(f"{repo}:{tag}".encode()).hexdigest()
+
+
+def image_names(ref: str) -> list[str]:
+    """`node.status.images[].names`: the digest form first, then the tag form, as containerd."""
+    repo, tag, digest = split_ref(ref)
+    names = [f"{repo}@{digest_of(ref)}"]
+    if not digest:
+        names.append(f"{repo}:{tag}")
+    return names
+
+
+def image_id(ref: str) -> str:
+    return f"{split_ref(ref)[0]}@{digest_of(ref)}"
+
+
+def pull_error(kind: str, ref: str) -> str:
+    """The CRI error a containerd runtime returns for a failed pull (the kubelet's message)."""
+    full = normalize(ref)
+    repo, tag, _ = split_ref(ref)
+    host, _, path = repo.partition("/")
+    manifest = f"https://{host}/v2/{path}/manifests/{tag or digest_of(ref)}"
+    head = f'failed to pull and unpack image "{full}": failed to resolve reference "{full}"'
+    if kind == "notFound":
+        return f"rpc error: code = NotFound desc = {head}: {full}: not found"
+    if kind == "unauthorized":
+        return (
+            f"rpc error: code = Unknown desc = {head}: pull access denied, repository does not "
+            "exist or may require authorization: authorization failed: 401 Unauthorized"
+        )
+    if kind == "tooManyRequests":
+        return (
+            f"rpc error: code = Unknown desc = {head}: unexpected status from HEAD request to "
+            f"{manifest}: 429 Too Many Requests - Server message: toomanyrequests: "
+            "You have reached your pull rate limit."
+        )
+    return (
+        f"rpc error: code = Unknown desc = {head}: unexpected status from HEAD request to "
+        f"{manifest}: 500 Internal Server Error"
+    )
+
+
+def start_error(executable: str) -> str:
+    return (
+        "failed to create containerd task: failed to create shim task: OCI runtime create "
+        "failed: runc create failed: unable to start container process: error during container "
+        f'init: exec: "{executable}": executable file not found in $PATH: unknown'
+    )

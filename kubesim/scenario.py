@@ -1,0 +1,371 @@
+"""The scenario file: node groups, images and faults; and the nodes it expands to.
+
+Placement (which nodes are NotReady, cordoned or already hold an image) comes from one
+`random.Random(seed)`, so the same scenario and seed always give the same cluster.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+import re
+from importlib import resources
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic.alias_generators import to_camel
+
+PullError = Literal["notFound", "unauthorized", "tooManyRequests", "serverError"]
+
+_UNITS = {
+    "": 1,
+    "b": 1,
+    "k": 1000,
+    "kb": 1000,
+    "m": 1000**2,
+    "mb": 1000**2,
+    "g": 1000**3,
+    "gb": 1000**3,
+    "ki": 1024,
+    "kib": 1024,
+    "mi": 1024**2,
+    "mib": 1024**2,
+    "gi": 1024**3,
+    "gib": 1024**3,
+}
+
+
+def parse_bytes(value: Any) -> int:
+    """`52428800`, `50MiB`, `100MB/s`, `5Gi` -> bytes (or bytes per second)."""
+    if isinstance(value, int | float):
+        return int(value)
+    m = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*(/s)?\s*", str(value))
+    if not m or m[2].lower() not in _UNITS:
+        raise ValueError(f"not a size: {value!r} (use e.g. 52428800, 50MiB, 1GB, 100MB/s)")
+    return int(float(m[1]) * _UNITS[m[2].lower()])
+
+
+class _Model(BaseModel):
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=False
+    )
+
+
+class Taint(_Model):
+    key: str
+    value: str | None = None
+    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
+
+
+class WarmImage(_Model):
+    name: str
+    count: int | None = Field(None, ge=0, description="Nodes that hold it; omitted: every node.")
+    fraction: float | None = Field(None, ge=0, le=1)
+
+
+class NodeGroup(_Model):
+    name: str
+    count: int = Field(ge=0)
+    name_prefix: str | None = None
+    labels: dict[str, str] = {}
+    zones: list[str] = ["zone-a"]
+    region: str = "region-1"
+    arch: Literal["amd64", "arm64"] = "amd64"
+    os: Literal["linux", "windows"] = "linux"
+    taints: list[Taint] = []
+    not_ready: int = Field(0, ge=0)
+    not_ready_fraction: float = Field(0.0, ge=0, le=1)
+    cordoned: int = Field(0, ge=0)
+    cordoned_fraction: float = Field(0.0, ge=0, le=1)
+    images: list[WarmImage] = []
+    pull_bandwidth: int = 100 * 1000**2
+    capacity: dict[str, str] = {"cpu": "8", "memory": "32Gi", "pods": "110"}
+    instance_type: str = "kubesim.large"
+
+    @field_validator("pull_bandwidth", mode="before")
+    @classmethod
+    def _bw(cls, v: Any) -> int:
+        return parse_bytes(v)
+
+    @field_validator("zones")
+    @classmethod
+    def _zones(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("zones must name at least one zone")
+        return v
+
+
+class LogNormal(_Model):
+    median: float = Field(gt=0)
+    sigma: float = Field(0.5, ge=0)
+
+
+class Flaky(_Model):
+    failures: int = Field(1, ge=1, description="The first k pulls on each node fail.")
+    error: PullError = "serverError"
+
+
+class Image(_Model):
+    name: str
+    size: int = 50 * 1024**2
+    not_found: bool = False
+    private_secret: str | None = Field(None, description="Pull secret name that unlocks it.")
+    rate_limited: bool = False
+    shell: bool = True
+    flaky: Flaky | None = None
+    pull_seconds: float | LogNormal | None = None
+
+    @field_validator("size", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> int:
+        return parse_bytes(v)
+
+    @field_validator("flaky", mode="before")
+    @classmethod
+    def _flaky(cls, v: Any) -> Any:
+        return {"failures": v} if isinstance(v, int) else v
+
+
+class Faults(_Model):
+    """Injected API faults; verbs: get list watch create update patch delete deletecollection *."""
+
+    http500: dict[str, float] = {}
+    http429: dict[str, float] = {}
+    retry_after_seconds: int = Field(1, ge=0)
+    latency_ms: float = Field(0, ge=0)
+    watch_disconnect_seconds: float | None = Field(None, gt=0)
+    expire_next_watch: bool = False
+
+    @field_validator("http500", "http429")
+    @classmethod
+    def _rates(cls, v: dict[str, float]) -> dict[str, float]:
+        verbs = {"get", "list", "watch", "create", "update", "patch", "delete", "deletecollection"}
+        for verb, rate in v.items():
+            if verb != "*" and verb not in verbs:
+                raise ValueError(f"unknown verb {verb!r}; use one of {sorted(verbs)} or '*'")
+            if not 0 <= rate <= 1:
+                raise ValueError(f"rate for {verb!r} must be between 0 and 1, got {rate}")
+        return v
+
+
+class Secret(_Model):
+    name: str
+    namespace: str = "default"
+    type: str = "kubernetes.io/dockerconfigjson"
+
+
+class Defaults(_Model):
+    image_size: int = 50 * 1024**2
+    pull_overhead_seconds: float = Field(0.2, ge=0)
+    pull_jitter: float = Field(0.2, ge=0, le=1)
+    container_run_seconds: float = Field(0.5, ge=0)
+    kubelet_version: str = "v1.33.2"
+    max_images: int = Field(50, ge=1, description="The kubelet's nodeStatusMaxImages.")
+
+    @field_validator("image_size", mode="before")
+    @classmethod
+    def _size(cls, v: Any) -> int:
+        return parse_bytes(v)
+
+
+class Scenario(_Model):
+    node_groups: list[NodeGroup] = [NodeGroup(name="default", count=3)]
+    images: list[Image] = []
+    faults: Faults = Faults()
+    secrets: list[Secret] = []
+    namespaces: list[str] = []
+    defaults: Defaults = Defaults()
+
+    @model_validator(mode="after")
+    def _unique(self) -> Scenario:
+        names = [g.name for g in self.node_groups]
+        if len(names) != len(set(names)):
+            raise ValueError("nodeGroups: group names must be unique")
+        return self
+
+    def image(self, name: str) -> Image:
+        """The scenario's entry for `name`, or a plain pullable image of the default size."""
+        for img in self.images:
+            if img.name == name:
+                return img
+        return Image(name=name, size=self.defaults.image_size)
+
+    def scaled(self, total: int) -> Scenario:
+        """Spread `total` nodes over the groups in the scenario's proportions."""
+        base = sum(g.count for g in self.node_groups)
+        if base == 0 or total < 0:
+            raise ValueError("cannot scale a scenario without nodes")
+        raw = [g.count * total / base for g in self.node_groups]
+        counts = [int(x) for x in raw]
+        order = sorted(range(len(raw)), key=lambda i: raw[i] - counts[i], reverse=True)
+        for i in order[: total - sum(counts)]:
+            counts[i] += 1
+        groups = [
+            g.model_copy(update={"count": c}) for g, c in zip(self.node_groups, counts, strict=True)
+        ]
+        return self.model_copy(update={"node_groups": groups})
+
+
+def load_scenario(source: str | Path | dict[str, Any] | Scenario | None) -> Scenario:
+    """A scenario from a YAML/JSON path, a dict, or None for the built-in default."""
+    if isinstance(source, Scenario):
+        return source
+    if source is None:
+        text = resources.files("kubesim").joinpath("scenarios/default.yaml").read_text()
+        return Scenario.model_validate(yaml.safe_load(text))
+    if isinstance(source, dict):
+        return Scenario.model_validate(source)
+    path = Path(source)
+    text = path.read_text()
+    data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
+    return Scenario.model_validate(data or {})
+
+
+def _pick(rng: random.Random, pool: list[int], count: int, fraction: float, size: int) -> set[int]:
+    k = min(len(pool), count + round(fraction * size))
+    return set(rng.sample(pool, k)) if k else set()
+
+
+def _taint(key: str, effect: str, time_added: str | None = None) -> dict[str, Any]:
+    t: dict[str, Any] = {"key": key, "effect": effect}
+    if time_added:
+        t["timeAdded"] = time_added
+    return t
+
+
+def build_nodes(scenario: Scenario, seed: int, created: str) -> list[dict[str, Any]]:
+    """Node objects for every group, reproducible for a given seed."""
+    rng = random.Random(seed)
+    nodes: list[dict[str, Any]] = []
+    index = 0
+    for group in scenario.node_groups:
+        prefix = group.name_prefix or group.name
+        ids = list(range(group.count))
+        not_ready = _pick(rng, ids, group.not_ready, group.not_ready_fraction, group.count)
+        rest = [i for i in ids if i not in not_ready]
+        cordoned = _pick(rng, rest, group.cordoned, group.cordoned_fraction, group.count)
+        warm: dict[int, list[str]] = {}
+        for img in group.images:
+            if img.count is None and img.fraction is None:
+                chosen = set(ids)
+            else:
+                chosen = _pick(rng, ids, img.count or 0, img.fraction or 0.0, group.count)
+            for i in sorted(chosen):
+                warm.setdefault(i, []).append(img.name)
+        for i in ids:
+            index += 1
+            name = f"{prefix}-{i + 1}"
+            zone = group.zones[i % len(group.zones)]
+            labels = {
+                "beta.kubernetes.io/arch": group.arch,
+                "beta.kubernetes.io/os": group.os,
+                "kubernetes.io/arch": group.arch,
+                "kubernetes.io/os": group.os,
+                "kubernetes.io/hostname": name,
+                "node.kubernetes.io/instance-type": group.instance_type,
+                "topology.kubernetes.io/region": group.region,
+                "topology.kubernetes.io/zone": zone,
+                "kubesim.io/group": group.name,
+                **group.labels,
+            }
+            taints = [t.model_dump(exclude_none=True) for t in group.taints]
+            spec: dict[str, Any] = {
+                "podCIDR": f"10.{100 + index // 256}.{index % 256}.0/24",
+                "podCIDRs": [f"10.{100 + index // 256}.{index % 256}.0/24"],
+                "providerID": f"kubesim://{name}",
+            }
+            if i in cordoned:
+                spec["unschedulable"] = True
+                taints.append(_taint("node.kubernetes.io/unschedulable", "NoSchedule", created))
+            ready = i not in not_ready
+            if not ready:
+                taints.append(_taint("node.kubernetes.io/unreachable", "NoSchedule", created))
+                taints.append(_taint("node.kubernetes.io/unreachable", "NoExecute", created))
+            if taints:
+                spec["taints"] = taints
+            ip = f"10.0.{index // 256}.{index % 256}"
+            node = {
+                "apiVersion": "v1",
+                "kind": "Node",
+                "metadata": {
+                    "name": name,
+                    "labels": labels,
+                    "annotations": {
+                        "node.alpha.kubernetes.io/ttl": "0",
+                        "volumes.kubernetes.io/controller-managed-attach-detach": "true",
+                    },
+                    "creationTimestamp": created,
+                },
+                "spec": spec,
+                "status": {
+                    "capacity": dict(group.capacity),
+                    "allocatable": dict(group.capacity),
+                    "conditions": node_conditions(ready, created),
+                    "addresses": [
+                        {"type": "InternalIP", "address": ip},
+                        {"type": "Hostname", "address": name},
+                    ],
+                    "daemonEndpoints": {"kubeletEndpoint": {"Port": 10250}},
+                    "nodeInfo": {
+                        "architecture": group.arch,
+                        "bootID": f"{index:08x}-0000-4000-8000-{rng.getrandbits(48):012x}",
+                        "containerRuntimeVersion": "containerd://1.7.27",
+                        "kernelVersion": "6.8.0-kubesim",
+                        "kubeProxyVersion": scenario.defaults.kubelet_version,
+                        "kubeletVersion": scenario.defaults.kubelet_version,
+                        "machineID": f"{rng.getrandbits(128):032x}",
+                        "operatingSystem": group.os,
+                        "osImage": "Ubuntu 24.04.2 LTS",
+                        "systemUUID": f"{index:08x}-0000-4000-8000-{rng.getrandbits(48):012x}",
+                    },
+                    "images": [],
+                },
+                "_kubesim": {
+                    "group": group.name,
+                    "bandwidth": group.pull_bandwidth,
+                    "warm": warm.get(i, []),
+                },
+            }
+            nodes.append(node)
+    return nodes
+
+
+def node_conditions(ready: bool, ts: str) -> list[dict[str, Any]]:
+    def cond(type_: str, status: str, reason: str, message: str) -> dict[str, Any]:
+        return {
+            "type": type_,
+            "status": status,
+            "lastHeartbeatTime": ts,
+            "lastTransitionTime": ts,
+            "reason": reason,
+            "message": message,
+        }
+
+    if ready:
+        return [
+            cond(
+                "MemoryPressure",
+                "False",
+                "KubeletHasSufficientMemory",
+                "kubelet has sufficient memory available",
+            ),
+            cond(
+                "DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"
+            ),
+            cond(
+                "PIDPressure",
+                "False",
+                "KubeletHasSufficientPID",
+                "kubelet has sufficient PID available",
+            ),
+            cond("Ready", "True", "KubeletReady", "kubelet is posting ready status"),
+        ]
+    gone = "Kubelet stopped posting node status."
+    return [
+        cond("MemoryPressure", "Unknown", "NodeStatusUnknown", gone),
+        cond("DiskPressure", "Unknown", "NodeStatusUnknown", gone),
+        cond("PIDPressure", "Unknown", "NodeStatusUnknown", gone),
+        cond("Ready", "Unknown", "NodeStatusUnknown", gone),
+    ]
