@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import sys
+import time
 
 from prometheus_client import Counter, Histogram
 from pythonjsonlogger.json import JsonFormatter
@@ -60,6 +61,35 @@ class RedactingFilter(logging.Filter):
         return True
 
 
+# The API's task IDs (`task-YYYYMMDD-HHMMSS-<8 hex>`), to tag lines that name a task but were
+# logged without `extra={"taskId": ...}` (the Temporal SDK's own lines, third-party libraries).
+_TASK_ID = re.compile(r"task-\d{8}-\d{6}-[0-9a-f]{8}(?![0-9a-f])")
+
+
+class TaskIdFilter(logging.Filter):
+    """Every line about a task carries `taskId`: from the Temporal context the SDK's workflow and
+    activity loggers attach (the workflow ID is the task ID), else from the message text."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        # uvicorn adds an ANSI-coloured copy of its message; escape codes have no place in JSON.
+        record.__dict__.pop("color_message", None)
+        if getattr(record, "taskId", None):
+            return True
+        for attr in ("temporal_workflow", "temporal_activity"):
+            ctx = getattr(record, attr, None)
+            if isinstance(ctx, dict) and isinstance(ctx.get("workflow_id"), str):
+                record.taskId = ctx["workflow_id"]
+                return True
+        try:
+            text = record.getMessage()
+        except Exception:  # a malformed call must still be logged, not break the handler
+            return True
+        m = _TASK_ID.search(text)
+        if m:
+            record.taskId = m.group(0)
+        return True
+
+
 class _ConsoleFormatter(logging.Formatter):
     """Readable lines for `ips dev`, with the taskId up front when there is one."""
 
@@ -77,17 +107,21 @@ def setup_logging(settings: Settings, component: str) -> None:
     """JSON lines in production, readable lines under `ips dev` (IPS_LOG_FORMAT=console)."""
     handler = logging.StreamHandler(sys.stderr)
     if settings.log_format == LogFormat.JSON:
-        handler.setFormatter(
-            JsonFormatter(
-                "%(asctime)s %(levelname)s %(name)s %(message)s",
-                rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
-                static_fields={"component": component},
-                timestamp=False,
-            )
+        formatter = JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"},
+            static_fields={"component": component},
+            timestamp=False,
         )
+        # RFC 3339 in UTC with milliseconds (2026-01-16T15:12:34.567Z), what log pipelines parse.
+        formatter.converter = time.gmtime
+        formatter.default_time_format = "%Y-%m-%dT%H:%M:%S"
+        formatter.default_msec_format = "%s.%03dZ"
+        handler.setFormatter(formatter)
     else:
         handler.setFormatter(_ConsoleFormatter())
     handler.addFilter(RedactingFilter())
+    handler.addFilter(TaskIdFilter())
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(settings.log_level.value)

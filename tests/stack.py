@@ -102,8 +102,9 @@ class Stack:
     metrics_urls: dict[str, str]
     procs: dict[str, Proc] = field(default_factory=dict)
 
-    def client(self, **kwargs: Any) -> IPSClient:
-        return IPSClient(self.url, self.token, **kwargs)
+    def client(self, token: str | None = None, **kwargs: Any) -> IPSClient:
+        """A client of this stack's API, with its token unless another is given."""
+        return IPSClient(self.url, token or self.token, **kwargs)
 
     def cli_env(self, **overrides: str) -> dict[str, str]:
         """The environment of an `ips` client command aimed at this stack."""
