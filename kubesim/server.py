@@ -44,6 +44,8 @@ K8S_VERSION = {
     "platform": "linux/amd64",
 }
 DEFAULT_WATCH_TIMEOUT = 1800.0
+VERB_KEY = web.RequestKey("kubesim_verb", str)
+RESOURCE_KEY = web.RequestKey("kubesim_resource", str)
 JOB_ORPHAN_WARNING = (
     '299 - "child pods are preserved by default when jobs are deleted; set '
     "propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress "
@@ -239,7 +241,7 @@ class Api:
             )
 
     def _count(self, request: web.Request, code: int) -> None:
-        verb, resource = request.get("verb"), request.get("resource")
+        verb, resource = request.get(VERB_KEY), request.get(RESOURCE_KEY)
         if verb and resource:
             self.c.requests[(verb, resource, int(code))] += 1
 
@@ -366,7 +368,7 @@ class Api:
                 "MethodNotAllowed",
                 "the server does not allow this method on the requested resource",
             )
-        request["verb"], request["resource"] = verb, res.plural
+        request[VERB_KEY], request[RESOURCE_KEY] = verb, res.plural
         if method == "POST" and name:
             raise ApiError(
                 HTTPStatus.METHOD_NOT_ALLOWED,
