@@ -8,7 +8,7 @@ import re
 import httpx
 import pytest
 from api_fake_engine import NODES
-from conftest import TASKS, ApiServer, wait_status
+from api_testlib import TASKS, ApiServer, wait_status
 from temporalio.client import Client
 
 pytestmark = pytest.mark.integration

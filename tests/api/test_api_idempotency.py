@@ -7,7 +7,7 @@ import uuid
 
 import httpx
 import pytest
-from conftest import TASKS
+from api_testlib import TASKS
 from temporalio.client import Client
 
 from common.temporal import WORKFLOW_NAME

@@ -7,7 +7,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import TASKS
+from api_testlib import TASKS
 
 pytestmark = pytest.mark.integration
 

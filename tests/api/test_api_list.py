@@ -8,7 +8,7 @@ from typing import Any
 
 import httpx
 import pytest
-from conftest import TASKS, wait_status
+from api_testlib import TASKS, wait_status
 
 import api.store
 
