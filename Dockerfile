@@ -37,11 +37,9 @@ ENV PATH=/opt/ips/bin:$PATH \
     PYTHONUNBUFFERED=1 \
     IPS_LOG_FORMAT=json
 # A fixed numeric UID/GID, so Kubernetes can verify runAsNonRoot without a passwd lookup.
-# /var/lib/ips/kubesim: kubesim's kubeconfig, shared through a compose volume (profile sim).
 RUN groupadd --system --gid 10001 ips \
     && useradd --system --uid 10001 --gid ips --no-create-home --home-dir /nonexistent \
-       --shell /usr/sbin/nologin ips \
-    && install -d -o 10001 -g 10001 -m 0755 /var/lib/ips/kubesim
+       --shell /usr/sbin/nologin ips
 COPY --from=build /opt/ips /opt/ips
 USER 10001:10001
 WORKDIR /tmp

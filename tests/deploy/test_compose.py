@@ -8,8 +8,13 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import socket
 import subprocess
+import sys
+import time
+import urllib.request
 import uuid
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -122,18 +127,87 @@ def test_ports_match_the_docs(compose: dict[str, Any]) -> None:
     assert "localhost:9090/metrics" in " ".join(services["ips-worker"]["healthcheck"]["test"])
 
 
+def _volumes(service: dict[str, Any]) -> dict[str, str]:
+    """{container path: host path} of a service's bind mounts."""
+    out = {}
+    for v in service.get("volumes", []):
+        src, _, dst = re.sub(r":(ro|rw)$", "", v).rpartition(":")
+        out[dst] = src
+    return out
+
+
+def _sim_arg(compose: dict[str, Any], flag: str) -> str:
+    return next(a for a in compose["services"]["kubesim"]["command"] if a.startswith(f"{flag}="))[
+        len(flag) + 1 :
+    ]
+
+
 @pytest.mark.unit
-def test_kubeconfig_mount_matches_env(compose: dict[str, Any]) -> None:
+def test_kubeconfig_mounts_match_env(compose: dict[str, Any]) -> None:
     worker = compose["services"]["ips-worker"]
     default = re.fullmatch(r"\$\{IPS_KUBECONFIG:-(.+)\}", env_of(worker)["KUBECONFIG"])
     assert default is not None
-    targets = {re.sub(r":(ro|rw)$", "", v).rsplit(":", 1)[1]: v for v in worker["volumes"]}
-    assert default.group(1) in targets and targets[default.group(1)].endswith(":ro")
-    sim = compose["services"]["kubesim"]
-    out = next(a for a in sim["command"] if a.startswith("--kubeconfig-out="))
-    sim_kubeconfig = out.split("=", 1)[1]
-    assert os.path.dirname(sim_kubeconfig) in targets, "worker must mount kubesim's volume"
-    assert sim_kubeconfig in (ROOT / "docs/deploy.md").read_text()
+    mounts = _volumes(worker)
+    assert mounts[default.group(1)] == "${KUBECONFIG_HOST_PATH:-~/.kube/config}"
+    assert all(v.endswith(":ro") for v in worker["volumes"]), "kubeconfigs are mounted read-only"
+    # Profile sim: the worker reaches kubesim by its service name on the port it listens on.
+    sim_path = "/etc/ips/kubesim.kubeconfig"
+    host_file = ROOT / mounts[sim_path].removeprefix("./")
+    kubeconfig = yaml.safe_load(host_file.read_text())
+    port = _sim_arg(compose, "--port")
+    assert kubeconfig["clusters"][0]["cluster"]["server"] == f"http://kubesim:{port}"
+    assert compose["services"]["kubesim"]["ports"] == [f"{port}:{port}"]
+    docs = (ROOT / "docs/deploy.md").read_text()
+    assert f"IPS_KUBECONFIG={sim_path} docker compose --profile sim up -d" in docs
+
+
+@pytest.mark.integration
+def test_kubesim_service_command_serves_the_compose_kubeconfig(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    """Run the kubesim service's command as compose would (on a free port), then kubectl it
+    through deploy/compose/kubesim-host.kubeconfig."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    args = [
+        a.replace("${KUBESIM_NODES:-50}", "7")
+        .replace("--port=6443", f"--port={port}")
+        .replace("--host=0.0.0.0", "--host=127.0.0.1")
+        .replace("/tmp/", f"{tmp_path}/")
+        for a in compose["services"]["kubesim"]["command"]
+    ]
+    host_kc = yaml.safe_load((ROOT / "deploy/compose/kubesim-host.kubeconfig").read_text())
+    assert host_kc["clusters"][0]["cluster"]["server"] == "http://localhost:6443"
+    host_kc["clusters"][0]["cluster"]["server"] = f"http://localhost:{port}"
+    kc = tmp_path / "host.kubeconfig"
+    kc.write_text(yaml.safe_dump(host_kc))
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cli.main", *args],
+        cwd=ROOT,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    try:
+        deadline = time.monotonic() + 30
+        while not (tmp_path / "kubesim.kubeconfig").exists():
+            assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
+            assert time.monotonic() < deadline, "kubesim did not start"
+            time.sleep(0.1)
+        with urllib.request.urlopen(f"http://localhost:{port}/healthz", timeout=5) as resp:
+            assert resp.status == HTTPStatus.OK
+        out = subprocess.run(
+            [tool("kubectl"), "--kubeconfig", str(kc), "get", "nodes", "-o", "name"],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=True,
+        ).stdout.split()
+        assert len(out) == 7
+    finally:
+        proc.terminate()
+        proc.wait(timeout=15)
 
 
 @pytest.mark.unit

@@ -7,6 +7,8 @@ env names that Settings reads, consistent ports and selectors.
 from __future__ import annotations
 
 import os
+import socket
+from http import HTTPStatus
 from pathlib import Path
 from typing import Any
 
@@ -251,12 +253,26 @@ def test_worker_metrics_port(base: list[dict[str, Any]]) -> None:
     assert worker["livenessProbe"]["httpGet"]["path"] == "/metrics"
 
 
-def test_probe_paths_are_api_routes() -> None:
-    """/healthz, /readyz and /metrics are routes of the real API app."""
-    main = pytest.importorskip("api.main", reason="api.main (create_app) has not landed yet")
-    app = main.create_app()
-    paths = {getattr(r, "path", None) for r in app.routes}
-    assert {"/healthz", "/readyz", "/metrics"} <= paths
+def test_probe_paths_are_api_routes(base: list[dict[str, Any]]) -> None:
+    """The probed paths answer on the real API app: liveness without Temporal, readiness 503
+    while Temporal does not answer, metrics in the Prometheus format."""
+    from fastapi.testclient import TestClient
+
+    from api.main import create_app
+
+    with socket.socket() as sock:  # a port nothing listens on: Temporal is "down"
+        sock.bind(("127.0.0.1", 0))
+        dead = f"127.0.0.1:{sock.getsockname()[1]}"
+    (api,) = one(base, "Deployment", "ips-api")["spec"]["template"]["spec"]["containers"]
+    client = TestClient(create_app(Settings(temporal_address=dead)))
+    live = client.get(api["livenessProbe"]["httpGet"]["path"])
+    assert live.status_code == HTTPStatus.OK
+    ready = client.get(api["readinessProbe"]["httpGet"]["path"])
+    assert ready.status_code == HTTPStatus.SERVICE_UNAVAILABLE
+    scraped = one(base, "Deployment", "ips-api")["spec"]["template"]["metadata"]["annotations"]
+    metrics = client.get(scraped["prometheus.io/path"])
+    assert metrics.status_code == HTTPStatus.OK
+    assert "ips_api_request_seconds" in metrics.text
 
 
 def test_pdbs_select_their_pods(base: list[dict[str, Any]]) -> None:
