@@ -62,8 +62,6 @@ STATUS_STYLE = {
     TaskStatus.FAILED: "red",
     TaskStatus.CANCELLED: "magenta",
 }
-# Failed nodes shown under the live view; every one of them is also printed as it appears.
-LIVE_FAILURE_ROWS = 5
 # Off a TTY an unchanged task still gets a line this often, so a CI log shows the watch is alive.
 PLAIN_HEARTBEAT_SECONDS = 30.0
 
@@ -367,14 +365,8 @@ class LiveView:
         line = f"{batch_text(view)}  {counts_text(view)}  elapsed {fmt_duration(elapsed(view))}"
         parts: list[RenderableType] = [head, bar, Text(line + speed)]
         if view.failed_node_details:
+            # Each failed node was printed above as it appeared; here, the tally by reason.
             parts.append(Text(f"failures by reason: {by_reason(view)}", style="red"))
-            recent = sorted(view.failed_node_details, key=lambda f: f.timestamp)
-            parts.append(
-                failed_table(
-                    recent[-LIVE_FAILURE_ROWS:],
-                    f"Failed nodes ({len(recent)}, latest {min(len(recent), LIVE_FAILURE_ROWS)})",
-                )
-            )
         if self.outage:
             parts.append(Text(self.outage, style="bold yellow"))
         return Group(*parts)
@@ -467,8 +459,10 @@ def follow(
                     if fresh:
                         out.new_failures(sorted(fresh, key=lambda f: f.timestamp))
                     estimator.add(polled_at, done_nodes(view))
-                    remaining = view.progress.total_nodes - done_nodes(view)
-                    out.update(view, estimator.eta(remaining), estimator.rate())
+                    total = view.progress.total_nodes
+                    # Before the node listing there is nothing to estimate.
+                    eta = estimator.eta(total - done_nodes(view)) if total else None
+                    out.update(view, eta, estimator.rate())
                     if view.status.is_final:
                         break
                 time.sleep(max(0.0, interval - (time.monotonic() - polled_at)))
