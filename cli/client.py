@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import sys
 import time
 from collections import Counter, deque
@@ -26,6 +27,7 @@ from ips_client import (
     IPSClient,
     IPSError,
     ServiceUnavailable,
+    TaskList,
     TaskStatus,
     TaskView,
     Unauthorized,
@@ -48,6 +50,7 @@ class Exit(IntEnum):
     API_ERROR = 4
     API_UNAVAILABLE = 5
     INTERRUPTED = 130
+    BROKEN_PIPE = 141
 
 
 class Output(StrEnum):
@@ -121,6 +124,11 @@ def api_errors() -> Iterator[None]:
         _fail(str(err), Exit.API_ERROR)
     except ValueError as err:  # a malformed IPS_URL
         _fail(str(err), Exit.API_ERROR)
+    except BrokenPipeError:
+        # `ips list | head -1`: the reader has gone; leave quietly, as `cat` does.
+        with contextlib.suppress(OSError, ValueError):  # no real stdout (tests)
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        raise typer.Exit(Exit.BROKEN_PIPE) from None
 
 
 def _fail(message: str, code: Exit) -> None:
@@ -330,6 +338,7 @@ class LiveView:
         self.console = console
         self.live = Live(console=console, auto_refresh=False, redirect_stderr=False)
         self.outage: str | None = None
+        self.last: tuple[TaskView, float | None, float | None] | None = None
 
     def __enter__(self) -> LiveView:
         self.live.__enter__()
@@ -345,10 +354,14 @@ class LiveView:
 
     def unavailable(self, message: str) -> None:
         self.outage = message
-        self.live.refresh()
+        if self.last is None:
+            self.live.update(Text(message, style="bold yellow"), refresh=True)
+        else:
+            self.live.update(self.render(*self.last), refresh=True)
 
     def update(self, view: TaskView, eta: float | None, rate: float | None) -> None:
         self.outage = None
+        self.last = (view, eta, rate)
         self.live.update(self.render(view, eta, rate), refresh=True)
 
     def render(self, view: TaskView, eta: float | None, rate: float | None) -> RenderableType:
@@ -647,6 +660,10 @@ def list_tasks(
             _print_json(client.request("GET", TASKS_PATH, params=params))
             return
         page = client.list(status=status, limit=limit, offset=offset)
+        render_list(page, status, offset)
+
+
+def render_list(page: TaskList, status: TaskStatus | None, offset: int) -> None:
     console = Console(highlight=False)
     if not page.tasks:
         which = f" {status.value}" if status else ""
@@ -681,7 +698,7 @@ def cancel(
     """Cancel a task: running Jobs are cleaned up and it ends `cancelled`."""
     with api_errors(), _client(url, token) as client:
         result = client.cancel(task_id)
-    sys.stdout.write(f"{result.task_id} {result.status}: {result.message}\n")
+        sys.stdout.write(f"{result.task_id} {result.status}: {result.message}\n")
 
 
 def watch(

@@ -297,3 +297,40 @@ def test_create_watch_follows_to_the_end(fake: list[FakeAPI]) -> None:
     out = run("create", "-i", "nginx:latest", "-b", "2", "--watch")
     assert out.exit_code == Exit.COMPLETED_WITH_FAILURES
     assert out.stdout.splitlines()[0] == "task-20260116-151234-a1b2c3d4"
+
+
+def test_outage_shows_in_the_live_view_on_a_terminal(fake: list[FakeAPI]) -> None:
+    """On a TTY the live view says the API is unavailable, then recovers, then ends."""
+    import io
+
+    from rich.console import Console
+
+    from cli.client import follow
+
+    fake.append(
+        FakeAPI(
+            task("running", completed=1),
+            httpx.Response(503, json={"error": "temporal unavailable", "details": "restart"}),
+            task("completed", completed=4),
+        )
+    )
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=120, color_system="truecolor")
+    with cli_client._client(None, None) as client:
+        code = follow(client, "task-1", interval=1, give_up_after=60, console=console)
+    assert code == Exit.OK
+    screen = buf.getvalue()
+    assert "API unavailable for" in screen and "temporal unavailable" in screen
+    assert "━" in screen and "batch 1/2" in screen
+    assert "task task-20260116-151234-a1b2c3d4 completed: 4/4 nodes" in screen
+
+
+def test_broken_pipe_exits_quietly(fake: list[FakeAPI], monkeypatch: pytest.MonkeyPatch) -> None:
+    fake.append(FakeAPI(task("running", completed=1)))
+
+    def broken(*args: object, **kwargs: object) -> None:
+        raise BrokenPipeError
+
+    monkeypatch.setattr(cli_client, "render_task", broken)
+    out = run("get", "task-1")
+    assert out.exit_code == Exit.BROKEN_PIPE and "Traceback" not in out.output
