@@ -17,6 +17,7 @@ from pydantic import (
     BaseModel,
     ConfigDict,
     Field,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -171,9 +172,30 @@ def validate_dns1123_label(name: str) -> str:
     return name
 
 
-ImageRef = Annotated[str, AfterValidator(validate_image_reference)]
-NodeName = Annotated[str, AfterValidator(validate_dns1123_subdomain)]
-SecretName = Annotated[str, AfterValidator(validate_dns1123_subdomain)]
+# The same rules in the OpenAPI schema (ECMA-262 regex: no named groups), so clients and
+# schema-driven tools see them; validation itself stays in the validators above.
+_IMAGE_PATTERN = (
+    r"^\s*"
+    + re.sub(r"\(\?P<\w+>", "(", IMAGE_REFERENCE_RE.pattern).removeprefix("^").removesuffix("$")
+    + r"\s*$"
+)
+_DNS1123_SCHEMA = {
+    "type": "string",
+    "minLength": 1,
+    "maxLength": 253,
+    "pattern": _DNS1123_SUBDOMAIN_RE.pattern,
+}
+ImageRef = Annotated[
+    str,
+    AfterValidator(validate_image_reference),
+    WithJsonSchema({"type": "string", "minLength": 1, "pattern": _IMAGE_PATTERN}),
+]
+NodeName = Annotated[
+    str, AfterValidator(validate_dns1123_subdomain), WithJsonSchema(_DNS1123_SCHEMA)
+]
+SecretName = Annotated[
+    str, AfterValidator(validate_dns1123_subdomain), WithJsonSchema(_DNS1123_SCHEMA)
+]
 
 
 def utcnow() -> datetime:
