@@ -234,12 +234,16 @@ class _UnitRun:
         try:
             self._maybe_done()
             done_wait = asyncio.create_task(self.all_done.wait())
-            finished, _ = await asyncio.wait(
-                [done_wait, *tasks], return_when=asyncio.FIRST_COMPLETED
-            )
-            for t in finished:
-                if t is not done_wait:
-                    t.result()  # a loop died: raise its error (the activity is retried)
+            waiting: set[asyncio.Task[Any]] = {done_wait, *tasks}
+            # The create loop ends normally once every Job exists: keep watching until every
+            # node has an outcome; any loop that dies raises (the activity is retried).
+            while not done_wait.done():
+                finished, waiting = await asyncio.wait(
+                    waiting, return_when=asyncio.FIRST_COMPLETED
+                )
+                for t in finished:
+                    if t is not done_wait:
+                        t.result()
             done_wait.cancel()
         finally:
             self.stop.set()
