@@ -238,9 +238,7 @@ class _UnitRun:
             # The create loop ends normally once every Job exists: keep watching until every
             # node has an outcome; any loop that dies raises (the activity is retried).
             while not done_wait.done():
-                finished, waiting = await asyncio.wait(
-                    waiting, return_when=asyncio.FIRST_COMPLETED
-                )
+                finished, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
                 for t in finished:
                     if t is not done_wait:
                         t.result()
