@@ -58,6 +58,8 @@ class Engine:
             status = await self.status(task_id)
             if status in wanted:
                 return status
+            if status is not None and TaskStatus(status).is_final:
+                break  # it will not change any more
             await asyncio.sleep(0.2)
         raise AssertionError(f"{task_id}: IpsStatus {status!r}, expected one of {wanted}")
 
