@@ -89,6 +89,10 @@ class Proc:
                 self.popen.kill()
                 self.popen.wait(5)
 
+    def terminate(self) -> None:
+        if self.alive():
+            self.popen.send_signal(signal.SIGTERM)
+
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
 
@@ -149,6 +153,19 @@ class Stack:
         return out
 
 
+def stop_all(procs: list[Proc], timeout: float = 15.0) -> None:
+    """SIGTERM to all at once, then SIGKILL whatever has not exited within `timeout`."""
+    for proc in procs:
+        proc.terminate()
+    deadline = time.monotonic() + timeout
+    for proc in procs:
+        try:
+            proc.popen.wait(max(0.1, deadline - time.monotonic()))
+        except subprocess.TimeoutExpired:
+            proc.popen.kill()
+            proc.popen.wait(5)
+
+
 def _spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Proc:
     log_path = log_dir / f"{name}.log"
     with log_path.open("wb") as sink:
@@ -190,7 +207,7 @@ def run_stack(
     work_dir: Path,
     *,
     scenario: dict[str, Any] | None = None,
-    time_scale: float = 10.0,
+    time_scale: float = 20.0,
     token: str | None = None,
     log_level: str = "INFO",
     extra_env: dict[str, str] | None = None,
@@ -243,9 +260,7 @@ def run_stack(
         _wait_http(stack.procs["worker"], stack.metrics_urls["worker"], deadline)
         yield stack
     finally:
-        for name in ("api", "worker", "sim"):
-            if name in stack.procs:
-                stack.procs[name].stop()
+        stop_all(list(stack.procs.values()))
 
 
 @contextlib.contextmanager
