@@ -45,7 +45,7 @@ log = logging.getLogger(__name__)
 REQUEST_TIMEOUT = (5.0, 60.0)  # connect, read
 ATTEMPTS = 5
 THREADS = 32
-_backoff = wait_exponential_jitter(initial=0.25, max=8.0)
+_backoff = wait_exponential_jitter(multiplier=0.25, max=8.0)
 
 
 def _transient(exc: BaseException) -> bool:

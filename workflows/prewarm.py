@@ -332,6 +332,9 @@ class PrewarmWorkflow:
                     ),
                 )
             )
+        p.percentage = Progress.compute_percentage(
+            p.total_nodes, p.completed_nodes, p.failed_nodes, p.already_warm_nodes
+        )
         self._upsert_counters(force=True)
         self._log(
             f"{sel.matched} nodes matched: {len(sel.targets)} to pull, {sel.warm} already warm, "

@@ -1,0 +1,174 @@
+"""Engine test helpers: activities mocked by name, and a way to start PrewarmWorkflow."""
+
+from __future__ import annotations
+
+import asyncio
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+from temporalio import activity
+from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.testing import WorkflowEnvironment
+
+from common.models import (
+    FailedNodeDetail,
+    FailureReason,
+    PrewarmInput,
+    SkippedNodeDetail,
+    TaskSpec,
+    TaskView,
+)
+from common.temporal import WORKFLOW_NAME, SearchAttr
+from workflows.types import (
+    ACTIVITY_CLEANUP,
+    ACTIVITY_LIST_NODES,
+    ACTIVITY_PREWARM_NODES,
+    SIGNAL_NODE_OUTCOMES,
+    CleanupInput,
+    CleanupResult,
+    ListNodesInput,
+    NodeOutcome,
+    NodeOutcomes,
+    NodeSelection,
+    PrewarmNodesInput,
+    PrewarmNodesResult,
+)
+
+
+@pytest.fixture(scope="session")
+async def skip_env(time_env: WorkflowEnvironment) -> WorkflowEnvironment:
+    """The time-skipping server, with our search attributes added (it has no List for them)."""
+    await time_env.client.operator_service.add_search_attributes(
+        AddSearchAttributesRequest(
+            namespace=time_env.client.namespace,
+            search_attributes={a.value: a.indexed_type for a in SearchAttr},
+        )
+    )
+    return time_env
+
+
+def node_names(n: int) -> list[str]:
+    return [f"node-{i:03d}" for i in range(n)]
+
+
+def task_id() -> str:
+    return f"task-20260101-000000-{uuid.uuid4().hex[:8]}"
+
+
+def failure(node: str, reason: FailureReason = FailureReason.IMAGE_NOT_FOUND) -> NodeOutcome:
+    return NodeOutcome(
+        node_name=node,
+        ok=False,
+        failure=FailedNodeDetail(
+            node_name=node,
+            image="nginx:nope",
+            reason=reason,
+            message="rpc error: code = NotFound desc = not found",
+            timestamp=datetime.now(UTC),
+        ),
+    )
+
+
+@dataclass
+class MockEngine:
+    """Activities registered under the real names; behaviour set per test.
+
+    `outcome(node)` decides each node (default: success). `hold` (when set) makes the batch
+    activity signal its first `signal_first` outcomes, then wait for `release` while
+    heartbeating, so a test can query or cancel mid-batch.
+    """
+
+    selection: NodeSelection
+    outcome: Callable[[str], NodeOutcome] = lambda n: NodeOutcome(node_name=n, ok=True)
+    hold_unit: int | None = None
+    signal_first: int = 0
+    release: asyncio.Event = field(default_factory=asyncio.Event)
+    holding: asyncio.Event = field(default_factory=asyncio.Event)
+    hold_listing: bool = False
+    hold_cleanup: bool = False
+    list_error: Exception | None = None
+    calls: list[PrewarmNodesInput] = field(default_factory=list)
+    cancelled_units: list[int] = field(default_factory=list)
+    cleanups: list[str] = field(default_factory=list)
+    events: list[str] = field(default_factory=list)
+
+    async def _wait_release(self) -> None:
+        self.holding.set()
+        while not self.release.is_set():
+            activity.heartbeat()
+            try:
+                await asyncio.wait_for(self.release.wait(), 0.2)
+            except TimeoutError:
+                pass
+
+    def activities(self) -> list[Any]:
+        @activity.defn(name=ACTIVITY_LIST_NODES)
+        async def list_nodes(inp: ListNodesInput) -> NodeSelection:
+            self.events.append("list")
+            if self.hold_listing:
+                await self._wait_release()
+            if self.list_error is not None:
+                raise self.list_error
+            return self.selection
+
+        @activity.defn(name=ACTIVITY_PREWARM_NODES)
+        async def prewarm_nodes(inp: PrewarmNodesInput) -> PrewarmNodesResult:
+            self.calls.append(inp)
+            self.events.append(f"unit-{inp.unit}")
+            outcomes = [self.outcome(n) for n in inp.nodes]
+            if inp.unit == self.hold_unit:
+                first = outcomes[: self.signal_first]
+                if first:
+                    handle = activity.client().get_workflow_handle(inp.task_id)
+                    await handle.signal(
+                        SIGNAL_NODE_OUTCOMES, NodeOutcomes(unit=inp.unit, outcomes=first)
+                    )
+                try:
+                    await self._wait_release()
+                except asyncio.CancelledError:
+                    self.cancelled_units.append(inp.unit)
+                    self.events.append(f"unit-{inp.unit}-cancelled")
+                    raise
+            return PrewarmNodesResult(unit=inp.unit, outcomes=outcomes)
+
+        @activity.defn(name=ACTIVITY_CLEANUP)
+        async def cleanup_task(inp: CleanupInput) -> CleanupResult:
+            self.events.append("cleanup")
+            if self.hold_cleanup:
+                await self._wait_release()
+            self.cleanups.append(inp.task_id)
+            return CleanupResult()
+
+        return [list_nodes, prewarm_nodes, cleanup_task]
+
+
+def selection(
+    n: int, *, warm: int = 0, skipped: list[SkippedNodeDetail] | None = None
+) -> NodeSelection:
+    skipped = skipped or []
+    return NodeSelection(
+        matched=n + warm + len(skipped), targets=node_names(n), warm=warm, skipped=skipped
+    )
+
+
+async def start(
+    client: Client,
+    queue: str,
+    spec: TaskSpec,
+    *,
+    tid: str | None = None,
+    state: Any = None,
+) -> WorkflowHandle[Any, TaskView]:
+    tid = tid or task_id()
+    return await client.start_workflow(
+        WORKFLOW_NAME,
+        PrewarmInput(task_id=tid, spec=spec, created_at=datetime.now(UTC), state=state),
+        id=tid,
+        task_queue=queue,
+        result_type=TaskView,
+    )
