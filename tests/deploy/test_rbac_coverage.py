@@ -33,7 +33,10 @@ GOOD = "busybox:latest"
 NOT_FOUND = "registry.example.com/ips-test/not-found:1"
 # Calls the engine makes today that the specified RBAC does not allow (reported to the lead):
 # `GET namespaces/<ns>` in list_nodes and `DELETE pods` in cleanup_task. Any other gap fails.
-KNOWN_ENGINE_GAPS = {("get", "namespaces"), ("delete", "pods")}
+KNOWN_ENGINE_GAPS = {
+    ("get", "namespaces"): "list_nodes' namespace check: 403 fails every task",
+    ("delete", "pods"): "cleanup_task's pod deletes: 403 fails the clean-up (after the Jobs)",
+}
 
 
 def allowed(rules: list[dict[str, Any]], verb: str, resource: str) -> bool:
@@ -133,17 +136,16 @@ async def test_rbac_covers_every_call_of_a_real_task(
         if res != "namespaces" or verb != "create"  # kubectl apply above, not the worker
         if not authorize(base_docs, verb, res)
     )
-    unknown = sorted(set(uncovered) - KNOWN_ENGINE_GAPS)
+    unknown = sorted(set(uncovered) - set(KNOWN_ENGINE_GAPS))
     assert unknown == [], (
         f"the worker made Kubernetes calls the shipped RBAC forbids: {unknown}; "
         "a real cluster answers them 403"
     )
     if uncovered:
-        pytest.xfail(
-            f"activities/prewarm.py makes {uncovered}, outside the RBAC the issue specifies: "
-            "a real cluster answers 403 (list_nodes' namespace check fails every task; "
-            "cleanup_task's pod deletes fail after the Jobs are gone). Fix in the engine."
+        why = "; ".join(
+            f"{verb} {res}: {KNOWN_ENGINE_GAPS[(verb, res)]}" for verb, res in uncovered
         )
+        pytest.xfail(f"activities/prewarm.py calls outside the specified RBAC ({why})")
 
 
 def test_authorize_model_denies_what_is_not_granted(base_docs: list[dict[str, Any]]) -> None:

@@ -305,7 +305,10 @@ async def test_a_running_task_then_cancel(ops: Ops) -> None:
     assert out.strip() == "Total: 1"
     assert (await r.run("status", TASK_ID=task_id)).stdout.strip() == "running"
     pending = json.loads((await r.run("pending-activity", TASK_ID=task_id)).stdout)
-    assert pending["activity"] == "prewarm_nodes"
+    assert pending["activity"] == "prewarm_nodes", pending
+    assert pending["attempt"] == 1 and pending["lastFailure"] is None, pending
+    # The batch heartbeats while it waits; no node has an outcome yet, so no indexes.
+    assert pending["lastHeartbeatTime"] and pending["heartbeatDetails"] == [None], pending
     assert pending["state"] in (
         "PENDING_ACTIVITY_STATE_STARTED",
         "PENDING_ACTIVITY_STATE_SCHEDULED",
