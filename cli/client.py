@@ -349,8 +349,11 @@ class LiveView:
 
     def new_failures(self, failures: list[FailedNodeDetail]) -> None:
         # Printed above the live region, so every failed node stays in the scrollback.
+        # One line each, cut to the terminal's width: `ips get` has the full messages.
         for f in failures:
-            self.console.print(Text(failure_line(f), style="red"), soft_wrap=True)
+            self.console.print(
+                Text(failure_line(f), style="red"), no_wrap=True, overflow="ellipsis", crop=True
+            )
 
     def unavailable(self, message: str) -> None:
         self.outage = message
@@ -372,6 +375,7 @@ class LiveView:
             status_text(view.status),
             ("  " + ", ".join(view.images), "dim"),
         )
+        head.no_wrap, head.overflow = True, "ellipsis"
         bar = Table.grid(padding=(0, 2))
         bar.add_row(progress_bar(self.console, view, 50), progress_text(view, eta))
         speed = f"  {rate:.2f} nodes/s" if rate else ""
@@ -663,25 +667,41 @@ def list_tasks(
         render_list(page, status, offset)
 
 
+LIST_COLUMNS = ("TASK ID", "STATUS", "IMAGES", "NODES", "PROGRESS", "AGE")
+
+
 def render_list(page: TaskList, status: TaskStatus | None, offset: int) -> None:
     console = Console(highlight=False)
     if not page.tasks:
         which = f" {status.value}" if status else ""
         console.print(f"no{which} tasks" + (f" at offset {offset}" if offset else ""))
         return
-    table = Table(box=None, pad_edge=False)
-    for col in ("TASK ID", "STATUS", "IMAGES", "NODES", "PROGRESS", "AGE"):
-        table.add_column(col, justify="right" if col in ("NODES", "PROGRESS") else "left")
-    for t in page.tasks:
-        images = ", ".join(t.images[:2]) + (f" +{len(t.images) - 2}" if len(t.images) > 2 else "")
-        table.add_row(
+    rows = [
+        (
             t.task_id,
             status_text(t.status),
-            images,
+            ", ".join(t.images[:2]) + (f" +{len(t.images) - 2}" if len(t.images) > 2 else ""),
             f"{t.progress.completed_nodes}/{t.progress.total_nodes}",
             f"{t.progress.percentage:.1f}%",
             _age(t.created_at),
         )
+        for t in page.tasks
+    ]
+    console_width = console.width
+    widths = [max(len(c), *(len(str(r[i])) for r in rows)) for i, c in enumerate(LIST_COLUMNS)]
+    # Only IMAGES gives way on a narrow terminal; an ID, a status or a count is never cut.
+    room = console_width - sum(w for i, w in enumerate(widths) if i != 2) - 2 * 5
+    table = Table(box=None, pad_edge=False)
+    for i, col in enumerate(LIST_COLUMNS):
+        table.add_column(
+            col,
+            justify="right" if col in ("NODES", "PROGRESS") else "left",
+            no_wrap=True,
+            overflow="ellipsis",
+            width=max(10, min(room, widths[i])) if i == 2 else widths[i],
+        )
+    for row in rows:
+        table.add_row(*row)
     console.print(table)
     last = page.offset + len(page.tasks)
     footer = f"{page.offset + 1}-{last} of {page.total} tasks"
