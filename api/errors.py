@@ -16,6 +16,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import Match
 
 from common.models import ErrorBody, TaskStatus
 
@@ -157,13 +158,31 @@ async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     )
 
 
-async def _http_error(_: Request, exc: Exception) -> JSONResponse:
+_METHODS = ("DELETE", "GET", "HEAD", "OPTIONS", "PATCH", "POST", "PUT")
+
+
+def _allowed_methods(request: Request) -> str:
+    """Every method some route fully matches on this path (Starlette names only the first
+    route's methods)."""
+    allowed = []
+    for method in _METHODS:
+        scope = {**request.scope, "method": method}
+        if any(route.matches(scope)[0] == Match.FULL for route in request.app.router.routes):
+            allowed.append(method)
+    return ", ".join(allowed)
+
+
+async def _http_error(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, StarletteHTTPException)
     status = HTTPStatus(exc.status_code)
     details = exc.detail if isinstance(exc.detail, str) else status.description
+    headers = dict(exc.headers or {})
     if status == HTTPStatus.NOT_FOUND and details == status.phrase:
         details = "no such endpoint; see /docs"
-    return error_response(status, status.phrase.lower(), details, dict(exc.headers or {}))
+    if status == HTTPStatus.METHOD_NOT_ALLOWED:
+        headers["Allow"] = _allowed_methods(request)
+        details = f"{request.method} is not allowed here; allowed: {headers['Allow']}"
+    return error_response(status, status.phrase.lower(), details, headers)
 
 
 async def _unexpected(request: Request, exc: Exception) -> JSONResponse:

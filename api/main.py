@@ -48,7 +48,8 @@ async def lifespan(app: FastAPI) -> AsyncIterator[None]:
 
 
 def _openapi_without_422(app: FastAPI) -> Any:
-    """FastAPI documents 422s we never send (validation errors are 400s): drop them."""
+    """The schema of this deployment: no 422s (validation errors are 400s), and the bearer
+    scheme and 401s only when auth is on."""
 
     def openapi() -> dict[str, Any]:
         if app.openapi_schema:
@@ -62,12 +63,19 @@ def _openapi_without_422(app: FastAPI) -> Any:
             routes=app.routes,
             tags=app.openapi_tags,
         )
+        auth_on = bool(app.state.api_tokens)
         for path in schema.get("paths", {}).values():
             for op in path.values():
-                op.get("responses", {}).pop(str(HTTPStatus.UNPROCESSABLE_ENTITY.value), None)
-        comps = schema.get("components", {}).get("schemas", {})
-        comps.pop("HTTPValidationError", None)
-        comps.pop("ValidationError", None)
+                responses = op.get("responses", {})
+                responses.pop(str(HTTPStatus.UNPROCESSABLE_ENTITY.value), None)
+                if not auth_on:  # document what this deployment does: no 401, no scheme
+                    op.pop("security", None)
+                    responses.pop(str(HTTPStatus.UNAUTHORIZED.value), None)
+        comps = schema.get("components", {})
+        comps.get("schemas", {}).pop("HTTPValidationError", None)
+        comps.get("schemas", {}).pop("ValidationError", None)
+        if not auth_on:
+            comps.pop("securitySchemes", None)
         app.openapi_schema = schema
         return schema
 

@@ -113,4 +113,8 @@ async def test_chunked_body_over_the_cap_is_413(http: httpx.AsyncClient) -> None
 async def test_unknown_route_and_method_use_the_envelope(http: httpx.AsyncClient) -> None:
     assert_envelope(await http.get("/api/v1/nope"), 404, "no such endpoint")
     r = await http.put(f"{TASKS}/task-20260116-151234-a1b2c3d4", json={})
+    assert_envelope(r, 405, "PUT is not allowed")
+    assert r.headers["allow"] == "DELETE, GET"
+    r = await http.patch(TASKS, json={})
     assert_envelope(r, 405, "")
+    assert r.headers["allow"] == "GET, POST"
