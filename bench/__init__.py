@@ -1,0 +1,1 @@
+"""IPS benchmarks: `make bench` (python -m bench.run_all). See bench/README.md."""
