@@ -129,7 +129,7 @@ def serve() -> None:
         host="0.0.0.0",
         port=settings.server_port,
         log_config=None,
-        access_log=False,
+        access_log=True,
         proxy_headers=True,
         timeout_graceful_shutdown=10,
     )
