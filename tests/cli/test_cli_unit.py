@@ -334,3 +334,19 @@ def test_broken_pipe_exits_quietly(fake: list[FakeAPI], monkeypatch: pytest.Monk
     monkeypatch.setattr(cli_client, "render_task", broken)
     out = run("get", "task-1")
     assert out.exit_code == Exit.BROKEN_PIPE and "Traceback" not in out.output
+
+
+def test_watch_redraws_at_most_once_a_second(
+    fake: list[FakeAPI], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """One poll and one redraw per interval; an interval under a second is refused."""
+    fake.append(FakeAPI(task("running", completed=1), task("running", completed=2),
+                        task("completed", completed=4)))  # fmt: skip
+    slept: list[float] = []
+    monkeypatch.setattr(cli_client.time, "sleep", slept.append)
+    out = run("watch", "task-1")
+    assert out.exit_code == Exit.OK
+    assert len(slept) == 2 and all(0.9 < s <= 1.0 for s in slept), slept
+    assert len(fake[0].requests) == 3
+    out = run("watch", "task-1", "--interval", "0.2")
+    assert out.exit_code == 2 and "--interval" in out.output
