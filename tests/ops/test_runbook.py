@@ -304,7 +304,11 @@ async def test_a_running_task_then_cancel(ops: Ops) -> None:
     out = (await r.run("count-started-before", DEPLOY_TIME=deploy_time)).stdout
     assert out.strip() == "Total: 1"
     assert (await r.run("status", TASK_ID=task_id)).stdout.strip() == "running"
-    pending = json.loads((await r.run("pending-activity", TASK_ID=task_id)).stdout)
+    for _ in range(50):  # the first heartbeat comes within about a second
+        pending = json.loads((await r.run("pending-activity", TASK_ID=task_id)).stdout)
+        if pending.get("lastHeartbeatTime"):
+            break
+        await asyncio.sleep(0.2)
     assert pending["activity"] == "prewarm_nodes", pending
     assert pending["attempt"] == 1 and pending["lastFailure"] is None, pending
     # The batch heartbeats while it waits; no node has an outcome yet, so no indexes.
