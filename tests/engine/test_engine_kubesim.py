@@ -1,0 +1,322 @@
+"""The real engine end to end: Temporal dev server, a real worker, kubesim over HTTP.
+
+kubesim runs time-scaled (a 72 MiB pull takes milliseconds), so each test takes seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import pytest
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.testing import WorkflowEnvironment
+
+from activities.jobspec import task_selector
+from activities.selection import normalize_image
+from common import temporal as t
+from common.models import (
+    FailureReason,
+    PrewarmInput,
+    SkipReason,
+    TaskSpec,
+    TaskStatus,
+    TaskView,
+    Toleration,
+)
+from common.settings import Settings
+from kubesim.testing import SimHandle, start_sim
+from tests.engine.conftest import task_id
+from worker.main import build_worker
+
+pytestmark = pytest.mark.integration
+
+NOT_FOUND = "registry.example.com/ips-test/not-found:1"
+PRIVATE = "registry.example.com/ips-test/private:1"
+DISTROLESS = "registry.example.com/ips-test/distroless:1"
+LARGE = "registry.example.com/ips-test/large:1"
+TIME_SCALE = 50.0
+
+
+@pytest.fixture(scope="module")
+def sim() -> Iterator[SimHandle]:
+    """One default-scenario cluster of 60 nodes for the module (tasks use distinct images)."""
+    with start_sim(nodes=60, time_scale=TIME_SCALE, seed=7) as handle:
+        yield handle
+
+
+def settings_for(sim: SimHandle, **kw: Any) -> Settings:
+    base: dict[str, Any] = {
+        "kubeconfig": sim.kubeconfig_path,
+        "k8s_qps": 500.0,
+        "k8s_burst": 500,
+        "unschedulable_grace_seconds": 2,
+        "metrics_port": 0,
+        "temporal_metrics_port": 0,
+    }
+    base.update(kw)
+    return Settings(**base)
+
+
+@asynccontextmanager
+async def engine(env: WorkflowEnvironment, sim: SimHandle, **kw: Any) -> AsyncIterator[str]:
+    queue = f"engine-it-{uuid.uuid4().hex[:8]}"
+    async with await build_worker(env.client, settings_for(sim, **kw), task_queue=queue):
+        yield queue
+
+
+async def submit(client: Client, queue: str, spec: TaskSpec) -> WorkflowHandle[Any, TaskView]:
+    tid = task_id()
+    return await client.start_workflow(
+        t.WORKFLOW_NAME,
+        PrewarmInput(task_id=tid, spec=spec, created_at=datetime.now(UTC)),
+        id=tid,
+        task_queue=queue,
+        result_type=TaskView,
+        search_attributes=TypedSearchAttributes([SearchAttributePair(t.STATUS_KEY, "pending")]),
+    )
+
+
+def nodes_where(sim: SimHandle, pred: Callable[[dict[str, Any]], bool]) -> list[str]:
+    return sorted(n["metadata"]["name"] for n in sim.objects("nodes") if pred(n))
+
+
+def _ready(n: dict[str, Any]) -> bool:
+    return any(
+        c["type"] == "Ready" and c["status"] == "True" for c in n["status"].get("conditions", [])
+    )
+
+
+def _has(n: dict[str, Any], images: list[str]) -> bool:
+    names = {normalize_image(x) for i in n["status"].get("images", []) for x in i["names"]}
+    return all(normalize_image(i) in names for i in images)
+
+
+async def _wait_until(pred: Callable[[], Any], timeout: float = 30.0) -> Any:
+    deadline = time.monotonic() + timeout
+    while True:
+        value = pred()
+        if value:
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(0.2)
+
+
+async def test_default_scenario_60_nodes_exact_counts(
+    dev_env: WorkflowEnvironment, sim: SimHandle
+) -> None:
+    images = ["nginx:latest", "redis:7"]
+    nodes = sim.objects("nodes")
+    assert len(nodes) == 60
+    not_ready = nodes_where(sim, lambda n: not _ready(n))
+    cordoned = nodes_where(sim, lambda n: _ready(n) and n["spec"].get("unschedulable", False))
+    tainted = nodes_where(sim, lambda n: n["metadata"]["labels"].get("pool") == "gpu")
+    skipped = set(not_ready) | set(cordoned) | set(tainted)
+    warm = nodes_where(sim, lambda n: n["metadata"]["name"] not in skipped and _has(n, images))
+    assert (len(not_ready), len(cordoned), len(tainted)) == (1, 1, 7)
+    assert warm, "the default scenario has nodes with both images already"
+    to_pull = sorted(set(nodes_where(sim, lambda n: True)) - skipped - set(warm))
+
+    async with engine(dev_env, sim) as queue:
+        handle = await submit(dev_env.client, queue, TaskSpec(images=images, batch_size=10))
+        view = await handle.result()
+
+    p = view.progress
+    assert view.status == TaskStatus.COMPLETED, view.message
+    assert p.total_nodes == 60 - len(skipped)
+    assert (p.completed_nodes, p.failed_nodes) == (len(to_pull), 0)
+    assert (p.already_warm_nodes, p.skipped_nodes) == (len(warm), len(skipped))
+    assert p.total_batches == -(-len(to_pull) // 10) and p.current_batch == p.total_batches
+    assert p.percentage == 100.0
+    reasons = {d.node_name: d.reason for d in view.skipped_node_details}
+    assert reasons == {
+        **{n: SkipReason.TAINTED for n in tainted},
+        **{n: SkipReason.NOT_READY for n in not_ready},
+        **{n: SkipReason.CORDONED for n in cordoned},
+    }
+    # Every node that was pulled on now holds both images; warm nodes got no Job at all.
+    for name in to_pull:
+        held = {normalize_image(i) for i in sim.node_images(name)}
+        assert {normalize_image(i) for i in images} <= held, name
+    jobs = sim.objects("jobs", label_selector=task_selector(view.task_id))
+    jobs_nodes = {j["metadata"]["annotations"]["prewarm.ips.io/node"] for j in jobs}
+    assert jobs_nodes == set(to_pull)
+    # The list API reads only search attributes: they carry the final counters.
+    desc = await handle.describe()
+    sa = desc.typed_search_attributes
+    assert sa.get(t.STATUS_KEY) == "completed"
+    assert sa.get(t.COMPLETED_NODES_KEY) == len(to_pull)
+    assert sa.get(t.TOTAL_NODES_KEY) == p.total_nodes
+    assert sa.get(t.FAILED_NODES_KEY) == 0
+    assert sa.get(t.WARM_NODES_KEY) == len(warm)
+    assert sa.get(t.SKIPPED_NODES_KEY) == len(skipped)
+
+
+async def test_not_found_image_fails_fast(dev_env: WorkflowEnvironment, sim: SimHandle) -> None:
+    targets = nodes_where(sim, lambda n: n["metadata"]["name"].startswith("compute") and _ready(n))
+    spec = TaskSpec(images=[NOT_FOUND], batch_size=5, node_names=targets[:5], timeout_seconds=600)
+    async with engine(dev_env, sim) as queue:
+        started = time.monotonic()
+        view = await (await submit(dev_env.client, queue, spec)).result()
+        elapsed = time.monotonic() - started
+    assert view.status == TaskStatus.COMPLETED
+    assert view.progress.failed_nodes == 5
+    assert {d.reason for d in view.failed_node_details} == {FailureReason.IMAGE_NOT_FOUND}
+    assert {d.image for d in view.failed_node_details} == {NOT_FOUND}
+    assert all("not found" in d.message.lower() for d in view.failed_node_details)
+    assert elapsed < 60, "a not-found image must not wait out timeoutSeconds (600 s)"
+    # Failed Jobs are deleted at once, so the kubelet stops its back-off loop.
+    await _wait_until(lambda: not sim.objects("jobs", label_selector=task_selector(view.task_id)))
+
+
+async def test_private_image_needs_its_pull_secret(
+    dev_env: WorkflowEnvironment, sim: SimHandle
+) -> None:
+    targets = nodes_where(sim, lambda n: n["metadata"]["name"].startswith("general") and _ready(n))
+    without = TaskSpec(images=[PRIVATE], batch_size=3, node_names=targets[:3])
+    with_secret = TaskSpec(
+        images=[PRIVATE], batch_size=3, node_names=targets[3:6], image_pull_secrets=["regcred"]
+    )
+    async with engine(dev_env, sim) as queue:
+        denied = await (await submit(dev_env.client, queue, without)).result()
+        allowed = await (await submit(dev_env.client, queue, with_secret)).result()
+    assert denied.progress.failed_nodes == 3
+    assert {d.reason for d in denied.failed_node_details} == {FailureReason.UNAUTHORIZED}
+    assert (allowed.status, allowed.progress.completed_nodes) == (TaskStatus.COMPLETED, 3)
+    for name in targets[3:6]:
+        assert sim.pull_counts().get((name, PRIVATE)) == 1
+
+
+async def test_image_without_a_shell_succeeds(dev_env: WorkflowEnvironment, sim: SimHandle) -> None:
+    targets = nodes_where(sim, lambda n: n["metadata"]["name"].startswith("compute") and _ready(n))
+    spec = TaskSpec(images=[DISTROLESS], batch_size=4, node_names=targets[-4:])
+    async with engine(dev_env, sim) as queue:
+        view = await (await submit(dev_env.client, queue, spec)).result()
+    assert (view.status, view.progress.completed_nodes, view.progress.failed_nodes) == (
+        TaskStatus.COMPLETED,
+        4,
+        0,
+    )
+
+
+async def test_tainted_pool_needs_tolerations(dev_env: WorkflowEnvironment, sim: SimHandle) -> None:
+    image = "registry.example.com/ips-test/small:1"
+    gpu = {"pool": "gpu"}
+    async with engine(dev_env, sim) as queue:
+        refused = await (
+            await submit(
+                dev_env.client, queue, TaskSpec(images=[image], batch_size=4, node_selector=gpu)
+            )
+        ).result()
+        tolerated = await (
+            await submit(
+                dev_env.client,
+                queue,
+                TaskSpec(
+                    images=[image],
+                    batch_size=4,
+                    node_selector=gpu,
+                    tolerations=[
+                        Toleration(key="nvidia.com/gpu", operator="Exists", effect="NoSchedule")
+                    ],
+                ),
+            )
+        ).result()
+    assert refused.status == TaskStatus.FAILED
+    assert refused.message is not None and "7 Tainted" in refused.message
+    assert refused.progress.skipped_nodes == 7
+    assert (tolerated.status, tolerated.progress.completed_nodes) == (TaskStatus.COMPLETED, 7)
+    gpu_nodes = nodes_where(sim, lambda n: n["metadata"]["labels"].get("pool") == "gpu")
+    assert all(sim.pull_counts().get((n, image)) == 1 for n in gpu_nodes)
+
+
+async def test_cancel_mid_batch_leaves_no_jobs(
+    dev_env: WorkflowEnvironment, sim: SimHandle
+) -> None:
+    spec = TaskSpec(images=[LARGE], batch_size=5, timeout_seconds=600)
+    async with engine(dev_env, sim) as queue:
+        handle = await submit(dev_env.client, queue, spec)
+        selector = task_selector(handle.id)
+        await _wait_until(lambda: len(sim.objects("jobs", label_selector=selector)) >= 3)
+        await handle.cancel()
+        view = await handle.result()
+        await _wait_until(
+            lambda: (
+                not sim.objects("jobs", label_selector=selector)
+                and not sim.objects("pods", label_selector=selector)
+            ),
+            timeout=30,
+        )
+    assert view.status == TaskStatus.CANCELLED
+    assert view.progress.current_batch == 1
+    assert view.progress.completed_nodes + view.progress.failed_nodes < 5
+    desc = await handle.describe()
+    assert desc.typed_search_attributes.get(t.STATUS_KEY) == "cancelled"
+
+
+def _worker_process(sim: SimHandle, address: str, queue: str, log: Path) -> subprocess.Popen[bytes]:
+    ips = shutil.which("ips", path=str(Path(sys.executable).parent)) or "ips"
+    env = {
+        **os.environ,
+        "TEMPORAL_ADDRESS": address,
+        "TEMPORAL_TASK_QUEUE": queue,
+        "KUBECONFIG": str(sim.kubeconfig_path),
+        "K8S_QPS": "500",
+        "K8S_BURST": "500",
+        "METRICS_PORT": "0",
+        "TEMPORAL_METRICS_PORT": "0",
+        "IPS_LOG_FORMAT": "console",
+    }
+    return subprocess.Popen(
+        [ips, "worker"], env=env, stdout=log.open("ab"), stderr=subprocess.STDOUT
+    )
+
+
+async def test_worker_sigkill_mid_batch_then_restart_pulls_each_node_once(
+    dev_env: WorkflowEnvironment, dev_address: str, sim: SimHandle, tmp_path: Path
+) -> None:
+    image = LARGE
+    targets = nodes_where(
+        sim,
+        lambda n: (
+            n["metadata"]["name"].startswith("general")
+            and _ready(n)
+            and not n["spec"].get("unschedulable", False)
+        ),
+    )[:10]
+    spec = TaskSpec(images=[image], batch_size=5, node_names=targets)
+    queue = f"engine-kill-{uuid.uuid4().hex[:8]}"
+    log = tmp_path / "worker.log"
+    proc = _worker_process(sim, dev_address, queue, log)
+    try:
+        handle = await submit(dev_env.client, queue, spec)
+        selector = task_selector(handle.id)
+        # Mid-batch: the first batch's Jobs exist and none has finished yet.
+        await _wait_until(lambda: len(sim.objects("jobs", label_selector=selector)) >= 5, 60)
+        proc.send_signal(signal.SIGKILL)
+        proc.wait(10)
+        proc = _worker_process(sim, dev_address, queue, log)
+        view = await asyncio.wait_for(handle.result(), 120)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+    assert view.status == TaskStatus.COMPLETED, log.read_text()[-3000:]
+    assert view.progress.completed_nodes == 10
+    counts = sim.pull_counts()
+    assert {n: counts.get((n, image)) for n in targets} == {n: 1 for n in targets}
