@@ -104,8 +104,8 @@ def _has(n: dict[str, Any], images: list[str]) -> bool:
     return all(normalize_image(i) in names for i in images)
 
 
-async def _wait_until(pred: Callable[[], Any], timeout: float = 30.0) -> Any:
-    deadline = time.monotonic() + timeout
+async def _wait_until(pred: Callable[[], Any], within: float = 30.0) -> Any:
+    deadline = time.monotonic() + within
     while True:
         value = pred()
         if value:
@@ -258,7 +258,7 @@ async def test_cancel_mid_batch_leaves_no_jobs(
                 not sim.objects("jobs", label_selector=selector)
                 and not sim.objects("pods", label_selector=selector)
             ),
-            timeout=30,
+            within=30,
         )
     assert view.status == TaskStatus.CANCELLED
     assert view.progress.current_batch == 1

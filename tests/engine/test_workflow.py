@@ -59,9 +59,9 @@ def spec(**kw: Any) -> TaskSpec:
 
 
 async def _wait_for(
-    handle: WorkflowHandle[Any, TaskView], pred: Callable[[TaskView], bool], timeout: float = 10
+    handle: WorkflowHandle[Any, TaskView], pred: Callable[[TaskView], bool], within: float = 10
 ) -> TaskView:
-    deadline = asyncio.get_running_loop().time() + timeout
+    deadline = asyncio.get_running_loop().time() + within
     while True:
         view = await handle.query("progress", result_type=TaskView)
         if pred(view):
