@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import re
+import sys
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -33,7 +34,7 @@ from common.temporal import SearchAttr, connect, ensure_search_attributes
 from kubesim.testing import SimHandle, start_sim
 from workflows.prewarm import PrewarmWorkflow
 
-from .runbook import Runner, blocks, inline_temporal_commands, runbook_blocks
+from .runbook import RUNBOOK, Runner, blocks, inline_temporal_commands, runbook_blocks
 
 GOOD = "busybox:latest"
 NOT_FOUND = "registry.example.com/ips-test/not-found:1"
@@ -50,7 +51,7 @@ TYPE_NAMES = {
 
 @pytest.mark.unit
 def test_every_shell_block_is_tagged() -> None:
-    from .runbook import RUNBOOK, TAG, fenced
+    from .runbook import TAG, fenced
 
     untagged = [info for info, _ in fenced(RUNBOOK.read_text()) if not TAG.match(info)]
     assert untagged == [], "tag each block `sh runbook:<id>` or `sh not-run:<reason>`"
@@ -388,6 +389,31 @@ async def test_register_search_attributes_on_a_new_namespace(ops: Ops) -> None:
     assert {a.value: rows.get(a.value) for a in SearchAttr} == {
         a.value: TYPE_NAMES[a.indexed_type] for a in SearchAttr
     }
+
+
+@pytest.mark.integration
+async def test_web_ui_queries_are_valid(ops: Ops) -> None:
+    """The list filters the runbook gives for the Web UI are accepted by the server."""
+    text = RUNBOOK.read_text()
+    section = text[
+        text.index("## Finding a task in the Web UI") : text.index("## The temporal CLI")
+    ]
+    queries = re.findall(r"`(Ips[^`]+)`", section)
+    assert len(queries) >= 2, queries
+    for query in queries:
+        proc = await asyncio.create_subprocess_exec(
+            str(Path(sys.executable).parent / "temporal"),
+            "workflow",
+            "count",
+            "--query",
+            query,
+            env=ops.run.env,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        out, err = await proc.communicate()
+        assert proc.returncode == 0, f"{query}: {err.decode()}"
+        assert out.decode().startswith("Total: "), out
 
 
 @pytest.mark.integration
