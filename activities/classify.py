@@ -178,15 +178,14 @@ def classify_pod(
 
 
 def timeout_verdict(last_error: Verdict | None, detail: str = "") -> Verdict:
-    """DeadlineExceeded, naming the last pull error seen if there was one."""
+    """DeadlineExceeded: the last pull error's own code if one was seen (RateLimited,
+    ImagePullBackOff), else Timeout (a pull that was simply too slow)."""
     if last_error is not None and last_error.reason is not None:
         return Verdict(
             done=True,
-            reason=FailureReason.TIMEOUT,
+            reason=last_error.reason,
             image=last_error.image,
-            message=trim(
-                f"deadline exceeded; last error {last_error.reason.value}: {last_error.message}"
-            ),
+            message=trim(f"deadline exceeded while retrying: {last_error.message}"),
         )
     return Verdict(
         done=True,
