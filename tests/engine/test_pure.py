@@ -95,11 +95,19 @@ def test_succeeded_pod_is_ok() -> None:
 
 
 def test_not_found_fails_at_once_naming_the_image() -> None:
-    p = pod(statuses=[waiting("pull-0", "ContainerCreating"),
-                      waiting("pull-1", "ErrImagePull", NOT_FOUND)])  # fmt: skip
+    p = pod(
+        statuses=[
+            waiting("pull-0", "ContainerCreating"),
+            waiting("pull-1", "ErrImagePull", NOT_FOUND),
+        ]
+    )
     v = classify_pod(p, now=NOW, unschedulable_grace=60)
-    assert (v.done, v.ok, v.reason, v.image) == (True, False, FailureReason.IMAGE_NOT_FOUND,
-                                                 "nope:1")  # fmt: skip
+    assert (v.done, v.ok, v.reason, v.image) == (
+        True,
+        False,
+        FailureReason.IMAGE_NOT_FOUND,
+        "nope:1",
+    )
     assert "code = NotFound" in v.message
 
 
@@ -113,7 +121,7 @@ def test_generic_backoff_reads_the_events() -> None:
             "reason": "Failed",
             "message": f'Failed to pull image "nope:1": {UNAUTHORIZED}',
             "lastTimestamp": "2026-01-16T14:59:00Z",
-        },  # fmt: skip
+        },
         {"reason": "Failed", "message": 'Error: ImagePullBackOff for "other:2"'},
     ]
     v = classify_pod(p, now=NOW, unschedulable_grace=60, events=events)
@@ -124,8 +132,11 @@ def test_rate_limited_is_not_terminal_and_names_itself_at_the_deadline() -> None
     p = pod(statuses=[waiting("pull-0", "ErrImagePull", RATE)])
     v = classify_pod(p, now=NOW, unschedulable_grace=60)
     assert (v.done, v.reason) == (False, FailureReason.RATE_LIMITED)
-    job = {"status": {"conditions": [{"type": "Failed", "status": "True",
-                                      "reason": "DeadlineExceeded"}]}}  # fmt: skip
+    job = {
+        "status": {
+            "conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]
+        }
+    }
     final = job_verdict(job, v)
     assert (final.done, final.reason, final.image) == (True, FailureReason.RATE_LIMITED, "nginx:1")
     assert final.message.startswith("deadline exceeded")
@@ -135,8 +146,11 @@ def test_deadline_without_a_pull_error_is_timeout() -> None:
     p = pod(phase="Failed", reason="DeadlineExceeded")
     v = classify_pod(p, now=NOW, unschedulable_grace=60)
     assert (v.done, v.reason) == (True, FailureReason.TIMEOUT)
-    job = {"status": {"conditions": [{"type": "Failed", "status": "True",
-                                      "reason": "DeadlineExceeded"}]}}  # fmt: skip
+    job = {
+        "status": {
+            "conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded"}]
+        }
+    }
     assert job_verdict(job, None).reason == FailureReason.TIMEOUT
     done = {"status": {"conditions": [{"type": "Complete", "status": "True"}]}}
     assert job_verdict(done, None).ok
@@ -145,14 +159,24 @@ def test_deadline_without_a_pull_error_is_timeout() -> None:
 def test_container_failure() -> None:
     term = {"name": "pull-0", "state": {"terminated": {"exitCode": 127, "reason": "Error"}}}
     v = classify_pod(pod(phase="Failed", statuses=[term]), now=NOW, unschedulable_grace=60)
-    assert (v.reason, v.image, v.message) == (FailureReason.CONTAINER_FAILED, "nginx:1",
-                                              "exit code 127: Error")  # fmt: skip
+    assert (v.reason, v.image, v.message) == (
+        FailureReason.CONTAINER_FAILED,
+        "nginx:1",
+        "exit code 127: Error",
+    )
 
 
 def test_unschedulable_only_after_the_grace_period() -> None:
     since = (NOW - timedelta(seconds=30)).strftime("%Y-%m-%dT%H:%M:%SZ")
-    cond = [{"type": "PodScheduled", "status": "False", "reason": "Unschedulable",
-             "message": "0/5 nodes are available", "lastTransitionTime": since}]  # fmt: skip
+    cond = [
+        {
+            "type": "PodScheduled",
+            "status": "False",
+            "reason": "Unschedulable",
+            "message": "0/5 nodes are available",
+            "lastTransitionTime": since,
+        }
+    ]
     early = classify_pod(pod(conditions=cond), now=NOW, unschedulable_grace=60)
     late = classify_pod(pod(conditions=cond), now=NOW, unschedulable_grace=20)
     assert (early.done, early.reason) == (False, FailureReason.UNSCHEDULABLE)
@@ -248,9 +272,16 @@ def test_job_manifest_is_hardened_and_deterministic() -> None:
         timeout_seconds=120,
     )
     long_node = "ip-10-0-0-1." + "x" * 60 + ".compute.internal"
-    job = build_job(task_id="task-20260116-151234-a1b2c3d4", unit=3, node=long_node,
-                    hostname=long_node, spec=spec, worker_image="busybox:1.37.0-musl",
-                    ttl_seconds=600, priority_class_name="low")  # fmt: skip
+    job = build_job(
+        task_id="task-20260116-151234-a1b2c3d4",
+        unit=3,
+        node=long_node,
+        hostname=long_node,
+        spec=spec,
+        worker_image="busybox:1.37.0-musl",
+        ttl_seconds=600,
+        priority_class_name="low",
+    )
     name = job["metadata"]["name"]
     assert name == job_name("task-20260116-151234-a1b2c3d4", long_node) and len(name) <= 63
     labels = job["metadata"]["labels"]
@@ -260,7 +291,10 @@ def test_job_manifest_is_hardened_and_deterministic() -> None:
     assert job["metadata"]["annotations"]["prewarm.ips.io/node"] == long_node
     js = job["spec"]
     assert (js["backoffLimit"], js["activeDeadlineSeconds"], js["ttlSecondsAfterFinished"]) == (
-        0, 120, 600)  # fmt: skip
+        0,
+        120,
+        600,
+    )
     ps = js["template"]["spec"]
     assert "nodeName" not in ps and ps["nodeSelector"] == {"kubernetes.io/hostname": long_node}
     assert ps["tolerations"] == [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]
@@ -284,8 +318,8 @@ def test_job_manifest_is_hardened_and_deterministic() -> None:
 
 
 def _exc(code: int, reason: str = "", headers: dict[str, str] | None = None) -> ApiException:
-    e = ApiException(status=code, reason="x",
-                     body=json.dumps({"kind": "Status", "message": f"m{code}", "reason": reason}))  # fmt: skip
+    body = json.dumps({"kind": "Status", "message": f"m{code}", "reason": reason})
+    e = ApiException(status=code, reason="x", body=body)
     e.headers = headers
     return e
 
