@@ -53,6 +53,10 @@ _EXAMPLES: dict[HTTPStatus, dict[str, Any]] = {
         "error": "request body too large",
         "details": "the request body must be at most 1048576 bytes",
     },
+    HTTPStatus.BAD_GATEWAY: {
+        "error": "temporal error",
+        "details": "reading the task: Namespace default is not found.",
+    },
     HTTPStatus.SERVICE_UNAVAILABLE: {
         "error": "temporal unavailable",
         "details": "Temporal at localhost:7233 is unreachable: connection refused",
@@ -66,6 +70,7 @@ _DESCRIPTIONS = {
     HTTPStatus.NOT_FOUND: "No such task.",
     HTTPStatus.CONFLICT: "Idempotency-Key reused with a different body.",
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "Body larger than MAX_BODY_BYTES (1 MiB by default).",
+    HTTPStatus.BAD_GATEWAY: "Temporal answered with an error the API did not expect.",
     HTTPStatus.SERVICE_UNAVAILABLE: "Temporal is unreachable; retry later (Retry-After).",
 }
 

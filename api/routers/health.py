@@ -25,14 +25,15 @@ class Health(BaseModel):
     status: str
 
 
-@router.get("/healthz", response_model=Health, summary="Liveness")
+@router.api_route("/healthz", methods=["GET", "HEAD"], response_model=Health, summary="Liveness")
 async def healthz() -> Health:
     """200 while the process is up; it does not depend on Temporal."""
     return Health(status="ok")
 
 
-@router.get(
+@router.api_route(
     "/readyz",
+    methods=["GET", "HEAD"],
     response_model=Health,
     summary="Readiness",
     responses=error_responses(HTTPStatus.SERVICE_UNAVAILABLE),

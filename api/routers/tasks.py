@@ -19,7 +19,9 @@ router = APIRouter(
     prefix=PREFIX,
     tags=["tasks"],
     dependencies=[Depends(require_token)],
-    responses=error_responses(HTTPStatus.UNAUTHORIZED, HTTPStatus.SERVICE_UNAVAILABLE),
+    responses=error_responses(
+        HTTPStatus.UNAUTHORIZED, HTTPStatus.BAD_GATEWAY, HTTPStatus.SERVICE_UNAVAILABLE
+    ),
 )
 
 IdempotencyKey = Annotated[
