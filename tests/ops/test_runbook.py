@@ -353,6 +353,9 @@ async def test_terminate_leaves_jobs_to_delete(ops: Ops) -> None:
     assert (await r.run("status", TASK_ID=task_id)).stdout.strip() == "running"
     assert task_id in (await r.run("list-running")).stdout
     assert task_id not in (await r.run("list-running-open")).stdout
+    # No result, but the progress query still answers (a worker replays the history).
+    frozen = json.loads((await r.run("query-progress-summary", TASK_ID=task_id)).stdout)
+    assert frozen["status"] == "running" and frozen["progress"]["currentBatch"] == 1, frozen
     left = (await r.run("leftover-jobs", TASK_ID=task_id)).stdout
     assert len(left.strip().splitlines()) >= 2, left  # header + at least one Job
     await r.run("delete-leftover-jobs", TASK_ID=task_id)
