@@ -53,8 +53,8 @@ class Options:
         self.nodes = 20 if small else 100
         self.batch = 5 if small else 10
         self.pull_seconds = 20.0 if small else 40.0  # simulated: tasks outlive the read phase
-        self.read_seconds = 3.0 if small else 20.0
-        self.create_seconds = 2.0 if small else 60.0
+        self.read_seconds = 2.0 if small else 20.0
+        self.create_seconds = 1.0 if small else 60.0
 
     def as_dict(self) -> dict[str, Any]:
         return dict(vars(self))

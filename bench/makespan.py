@@ -63,11 +63,11 @@ class Options:
     def __init__(self, small: bool = False) -> None:
         self.small = small
         self.time_scale = 10.0
-        self.batch = 20 if small else 100
+        self.batch = 25 if small else 100
         self.small_nodes = 100 if small else 1000
         self.large_nodes = 0 if small else 5000
-        self.pull_seconds = 10.0 if small else 30.0  # simulated
-        self.lognormal_median = 5.0 if small else 10.0  # simulated
+        self.pull_seconds = 5.0 if small else 30.0  # simulated
+        self.lognormal_median = 3.0 if small else 10.0  # simulated
         self.lognormal_sigma = 0.6
 
     def as_dict(self) -> dict[str, Any]:

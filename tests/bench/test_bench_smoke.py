@@ -1,0 +1,71 @@
+"""The benchmarks still run: `python -m bench.run_all --small` (100 nodes, seconds long).
+
+Only proves the scripts work end to end and write well-formed results; the figures themselves
+are measured by `make bench`, never asserted here (bench/README.md).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from bench.run_all import END, START, results_table, update_readmes
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.integration
+
+
+def test_bench_small_run_writes_wellformed_results(tmp_path: Path) -> None:
+    out = tmp_path / "results"
+    proc = subprocess.run(
+        [sys.executable, "-m", "bench.run_all", "--small", "--no-readme", "--results-dir", str(out)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+
+    makespan = json.loads((out / "makespan.json").read_text())
+    small = makespan["fixedSmall"]
+    assert small["status"] == "completed"
+    assert small["progress"]["completedNodes"] == small["nodes"] == 100
+    assert small["makespanOverIdeal"] > 0 and small["k8sRequestsPerNode"] > 0
+    assert small["historyEvents"] > 0 and small["maxEventsPerRun"] <= small["historyEvents"]
+    assert small["samples"][-1][1] == 100  # the curve ends with every node done
+    for key in ("lognormalBatch", "lognormalRolling"):
+        run = makespan[key]
+        assert run["status"] == "completed" and run["progress"]["completedNodes"] == 100
+        assert run["pullsSeen"] == 100  # every pull's duration was read from kubesim's events
+        assert run["makespanOverLowerBound"] > 0
+    assert makespan["workerPeakRssMiB"] > 0
+
+    baseline = json.loads((out / "baseline.json").read_text())
+    assert baseline["naive"]["nodes"] == 100 and baseline["naive"]["failed"] == 0
+    assert baseline["naive"]["k8sRequests"] > 100  # one create per node, plus the polls
+    assert baseline["requestsRatio"] > 0 and baseline["makespanRatio"] > 0
+
+    api = json.loads((out / "api-load.json").read_text())
+    assert api["read"]["get"]["requests"] > 0 and api["read"]["list"]["requests"] > 0
+    assert api["read"]["errors"] == {}
+    assert api["create"]["created"] > 0
+
+    pngs = {p.name for p in out.glob("*.png")}
+    if importlib.util.find_spec("matplotlib") is None:
+        assert not pngs  # `make test` does not install the bench extra: JSON only
+    else:
+        assert {"makespan-fixedSmall.png", "makespan-lognormal.png", "baseline.png"} <= pngs
+
+    table = results_table(out)
+    assert "| Makespan / ideal, batch, fixed pull, 1,000 nodes / 100 |" in table
+    readme = tmp_path / "README.md"
+    readme.write_text(f"# x\n\n{START}\nold\n{END}\n\nafter\n")
+    assert update_readmes(table, [readme]) == [readme]
+    text = readme.read_text()
+    assert "old" not in text and table in text and text.endswith("after\n")
