@@ -258,7 +258,9 @@ def test_watch_on_a_tty_shows_bar_counts_batches_failures_and_status(
 
 
 def test_ctrl_c_stops_watching_and_the_task_keeps_running(stack: Stack, tmux: Tmux) -> None:
-    task_id = create(stack, "-i", fresh_image(), "-b", "1", "-l", "pool=slow")
+    # Three fresh images, one node at a time: ~30 s, long enough to still run after Ctrl-C.
+    images = [arg for _ in range(3) for arg in ("-i", fresh_image())]
+    task_id = create(stack, *images, "-b", "1", "-l", "pool=slow")
     before = stack.metrics("api")
     env = {"IPS_URL": stack.url, "IPS_TOKEN": TOKEN}
     tmux.start("watch", ips_argv("watch", task_id), env)
