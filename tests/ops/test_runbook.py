@@ -264,6 +264,8 @@ async def test_activity_failure_in_history(ops: Ops, finished: Finished) -> None
         (await ops.run.run("history-failures", TASK_ID=finished.bad_namespace)).stdout
     )
     assert failures and "namespace 'absent' (K8S_NAMESPACE) does not exist" in str(failures)
+    ratio = finished.views["failed"].message
+    assert re.search(r"more than maxFailureRatio \S+: stopped creating Jobs", ratio), ratio
     # The task's message is the one the runbook's task-level failure list names.
     message = finished.views["bad_namespace"].message
     assert message.startswith("listing nodes failed: namespace 'absent' (K8S_NAMESPACE)"), message
