@@ -57,10 +57,14 @@ ROLLING_WINDOW_BATCHES = 10
 ROLLING_WINDOW_MAX_NODES = 1000
 # Counters are upserted at every batch boundary, and from live outcomes at most this often.
 SEARCH_ATTR_MIN_INTERVAL = timedelta(seconds=1)
-# Failure details stay bounded at 5,000 failed nodes: after this many, messages are cut shorter,
-# and a message that repeats the previous one for the same image and reason is dropped.
-FULL_MESSAGE_DETAILS = 200
+# Failure details stay bounded at 5,000 failed nodes (every failed node is still listed, with
+# its reason): past FULL_DETAIL_BYTES of details, messages are cut to SHORT_MESSAGE_CHARS and a
+# message repeating the previous one for the same image and reason is left empty; past
+# BRIEF_DETAIL_BYTES, only node, reason and time are kept. Measured in tests/engine/test_payloads.
+FULL_DETAIL_BYTES = 128 * 1024
+BRIEF_DETAIL_BYTES = 512 * 1024
 SHORT_MESSAGE_CHARS = 80
+_DETAIL_OVERHEAD = 90  # JSON keys, reason and timestamp of one detail
 
 LIST_NODES_TIMEOUT = timedelta(minutes=5)
 CLEANUP_TIMEOUT = timedelta(minutes=2)
@@ -118,6 +122,9 @@ class PrewarmWorkflow:
         self._last_counters: Any = None
         self._last_upsert = workflow.now() - SEARCH_ATTR_MIN_INTERVAL
         self._last_message: dict[tuple[str | None, FailureReason], str] = {}
+        self._detail_bytes = sum(
+            _detail_size(d.node_name, d.image, d.message) for d in self._st.failed_node_details
+        )
 
     # --- Queries and signals -------------------------------------------------------------
 
@@ -374,15 +381,24 @@ class PrewarmWorkflow:
         )
 
     def _compact(self, d: FailedNodeDetail) -> FailedNodeDetail:
-        message = trim(d.message)
-        if len(self._st.failed_node_details) >= FULL_MESSAGE_DETAILS:
+        message, image = trim(d.message), d.image
+        if self._detail_bytes >= BRIEF_DETAIL_BYTES:
+            message, image = "", None
+        elif self._detail_bytes >= FULL_DETAIL_BYTES:
             key = (d.image, d.reason)
             if self._last_message.get(key) == message:
                 message = ""
             else:
                 self._last_message[key] = message
                 message = trim(message, SHORT_MESSAGE_CHARS)
-        return d.model_copy(update={"message": message})
+        self._detail_bytes += _detail_size(d.node_name, image, message)
+        return d.model_copy(
+            update={
+                "message": message,
+                "image": image,
+                "timestamp": d.timestamp.replace(microsecond=0),
+            }
+        )
 
     def _check_failure_ratio(self) -> None:
         p, ratio = self._st.progress, self._inp.spec.max_failure_ratio
@@ -486,6 +502,10 @@ class PrewarmWorkflow:
 
     def _log(self, message: str) -> None:
         workflow.logger.info(message, extra={"taskId": self._inp.task_id})
+
+
+def _detail_size(node: str, image: str | None, message: str) -> int:
+    return len(node) + len(image or "") + len(message) + _DETAIL_OVERHEAD
 
 
 def _selector(spec: Any) -> str:
