@@ -67,6 +67,8 @@ STATUS_STYLE = {
 }
 # Off a TTY an unchanged task still gets a line this often, so a CI log shows the watch is alive.
 PLAIN_HEARTBEAT_SECONDS = 30.0
+# A task pending this long has not been picked up by any worker: say so.
+PENDING_HINT_SECONDS = 30.0
 
 err_console = Console(stderr=True, highlight=False)
 
@@ -338,7 +340,7 @@ class LiveView:
         self.console = console
         self.live = Live(console=console, auto_refresh=False, redirect_stderr=False)
         self.outage: str | None = None
-        self.last: tuple[TaskView, float | None, float | None] | None = None
+        self.last: tuple[TaskView, float | None, float | None, str | None] | None = None
 
     def __enter__(self) -> LiveView:
         self.live.__enter__()
@@ -362,12 +364,16 @@ class LiveView:
         else:
             self.live.update(self.render(*self.last), refresh=True)
 
-    def update(self, view: TaskView, eta: float | None, rate: float | None) -> None:
+    def update(
+        self, view: TaskView, eta: float | None, rate: float | None, note: str | None = None
+    ) -> None:
         self.outage = None
-        self.last = (view, eta, rate)
-        self.live.update(self.render(view, eta, rate), refresh=True)
+        self.last = (view, eta, rate, note)
+        self.live.update(self.render(view, eta, rate, note), refresh=True)
 
-    def render(self, view: TaskView, eta: float | None, rate: float | None) -> RenderableType:
+    def render(
+        self, view: TaskView, eta: float | None, rate: float | None, note: str | None = None
+    ) -> RenderableType:
         head = Text.assemble(
             ("task ", "dim"),
             (view.task_id, "bold"),
@@ -384,8 +390,9 @@ class LiveView:
         if view.failed_node_details:
             # Each failed node was printed above as it appeared; here, the tally by reason.
             parts.append(Text(f"failures by reason: {by_reason(view)}", style="red"))
-        if self.outage:
-            parts.append(Text(self.outage, style="bold yellow"))
+        for warning in (note, self.outage):
+            if warning:
+                parts.append(Text(warning, style="bold yellow"))
         return Group(*parts)
 
     def finish(self, view: TaskView) -> None:
@@ -400,6 +407,7 @@ class PlainView:
         self.last_state: tuple[object, ...] | None = None
         self.last_line_at = 0.0
         self.in_outage = False
+        self.last_note: str | None = None
 
     def __enter__(self) -> PlainView:
         return self
@@ -422,8 +430,13 @@ class PlainView:
             self.emit(message)
         self.in_outage = True
 
-    def update(self, view: TaskView, eta: float | None, rate: float | None) -> None:
+    def update(
+        self, view: TaskView, eta: float | None, rate: float | None, note: str | None = None
+    ) -> None:
         self.in_outage = False
+        if note and not self.last_note:
+            self.emit(note)  # once, not once a poll
+        self.last_note = note
         p = view.progress
         state = (view.status, done_nodes(view), p.skipped_nodes, p.current_batch, p.total_batches)
         now = time.monotonic()
@@ -454,6 +467,7 @@ def follow(
     estimator = RateEstimator()
     seen: set[tuple[str, str | None, str]] = set()
     down_since: float | None = None
+    pending_since: float | None = None
     view: TaskView | None = None
     try:
         with view_cls as out:
@@ -479,7 +493,16 @@ def follow(
                     total = view.progress.total_nodes
                     # Before the node listing there is nothing to estimate.
                     eta = estimator.eta(total - done_nodes(view)) if total else None
-                    out.update(view, eta, estimator.rate())
+                    note = None
+                    if view.status == TaskStatus.PENDING:
+                        pending_since = pending_since or polled_at
+                        if polled_at - pending_since >= PENDING_HINT_SECONDS:
+                            note = (
+                                f"still pending after {fmt_duration(polled_at - pending_since)}:"
+                                " no worker has started it (is `ips worker` running, on the"
+                                " API's TEMPORAL_TASK_QUEUE?)"
+                            )
+                    out.update(view, eta, estimator.rate(), note)
                     if view.status.is_final:
                         break
                 time.sleep(max(0.0, interval - (time.monotonic() - polled_at)))
@@ -626,6 +649,8 @@ def create(
         else:
             sys.stdout.write(created.task_id + "\n")
             sys.stdout.flush()
+            if not watch and sys.stdout.isatty():  # a person, not `TASK=$(ips create ...)`
+                err_console.print(f"[dim]follow it: ips watch {created.task_id}[/]")
         if watch:
             code = follow(client, created.task_id, interval=interval, give_up_after=give_up_after)
             raise typer.Exit(code)

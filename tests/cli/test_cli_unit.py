@@ -350,3 +350,16 @@ def test_watch_redraws_at_most_once_a_second(
     assert len(fake[0].requests) == 3
     out = run("watch", "task-1", "--interval", "0.2")
     assert out.exit_code == 2 and "--interval" in out.output
+
+
+def test_a_task_nobody_picks_up_gets_a_hint_once(
+    fake: list[FakeAPI], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    clock = [1000.0]
+    monkeypatch.setattr(cli_client.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(cli_client.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    fake.append(FakeAPI(*[task("pending")] * 40, task("completed", completed=4)))
+    out = run("watch", "task-1")
+    assert out.exit_code == Exit.OK
+    hints = [ln for ln in out.stdout.splitlines() if "still pending after 0:00:30" in ln]
+    assert len(hints) == 1 and "ips worker" in hints[0]
