@@ -51,6 +51,10 @@ def _parser() -> argparse.ArgumentParser:
 
 
 async def _serve(args: argparse.Namespace) -> int:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
     server = SimServer(
         args.scenario,
         nodes=args.nodes,
@@ -70,10 +74,6 @@ async def _serve(args: argparse.Namespace) -> int:
     )
     print(f"kubesim: kubeconfig {path.resolve()}", flush=True)
     print(f"kubesim: try KUBECONFIG={path.resolve()} kubectl get nodes", flush=True)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
     try:
         await stop.wait()
     finally:
@@ -95,6 +95,8 @@ def main(argv: list[str]) -> int:
         return 2
     try:
         return asyncio.run(_serve(args))
+    except KeyboardInterrupt:  # a signal before the loop's handlers were installed
+        return 0
     except (ValidationError, ValueError, OSError) as e:
         print(f"ips sim: {e}", file=sys.stderr)
         return 2

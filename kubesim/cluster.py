@@ -42,6 +42,7 @@ class NodeState:
     pods: set[tuple[str, str]] = field(default_factory=set)
     flaky_failures: Counter[str] = field(default_factory=Counter)
     pulling: int = 0
+    status_pending: bool = False
 
 
 @dataclass(eq=False)
@@ -157,6 +158,7 @@ class Cluster:
         self.loop: asyncio.AbstractEventLoop | None = None
         self.node_index = 0
         self.foreground: dict[str, tuple[str, str]] = {}
+        self.owned: dict[str, set[tuple[str, str]]] = {}  # owner uid -> pod keys
 
     # -- clock ------------------------------------------------------------------------------
     def now(self) -> float:
@@ -258,6 +260,22 @@ class Cluster:
             {"names": img.image_names(ref), "sizeBytes": size}
             for ref, size in ordered[: self.scenario.defaults.max_images]
         ]
+
+    def _node_status_soon(self, ns: NodeState) -> None:
+        """The kubelet reports images in its periodic node status update, not per pull."""
+        if ns.status_pending:
+            return
+        ns.status_pending = True
+        self.later(self.scenario.defaults.node_status_update_seconds, self._node_status_flush, ns)
+
+    def _node_status_flush(self, ns: NodeState) -> None:
+        ns.status_pending = False
+        node = self.node_obj(ns.name)
+        if node is not None and self.nodes.get(ns.name) is ns:
+            new_images = self._status_images(ns)
+            if new_images != node["status"].get("images"):
+                node["status"]["images"] = new_images
+                self.store.update("Node", node)
 
     def node_obj(self, name: str) -> dict[str, Any] | None:
         e = self.store.get("Node", None, name)
@@ -426,8 +444,11 @@ class Cluster:
             key, md["uid"], containers=containers, job_uid=owner["uid"] if owner else None
         )
         self.pods[key] = ps
-        pod["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
-        self.store.update("Pod", pod)
+        for o in md.get("ownerReferences", []):
+            self.owned.setdefault(o.get("uid", ""), set()).add(key)
+        if pod.get("status", {}).get("phase") != "Pending":
+            pod["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+            self.store.update("Pod", pod)
         self._schedule(ps)
 
     def _pod(self, ps: PodState) -> dict[str, Any] | None:
@@ -848,12 +869,7 @@ class Cluster:
         ns.images.pop(ref, None)
         ns.images[ref] = image.size
         self.pull_counts[(ns.name, c.image)] += 1
-        node = self.node_obj(ns.name)
-        if node is not None:
-            new_images = self._status_images(ns)
-            if new_images != node["status"].get("images"):
-                node["status"]["images"] = new_images
-                self.store.update("Node", node)
+        self._node_status_soon(ns)
         done = self.now()
         c.pulled = True
         c.reason, c.message = "ContainerCreating", None
@@ -1021,10 +1037,16 @@ class Cluster:
                 self.nodes[ps.node].pods.discard(ps.key)
             self.unschedulable.discard(ps.key)
         entry = self.store.delete("Pod", namespace, name)
-        if entry is not None and self.foreground:
+        if entry is not None:
             for o in entry.obj["metadata"].get("ownerReferences", []):
-                if o.get("uid") in self.foreground:
-                    self._await_dependents(*self.foreground[o["uid"]], o["uid"])
+                uid = o.get("uid", "")
+                owned = self.owned.get(uid)
+                if owned is not None:
+                    owned.discard((namespace, name))
+                    if not owned:
+                        del self.owned[uid]
+                if uid in self.foreground:
+                    self._await_dependents(*self.foreground[uid], uid)
         return entry
 
     # -- job controller ---------------------------------------------------------------------
@@ -1150,7 +1172,7 @@ class Cluster:
                 ],
             },
             "spec": spec,
-            "status": {},
+            "status": {"phase": "Pending", "qosClass": "BestEffort"},
         }
         entry = self.store.create("Pod", pod)
         js.active.add((md["namespace"], name))
@@ -1268,9 +1290,7 @@ class Cluster:
         js = self.jobs.get(uid)
         policy = policy or "Orphan"
         dependents = [
-            p
-            for p in list(self.store.entries("Pod", namespace))
-            if any(o.get("uid") == uid for o in p.obj["metadata"].get("ownerReferences", []))
+            e for key in sorted(self.owned.get(uid, ())) if (e := self.store.get("Pod", *key)) is not None
         ]
         if js is not None:
             for t in js.timers:
@@ -1287,6 +1307,7 @@ class Cluster:
             self._await_dependents(namespace, name, uid)
             return entry, True
         if policy == "Orphan":
+            self.owned.pop(uid, None)
             for p in dependents:
                 refs = [o for o in p.obj["metadata"]["ownerReferences"] if o.get("uid") != uid]
                 if refs:
@@ -1302,12 +1323,7 @@ class Cluster:
         return entry, False
 
     def _await_dependents(self, namespace: str, name: str, uid: str) -> None:
-        left = [
-            p
-            for p in self.store.entries("Pod", namespace)
-            if any(o.get("uid") == uid for o in p.obj["metadata"].get("ownerReferences", []))
-        ]
-        if left:
+        if self.owned.get(uid):
             return  # _remove_pod calls again as each dependent goes
         self.foreground.pop(uid, None)
         e = self.store.get("Job", namespace, name)
@@ -1329,8 +1345,14 @@ class Cluster:
         phases: Counter[str] = Counter(
             e.obj.get("status", {}).get("phase", "") for e in self.store.entries("Pod")
         )
+        jobs: Counter[str] = Counter()
+        for e in self.store.entries("Job"):
+            done = [c["type"] for c in e.obj.get("status", {}).get("conditions", [])
+                    if c["type"] in ("Complete", "Failed") and c["status"] == "True"]
+            jobs[done[0] if done else "Active"] += 1
         return {
             "resourceVersion": self.store.rv,
+            "jobs": dict(jobs),
             "timeScale": self.time_scale,
             "seed": self.seed,
             "requests": requests,

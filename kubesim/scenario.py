@@ -163,6 +163,9 @@ class Defaults(_Model):
     container_run_seconds: float = Field(0.5, ge=0)
     kubelet_version: str = "v1.33.2"
     max_images: int = Field(50, ge=1, description="The kubelet's nodeStatusMaxImages.")
+    node_status_update_seconds: float = Field(
+        1.0, ge=0, description="Pulled images show in node.status.images this long after a pull."
+    )
 
     @field_validator("image_size", mode="before")
     @classmethod

@@ -759,7 +759,9 @@ class Api:
             raise self._invalid(res, str(md.get("name") or ""), e) from e
         if res.kind == "Job":
             self._job_selector(obj)
-        if res.kind in ("Pod", "Job"):
+        if res.kind == "Pod":
+            obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
+        elif res.kind == "Job":
             obj["status"] = {}
         if "All" in request.query.getall("dryRun", []):
             md.setdefault("uid", "00000000-0000-0000-0000-000000000000")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import time
 import uuid
 from collections import deque
 from collections.abc import Callable, Iterator
@@ -21,8 +22,16 @@ from kubesim.selectors import fields_of
 ObjKey = tuple[str, str]  # (namespace or "", name)
 
 
+_ts_cache: tuple[int, str] = (0, "")
+
+
 def now_iso() -> str:
-    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """RFC 3339 seconds, as metav1.Time; cached per second (it is on every write path)."""
+    global _ts_cache
+    sec = int(time.time())
+    if _ts_cache[0] != sec:
+        _ts_cache = (sec, datetime.fromtimestamp(sec, UTC).strftime("%Y-%m-%dT%H:%M:%SZ"))
+    return _ts_cache[1]
 
 
 def now_micro() -> str:

@@ -240,7 +240,8 @@ def test_node_status_images_cap_and_order(kubesim_factory: Any) -> None:
         b.create_namespaced_job("default", job_body(f"cap-{start}", cs))
     for start in range(0, 60, 20):
         wait_for(lambda s=start: job_done(sim, f"cap-{s}"), timeout=30)
-    node = sim.objects("nodes")[0]
+    # The kubelet reports images with its next node status update (coalesced, not per pull).
+    node = wait_for(lambda: (n := sim.objects("nodes")[0]) and n["status"]["images"][0]["sizeBytes"] == 60000 and n)
     images = node["status"]["images"]
     assert len(images) == 50
     sizes = [i["sizeBytes"] for i in images]
