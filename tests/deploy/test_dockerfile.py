@@ -4,8 +4,11 @@ from __future__ import annotations
 
 import json
 import re
+import shutil
 import subprocess
+import sys
 import tomllib
+import zipfile
 
 import pytest
 
@@ -93,3 +96,37 @@ def test_every_package_is_copied_and_not_ignored() -> None:
     }
     assert packages | {"pyproject.toml", "README.md"} <= allowed
     assert pyproject["project"]["scripts"]["ips"] == "cli.main:app"
+
+
+@pytest.mark.integration
+def test_build_stage_context_makes_a_complete_wheel(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    """What the build stage sees (its COPY lines, minus .dockerignore's excludes) is a project
+    that builds into a wheel with every package, kubesim's scenario data and the `ips` script."""
+    src = tmp_path / "src"
+    src.mkdir()
+    for line in DOCKERFILE.read_text().splitlines():
+        m = re.fullmatch(r"COPY (?!--)(\S+(?: \S+)*) (\S+)", line.strip())
+        if not m:
+            continue
+        for name in m.group(1).split():
+            path = ROOT / name
+            if path.is_dir():
+                shutil.copytree(path, src / name, ignore=shutil.ignore_patterns("__pycache__"))
+            else:
+                shutil.copy2(path, src / name)
+    out = tmp_path / "dist"
+    subprocess.run(
+        [sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q",
+         "-w", str(out), str(src)],
+        check=True,
+        capture_output=True,
+        timeout=120,
+    )  # fmt: skip
+    (wheel,) = out.glob("ips-*.whl")
+    names = zipfile.ZipFile(wheel).namelist()
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    for package in pyproject["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]:
+        assert f"{package}/__init__.py" in names, package
+    assert "kubesim/scenarios/default.yaml" in names
+    entry_points = next(n for n in names if n.endswith("entry_points.txt"))
+    assert "ips = cli.main:app" in zipfile.ZipFile(wheel).read(entry_points).decode()
