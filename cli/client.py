@@ -550,6 +550,8 @@ def render_task(view: TaskView, console: Console) -> None:
     info.add_row("Progress", bar)
     info.add_row("Batch", f"{p.current_batch}/{p.total_batches}")
     info.add_row("Nodes", counts_text(view))
+    if view.failed_node_details:
+        info.add_row("Failures", Text(by_reason(view), style="red"))
     console.print(info)
     if view.failed_node_details:
         console.print()

@@ -163,6 +163,7 @@ def test_get_shows_status_bar_counts_and_node_tables(fake: list[FakeAPI]) -> Non
     assert out.exit_code == 0, out.output
     text = out.stdout
     for needle in ("running", "50.0%", "2/4 nodes", "1/2", "completed 1", "failed 1",
+                   "ImagePullBackOff 1",
                    "skipped 1", "node-5", "ImagePullBackOff", "node-9", "Cordoned",
                    "workload=compute"):  # fmt: skip
         assert needle in text, needle
