@@ -25,15 +25,14 @@ class Health(BaseModel):
     status: str
 
 
-@router.api_route("/healthz", methods=["GET", "HEAD"], response_model=Health, summary="Liveness")
+@router.get("/healthz", response_model=Health, summary="Liveness")
 async def healthz() -> Health:
     """200 while the process is up; it does not depend on Temporal."""
     return Health(status="ok")
 
 
-@router.api_route(
+@router.get(
     "/readyz",
-    methods=["GET", "HEAD"],
     response_model=Health,
     summary="Readiness",
     responses=error_responses(HTTPStatus.SERVICE_UNAVAILABLE),
@@ -61,3 +60,10 @@ async def readyz(request: Request) -> Health | JSONResponse:
             HTTPStatus.SERVICE_UNAVAILABLE, "not ready", "Temporal reports itself unhealthy"
         )
     return Health(status="ready")
+
+
+# Some load balancers probe with HEAD; undocumented duplicates of the GETs.
+router.add_api_route("/healthz", healthz, methods=["HEAD"], include_in_schema=False)
+router.add_api_route(
+    "/readyz", readyz, methods=["HEAD"], include_in_schema=False, response_model=Health
+)

@@ -26,6 +26,7 @@ async def create(http: httpx.AsyncClient, image: str = "nginx:latest", **extra: 
 
 async def test_health_ready_and_metrics_are_open(http: httpx.AsyncClient) -> None:
     assert (await http.get("/healthz")).json() == {"status": "ok"}
+    assert (await http.head("/healthz")).status_code == 200  # load balancers probe with HEAD
     r = await http.get("/readyz")
     assert r.status_code == 200 and r.json() == {"status": "ready"}
     r = await http.get("/metrics")
