@@ -28,9 +28,17 @@ from kubesim.testing import start_sim
 from worker.main import build_worker
 
 OUT = Path(__file__).parent / "histories"
-KEYS = [t.STATUS_KEY, t.IDEMPOTENCY_KEY, t.TOTAL_NODES_KEY, t.COMPLETED_NODES_KEY,
-        t.FAILED_NODES_KEY, t.SKIPPED_NODES_KEY, t.WARM_NODES_KEY, t.CURRENT_BATCH_KEY,
-        t.TOTAL_BATCHES_KEY]  # fmt: skip
+KEYS = [
+    t.STATUS_KEY,
+    t.IDEMPOTENCY_KEY,
+    t.TOTAL_NODES_KEY,
+    t.COMPLETED_NODES_KEY,
+    t.FAILED_NODES_KEY,
+    t.SKIPPED_NODES_KEY,
+    t.WARM_NODES_KEY,
+    t.CURRENT_BATCH_KEY,
+    t.TOTAL_BATCHES_KEY,
+]
 
 
 async def _save(client: Client, handle: WorkflowHandle[object, TaskView], name: str) -> None:
@@ -55,8 +63,12 @@ async def main() -> None:
     )
     try:
         with start_sim(nodes=14, time_scale=50, seed=1) as sim:
-            settings = Settings(kubeconfig=sim.kubeconfig_path, metrics_port=0,
-                                temporal_metrics_port=0, unschedulable_grace_seconds=2)  # fmt: skip
+            settings = Settings(
+                kubeconfig=sim.kubeconfig_path,
+                metrics_port=0,
+                temporal_metrics_port=0,
+                unschedulable_grace_seconds=2,
+            )
             async with await build_worker(env.client, settings, task_queue="history"):
                 stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
                 # 1. Batches with continue-as-new every 2 batches, skipped/warm/failed nodes.
@@ -68,23 +80,34 @@ async def main() -> None:
                 tid = f"task-{stamp}-0000aaaa"
                 h = await env.client.start_workflow(
                     t.WORKFLOW_NAME,
-                    PrewarmInput(task_id=tid, spec=spec, created_at=datetime.now(UTC),
-                                 state=EngineState(units_per_run=2)),  # fmt: skip
-                    id=tid, task_queue="history", result_type=TaskView,
-                )  # fmt: skip
+                    PrewarmInput(
+                        task_id=tid,
+                        spec=spec,
+                        created_at=datetime.now(UTC),
+                        state=EngineState(units_per_run=2),
+                    ),
+                    id=tid,
+                    task_queue="history",
+                    result_type=TaskView,
+                )
                 print(tid, (await h.result()).progress)
                 await _save(env.client, h, "batch-can")
                 # 2. Rolling, cancelled mid-window.
-                spec = TaskSpec(images=["registry.example.com/ips-test/large:1"], batch_size=2,
-                                strategy="rolling")  # fmt: skip
+                spec = TaskSpec(
+                    images=["registry.example.com/ips-test/large:1"],
+                    batch_size=2,
+                    strategy="rolling",
+                )
                 tid = f"task-{stamp}-0000bbbb"
                 h = await env.client.start_workflow(
                     t.WORKFLOW_NAME,
                     PrewarmInput(task_id=tid, spec=spec, created_at=datetime.now(UTC)),
-                    id=tid, task_queue="history", result_type=TaskView,
-                )  # fmt: skip
+                    id=tid,
+                    task_queue="history",
+                    result_type=TaskView,
+                )
                 deadline = time.monotonic() + 30
-                while not sim.objects("jobs") and time.monotonic() < deadline:
+                while not sim.objects("jobs") and time.monotonic() < deadline:  # noqa: ASYNC110
                     await asyncio.sleep(0.2)
                 await asyncio.sleep(1)
                 await h.cancel()
