@@ -154,10 +154,20 @@ def main() -> int:
         kc = Path(tmp) / "kubeconfig"
         t0 = time.perf_counter()
         proc = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", "sim", "--nodes", str(args.nodes), "--time-scale",
-             str(args.time_scale), "--kubeconfig-out", str(kc)],
+            [
+                sys.executable,
+                "-m",
+                "cli.main",
+                "sim",
+                "--nodes",
+                str(args.nodes),
+                "--time-scale",
+                str(args.time_scale),
+                "--kubeconfig-out",
+                str(kc),
+            ],
             stdout=subprocess.DEVNULL,
-        )  # fmt: skip
+        )
         try:
             while not kc.exists():
                 if proc.poll() is not None:
@@ -175,14 +185,19 @@ def main() -> int:
     RESULTS.write_text(json.dumps(results, indent=2) + "\n")
     c = results["createJob"]
     print(f"kubesim, {args.nodes} nodes: started in {results['startupSeconds']:.2f}s")
-    print(f"  create-job: {c['perSecond']:.0f}/s ({c['count']} jobs, {c['errors']} errors, "
-          f"p50 {c['p50ms']:.1f} ms, p99 {c['p99ms']:.1f} ms)")  # fmt: skip
+    print(
+        f"  create-job: {c['perSecond']:.0f}/s ({c['count']} jobs, {c['errors']} errors, "
+        f"p50 {c['p50ms']:.1f} ms, p99 {c['p99ms']:.1f} ms)"
+    )
     for key in ("listPodsAll", "listPodsByNode", "listPodsByLabel"):
         r = results[key]
         print(f"  {key}: {r['perSecond']:.1f}/s, {r['meanMs']:.1f} ms mean, {r['items']} items")
-    print(f"  all {args.jobs} jobs finished {results['allJobsFinishedSeconds']:.1f}s after the last create")
-    print(f"  server RSS peak {max(results['peakDuringLoad']['rssMiB'], results['final']['rssMiB']):.0f} MiB, "
-          f"CPU {results['final']['cpuSeconds']:.1f}s")  # fmt: skip
+    print(
+        f"  all {args.jobs} jobs finished "
+        f"{results['allJobsFinishedSeconds']:.1f}s after the last create"
+    )
+    peak = max(results["peakDuringLoad"]["rssMiB"], results["final"]["rssMiB"])
+    print(f"  server RSS peak {peak:.0f} MiB, CPU {results['final']['cpuSeconds']:.1f}s")
     print(f"  wrote {RESULTS}")
     return 0
 

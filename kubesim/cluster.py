@@ -1290,7 +1290,9 @@ class Cluster:
         js = self.jobs.get(uid)
         policy = policy or "Orphan"
         dependents = [
-            e for key in sorted(self.owned.get(uid, ())) if (e := self.store.get("Pod", *key)) is not None
+            e
+            for key in sorted(self.owned.get(uid, ()))
+            if (e := self.store.get("Pod", *key)) is not None
         ]
         if js is not None:
             for t in js.timers:
@@ -1315,12 +1317,12 @@ class Cluster:
                 else:
                     p.obj["metadata"].pop("ownerReferences")
                 self.store.update("Pod", p.obj)
-        entry = self.store.delete("Job", namespace, name)
+        gone = self.store.delete("Job", namespace, name)
         self.jobs.pop(uid, None)
         if policy == "Background":
             for p in dependents:
                 self.delete_pod(p.obj["metadata"]["namespace"], p.obj["metadata"]["name"])
-        return entry, False
+        return gone, False
 
     def _await_dependents(self, namespace: str, name: str, uid: str) -> None:
         if self.owned.get(uid):
@@ -1347,8 +1349,11 @@ class Cluster:
         )
         jobs: Counter[str] = Counter()
         for e in self.store.entries("Job"):
-            done = [c["type"] for c in e.obj.get("status", {}).get("conditions", [])
-                    if c["type"] in ("Complete", "Failed") and c["status"] == "True"]
+            done = [
+                c["type"]
+                for c in e.obj.get("status", {}).get("conditions", [])
+                if c["type"] in ("Complete", "Failed") and c["status"] == "True"
+            ]
             jobs[done[0] if done else "Active"] += 1
         return {
             "resourceVersion": self.store.rv,

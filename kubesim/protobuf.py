@@ -172,6 +172,7 @@ def _varint(buf: bytes, i: int) -> tuple[int, int]:
 def _fields(buf: bytes) -> list[tuple[int, int, Any]]:
     out: list[tuple[int, int, Any]] = []
     i = 0
+    v: Any
     while i < len(buf):
         key, i = _varint(buf, i)
         num, wt = key >> 3, key & 7

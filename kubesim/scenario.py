@@ -61,8 +61,10 @@ class Taint(_Model):
 
 class WarmImage(_Model):
     name: str
-    count: int | None = Field(None, ge=0, description="Nodes that hold it; omitted: every node.")
-    fraction: float | None = Field(None, ge=0, le=1)
+    count: int | None = Field(
+        default=None, ge=0, description="Nodes that hold it; omitted: every node."
+    )
+    fraction: float | None = Field(default=None, ge=0, le=1)
 
 
 class NodeGroup(_Model):
@@ -75,10 +77,10 @@ class NodeGroup(_Model):
     arch: Literal["amd64", "arm64"] = "amd64"
     os: Literal["linux", "windows"] = "linux"
     taints: list[Taint] = []
-    not_ready: int = Field(0, ge=0)
-    not_ready_fraction: float = Field(0.0, ge=0, le=1)
-    cordoned: int = Field(0, ge=0)
-    cordoned_fraction: float = Field(0.0, ge=0, le=1)
+    not_ready: int = Field(default=0, ge=0)
+    not_ready_fraction: float = Field(default=0.0, ge=0, le=1)
+    cordoned: int = Field(default=0, ge=0)
+    cordoned_fraction: float = Field(default=0.0, ge=0, le=1)
     images: list[WarmImage] = []
     pull_bandwidth: int = 100 * 1000**2
     capacity: dict[str, str] = {"cpu": "8", "memory": "32Gi", "pods": "110"}
@@ -99,11 +101,11 @@ class NodeGroup(_Model):
 
 class LogNormal(_Model):
     median: float = Field(gt=0)
-    sigma: float = Field(0.5, ge=0)
+    sigma: float = Field(default=0.5, ge=0)
 
 
 class Flaky(_Model):
-    failures: int = Field(1, ge=1, description="The first k pulls on each node fail.")
+    failures: int = Field(default=1, ge=1, description="The first k pulls on each node fail.")
     error: PullError = "serverError"
 
 
@@ -111,7 +113,9 @@ class Image(_Model):
     name: str
     size: int = 50 * 1024**2
     not_found: bool = False
-    private_secret: str | None = Field(None, description="Pull secret name that unlocks it.")
+    private_secret: str | None = Field(
+        default=None, description="Pull secret name that unlocks it."
+    )
     rate_limited: bool = False
     shell: bool = True
     flaky: Flaky | None = None
@@ -133,9 +137,9 @@ class Faults(_Model):
 
     http500: dict[str, float] = {}
     http429: dict[str, float] = {}
-    retry_after_seconds: int = Field(1, ge=0)
-    latency_ms: float = Field(0, ge=0)
-    watch_disconnect_seconds: float | None = Field(None, gt=0)
+    retry_after_seconds: int = Field(default=1, ge=0)
+    latency_ms: float = Field(default=0, ge=0)
+    watch_disconnect_seconds: float | None = Field(default=None, gt=0)
     expire_next_watch: bool = False
 
     @field_validator("http500", "http429")
@@ -158,13 +162,15 @@ class Secret(_Model):
 
 class Defaults(_Model):
     image_size: int = 50 * 1024**2
-    pull_overhead_seconds: float = Field(0.2, ge=0)
-    pull_jitter: float = Field(0.2, ge=0, le=1)
-    container_run_seconds: float = Field(0.5, ge=0)
+    pull_overhead_seconds: float = Field(default=0.2, ge=0)
+    pull_jitter: float = Field(default=0.2, ge=0, le=1)
+    container_run_seconds: float = Field(default=0.5, ge=0)
     kubelet_version: str = "v1.33.2"
-    max_images: int = Field(50, ge=1, description="The kubelet's nodeStatusMaxImages.")
+    max_images: int = Field(default=50, ge=1, description="The kubelet's nodeStatusMaxImages.")
     node_status_update_seconds: float = Field(
-        1.0, ge=0, description="Pulled images show in node.status.images this long after a pull."
+        default=1.0,
+        ge=0,
+        description="Pulled images show in node.status.images this long after a pull.",
     )
 
     @field_validator("image_size", mode="before")

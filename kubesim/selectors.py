@@ -143,7 +143,8 @@ def parse_field_selector(
             raise SelectorError(
                 f"field label not supported: {field}"
                 if kind != "Event"
-                else f'"{field}" is not a known field selector: only "{", ".join(sorted(supported))}"'
+                else f'"{field}" is not a known field selector: only '
+                f'"{", ".join(sorted(supported))}"'
             )
         reqs.append(FieldRequirement(field, m["op"] == "!=", m["v"].strip()))
     return reqs

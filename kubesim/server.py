@@ -349,7 +349,7 @@ class Api:
         return res, ns, name, sub
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
-        res, ns, name, sub = self._parse(request)
+        res, ns, name, _sub = self._parse(request)
         q = request.query
         method = request.method
         if method == "GET":
@@ -585,9 +585,9 @@ class Api:
             chunks: list[bytes] = []
             last_rv = store.rv
             if rv_param in ("", "0") or initial:
-                for e in store.entries(res.kind, ns):
-                    if matches(e):
-                        chunks.append(line("ADDED", e))
+                for cur in store.entries(res.kind, ns):
+                    if matches(cur):
+                        chunks.append(line("ADDED", cur))
                 if initial and bookmarks:
                     chunks.append(self._bookmark(res, last_rv, initial_end=True))
             else:
@@ -602,14 +602,15 @@ class Api:
                     await resp.write(encode({"type": "ERROR", "object": body}) + b"\n")
                     self.c.requests[("watch", res.plural, 410)] += 1
                     return resp
-                for ev in store.events_since(res.kind, since):
-                    if ev.rv > last_rv:
+                for old_ev in store.events_since(res.kind, since):
+                    if old_ev.rv > last_rv:
                         break
-                    if (b := translate(ev)) is not None:
+                    if (b := translate(old_ev)) is not None:
                         chunks.append(b)
             if chunks:
                 await resp.write(b"".join(chunks))
             deadline = asyncio.get_running_loop().time() + timeout
+            ev: WatchEvent | None
             while True:
                 remaining = deadline - asyncio.get_running_loop().time()
                 if remaining <= 0:
@@ -689,7 +690,7 @@ class Api:
                 "BadRequest",
                 f"the object provided is unrecognized (must be of type {res.kind}): "
                 f"couldn't get version/kind; json parse error: {e}",
-            )
+            ) from e
 
     def _invalid(self, res: Resource, name: str, err: Invalid) -> ApiError:
         kind = res.kind if not res.group else f"{res.kind}.{res.group}"
@@ -717,19 +718,22 @@ class Api:
             raise ApiError(
                 HTTPStatus.BAD_REQUEST,
                 "BadRequest",
-                f"the object provided is unrecognized (must be of type {res.kind}): couldn't get version/kind; json parse error: expected an object",
+                f"the object provided is unrecognized (must be of type {res.kind}): "
+                "couldn't get version/kind; json parse error: expected an object",
             )
         if obj.get("kind") not in (None, res.kind):
             raise ApiError(
                 HTTPStatus.BAD_REQUEST,
                 "BadRequest",
-                f"the server rejected our request due to an error in our request: kind {obj.get('kind')!r} does not match {res.kind!r}",
+                "the server rejected our request due to an error in our request: "
+                f"kind {obj.get('kind')!r} does not match {res.kind!r}",
             )
         if obj.get("apiVersion") not in (None, res.api_version):
             raise ApiError(
                 HTTPStatus.BAD_REQUEST,
                 "BadRequest",
-                f"the API version in the data ({obj.get('apiVersion')}) does not match the expected API version ({res.api_version})",
+                f"the API version in the data ({obj.get('apiVersion')}) does not match the "
+                f"expected API version ({res.api_version})",
             )
         obj["kind"], obj["apiVersion"] = res.kind, res.api_version
         md = obj.setdefault("metadata", {})
@@ -741,7 +745,8 @@ class Api:
                 raise ApiError(
                     HTTPStatus.BAD_REQUEST,
                     "BadRequest",
-                    "the namespace of the provided object does not match the namespace sent on the request",
+                    "the namespace of the provided object does not match the namespace sent on "
+                    "the request",
                 )
             md["namespace"] = ns
             self._ns_exists(ns)
@@ -783,7 +788,7 @@ class Api:
         return json_resp((cur or entry).raw, HTTPStatus.CREATED)
 
     def _job_selector(self, job: dict[str, Any]) -> None:
-        """The apiserver's Job defaulting: a controller-uid selector and matching template labels."""
+        """The apiserver's Job defaulting: a controller-uid selector, matching template labels."""
         import uuid
 
         md = job["metadata"]
@@ -818,8 +823,8 @@ class Api:
             raise ApiError(
                 HTTPStatus.CONFLICT,
                 "Conflict",
-                f'Operation cannot be fulfilled on {res.qualified} "{name}": the object has been modified; '
-                "please apply your changes to the latest version and try again",
+                f'Operation cannot be fulfilled on {res.qualified} "{name}": the object has been '
+                "modified; please apply your changes to the latest version and try again",
                 {"name": name, "group": res.group, "kind": res.plural},
             )
         return self._apply(request, res, e, obj, replace=True)
@@ -897,8 +902,8 @@ class Api:
             raise ApiError(
                 HTTPStatus.UNPROCESSABLE_ENTITY,
                 "Invalid",
-                f'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: "{policy}": '
-                'supported values: "Foreground", "Background", "Orphan", "nil"',
+                'DeleteOptions.meta.k8s.io "" is invalid: propagationPolicy: Unsupported value: '
+                f'"{policy}": supported values: "Foreground", "Background", "Orphan", "nil"',
             )
         grace = request.query.get("gracePeriodSeconds", body.get("gracePeriodSeconds"))
         return policy, int(grace) if grace is not None else None

@@ -80,7 +80,9 @@ class SimHandle:
         """Successful pulls per (node, image as written in the pod spec)."""
         return self.call(lambda: dict(self.cluster.pull_counts))
 
-    def objects(self, kind: str, namespace: str | None = None, label_selector: str | None = None) -> list[dict[str, Any]]:
+    def objects(
+        self, kind: str, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
         """Deep copies of the stored objects of `kind` ("pods", "Job", ...)."""
         import json
 
@@ -104,7 +106,10 @@ class SimHandle:
         watch_disconnect_seconds, expire_next_watch (the next re-watch gets 410 Gone)."""
 
         def apply() -> dict[str, Any]:
-            merged = {**self.cluster.faults.model_dump(), **Faults.model_validate(changes).model_dump(exclude_unset=True)}
+            merged = {
+                **self.cluster.faults.model_dump(),
+                **Faults.model_validate(changes).model_dump(exclude_unset=True),
+            }
             self.cluster.faults = Faults.model_validate(merged)
             return dict(self.cluster.faults.model_dump(by_alias=True))
 
@@ -154,7 +159,9 @@ class SimHandle:
     async def __aenter__(self) -> SimHandle:
         return self
 
-    async def __aexit__(self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None) -> None:
+    async def __aexit__(
+        self, et: type[BaseException] | None, e: BaseException | None, tb: TracebackType | None
+    ) -> None:
         await self.aclose()
 
 
@@ -212,10 +219,10 @@ def sim_fixture(
 ) -> Any:
     """A pytest fixture yielding a fresh `SimHandle`:
 
-        from kubesim.testing import sim_fixture
-        sim = sim_fixture(nodes=20, time_scale=50)
+    from kubesim.testing import sim_fixture
+    sim = sim_fixture(nodes=20, time_scale=50)
 
-        def test_x(sim): ...
+    def test_x(sim): ...
     """
 
     @pytest.fixture(scope=scope, name=name)  # type: ignore[call-overload]

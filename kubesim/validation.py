@@ -146,7 +146,8 @@ def validate_pod_spec(
                 (
                     f"{path}.restartPolicy",
                     "FieldValueNotSupported",
-                    f'{path}.restartPolicy: Unsupported value: "{rp}": supported values: {supported}',
+                    f'{path}.restartPolicy: Unsupported value: "{rp}": '
+                    f"supported values: {supported}",
                 )
             )
     for i, t in enumerate(spec.get("tolerations") or []):
@@ -156,8 +157,8 @@ def validate_pod_spec(
                 (
                     f"{path}.tolerations[{i}].operator",
                     "FieldValueNotSupported",
-                    f'{path}.tolerations[{i}].operator: Unsupported value: "{op}": supported values: '
-                    '"Equal", "Exists"',
+                    f'{path}.tolerations[{i}].operator: Unsupported value: "{op}": '
+                    'supported values: "Equal", "Exists"',
                 )
             )
     ads = spec.get("activeDeadlineSeconds")

@@ -45,8 +45,11 @@ def kubectl(sim: SimHandle, *args: str, check: bool = True) -> subprocess.Comple
     """Real kubectl, with only the kubeconfig kubesim wrote."""
     proc = subprocess.run(
         [str(KUBECTL), "--kubeconfig", str(sim.kubeconfig_path), *args],
-        capture_output=True, text=True, timeout=60, env={"HOME": "/nonexistent", "PATH": "/usr/bin:/bin"},
-    )  # fmt: skip
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"HOME": "/nonexistent", "PATH": "/usr/bin:/bin"},
+    )
     if check and proc.returncode != 0:
         raise AssertionError(f"kubectl {' '.join(args)} failed: {proc.stderr}")
     return proc
@@ -97,7 +100,11 @@ def job_pods(sim: SimHandle, job: str) -> list[dict[str, Any]]:
 def job_done(sim: SimHandle, job: str) -> dict[str, Any] | None:
     for j in sim.objects("jobs", "default"):
         if j["metadata"]["name"] == job:
-            conds = {c["type"] for c in j.get("status", {}).get("conditions", []) if c["status"] == "True"}
+            conds = {
+                c["type"]
+                for c in j.get("status", {}).get("conditions", [])
+                if c["status"] == "True"
+            }
             if conds & {"Complete", "Failed"}:
                 return j
     return None

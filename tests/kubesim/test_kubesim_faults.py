@@ -18,9 +18,13 @@ from tests.kubesim.conftest import job_body
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
 
-def _http(sim: SimHandle, method: str, path: str, body: Any = None) -> tuple[int, dict[str, str], Any]:
+def _http(
+    sim: SimHandle, method: str, path: str, body: Any = None
+) -> tuple[int, dict[str, str], Any]:
     data = json.dumps(body).encode() if body is not None else None
-    req = urllib.request.Request(sim.url + path, data=data, method=method, headers={"Content-Type": "application/json"})
+    req = urllib.request.Request(
+        sim.url + path, data=data, method=method, headers={"Content-Type": "application/json"}
+    )
     try:
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, dict(r.headers), json.loads(r.read() or b"null")
@@ -63,7 +67,10 @@ def test_latency(sim: SimHandle) -> None:
 
 
 def test_faults_from_scenario_and_validation() -> None:
-    with start_sim(nodes=3, scenario={"nodeGroups": [{"name": "a", "count": 3}], "faults": {"http429": {"get": 1.0}}}) as sim:
+    with start_sim(
+        nodes=3,
+        scenario={"nodeGroups": [{"name": "a", "count": 3}], "faults": {"http429": {"get": 1.0}}},
+    ) as sim:
         assert _http(sim, "GET", "/api/v1/nodes/a-1")[0] == 429
         assert _http(sim, "GET", "/api/v1/nodes")[0] == 200
         code, _, body = _http(sim, "POST", "/kubesim/faults", {"http500": {"fly": 0.5}})
@@ -73,7 +80,9 @@ def test_faults_from_scenario_and_validation() -> None:
 
 
 def test_http_control_endpoints(sim: SimHandle) -> None:
-    code, _, faults = _http(sim, "POST", "/kubesim/faults", {"http500": {"delete": 1.0}, "retryAfterSeconds": 5})
+    code, _, faults = _http(
+        sim, "POST", "/kubesim/faults", {"http500": {"delete": 1.0}, "retryAfterSeconds": 5}
+    )
     assert code == 200 and faults["http500"] == {"delete": 1.0} and faults["retryAfterSeconds"] == 5
     assert _http(sim, "DELETE", "/kubesim/faults")[2]["http500"] == {}
     code, _, node = _http(sim, "POST", "/kubesim/nodes/compute-1/ready", {"ready": False})
@@ -92,6 +101,8 @@ def test_http_control_endpoints(sim: SimHandle) -> None:
     assert stats["requests"]["get"]["nodes"]["404"] == 1
     rv = _http(sim, "GET", "/api/v1/namespaces")[2]["metadata"]["resourceVersion"]
     assert _http(sim, "POST", "/kubesim/compact")[0] == 200
-    with urllib.request.urlopen(f"{sim.url}/api/v1/namespaces?watch=1&resourceVersion={int(rv) - 1}", timeout=5) as r:
+    with urllib.request.urlopen(
+        f"{sim.url}/api/v1/namespaces?watch=1&resourceVersion={int(rv) - 1}", timeout=5
+    ) as r:
         assert json.loads(r.readline())["object"]["code"] == 410
     assert _http(sim, "GET", "/kubesim/pulls")[0] == 200

@@ -27,10 +27,17 @@ def test_get_nodes_by_label(sim: SimHandle) -> None:
 
 
 def test_create_job_completes_and_describe_shows_events(sim: SimHandle) -> None:
-    assert "job.batch/x created" in kubectl(sim, "create", "job", "x", "--image=busybox", "--", "true").stdout
+    assert (
+        "job.batch/x created"
+        in kubectl(sim, "create", "job", "x", "--image=busybox", "--", "true").stdout
+    )
     wait_for(lambda: "Complete" in kubectl(sim, "get", "job", "x").stdout, what="job x Complete")
     jobs = kubectl(sim, "get", "jobs").stdout.splitlines()
-    assert jobs[0].split()[:3] == ["NAME", "STATUS", "COMPLETIONS"] and jobs[1].split()[:3] == ["x", "Complete", "1/1"]
+    assert jobs[0].split()[:3] == ["NAME", "STATUS", "COMPLETIONS"] and jobs[1].split()[:3] == [
+        "x",
+        "Complete",
+        "1/1",
+    ]
     pods = kubectl_json(sim, "get", "pods", "-l", "job-name=x")["items"]
     assert len(pods) == 1 and pods[0]["status"]["phase"] == "Succeeded"
     assert "Completed" in kubectl(sim, "get", "pods").stdout
@@ -58,7 +65,12 @@ def test_get_pods_json_walks_through_pull_states() -> None:
                         seen.add(st["waiting"]["reason"])
                     if "terminated" in st:
                         seen.add("terminated:" + st["terminated"]["reason"])
-            return {"ContainerCreating", "ErrImagePull", "ImagePullBackOff", "terminated:Completed"} <= seen
+            return {
+                "ContainerCreating",
+                "ErrImagePull",
+                "ImagePullBackOff",
+                "terminated:Completed",
+            } <= seen
 
         wait_for(states, timeout=20, what=f"all pull states (seen {seen})")
         table = kubectl(sim, "get", "pods").stdout
@@ -70,7 +82,10 @@ def test_delete_job_cascade_background_removes_pods(sim: SimHandle) -> None:
     wait_for(lambda: kubectl_json(sim, "get", "pods", "-l", "job-name=gone")["items"], what="pod")
     out = kubectl(sim, "delete", "job", "gone", "--cascade=background")
     assert 'job.batch "gone" deleted' in out.stdout
-    wait_for(lambda: not kubectl_json(sim, "get", "pods", "-l", "job-name=gone")["items"], what="pods removed")
+    wait_for(
+        lambda: not kubectl_json(sim, "get", "pods", "-l", "job-name=gone")["items"],
+        what="pods removed",
+    )
     assert "NotFound" in kubectl(sim, "get", "job", "gone", check=False).stderr
 
 
@@ -89,6 +104,9 @@ def test_kubectl_errors_and_misc(sim: SimHandle) -> None:
     kubectl(sim, "uncordon", "compute-2")
     assert "unschedulable" not in kubectl_json(sim, "get", "node", "compute-2")["spec"]
     kubectl(sim, "label", "node", "compute-2", "team=a")
-    assert kubectl(sim, "get", "nodes", "-l", "team=a", "-o", "name").stdout.strip() == "node/compute-2"
+    assert (
+        kubectl(sim, "get", "nodes", "-l", "team=a", "-o", "name").stdout.strip()
+        == "node/compute-2"
+    )
     resources = kubectl(sim, "api-resources").stdout
     assert "jobs" in resources and "nodes" in resources

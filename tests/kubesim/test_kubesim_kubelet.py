@@ -20,13 +20,20 @@ RATE_LIMITED = "registry.example.com/ips-test/rate-limited:1"
 
 
 def _events(sim: SimHandle, pod: dict[str, Any]) -> list[tuple[str, str, str]]:
-    evs = [e for e in sim.objects("events", "default") if e["involvedObject"]["uid"] == pod["metadata"]["uid"]]
+    evs = [
+        e
+        for e in sim.objects("events", "default")
+        if e["involvedObject"]["uid"] == pod["metadata"]["uid"]
+    ]
     evs.sort(key=lambda e: int(e["metadata"]["resourceVersion"]))
     return [(e["type"], e["reason"], e["message"]) for e in evs]
 
 
 def _waiting(pod: dict[str, Any], i: int = 0) -> dict[str, Any]:
-    return pod["status"].get("containerStatuses", [{}] * (i + 1))[i].get("state", {}).get("waiting") or {}
+    return (
+        pod["status"].get("containerStatuses", [{}] * (i + 1))[i].get("state", {}).get("waiting")
+        or {}
+    )
 
 
 def _create(batch: client.BatchV1Api, body: dict[str, Any]) -> None:
@@ -37,59 +44,120 @@ def _pod(sim: SimHandle, job: str) -> dict[str, Any]:
     return wait_for(lambda: (p := job_pods(sim, job)) and p[0], what=f"pod of {job}")
 
 
-def test_not_found_image_reaches_image_pull_backoff(sim: SimHandle, batch: client.BatchV1Api) -> None:
+def test_not_found_image_reaches_image_pull_backoff(
+    sim: SimHandle, batch: client.BatchV1Api
+) -> None:
     _create(batch, job_body("nf", [{"name": "c", "image": NOT_FOUND}], node="compute-1"))
-    pod = wait_for(lambda: (p := job_pods(sim, "nf")) and _waiting(p[0]).get("reason") == "ImagePullBackOff" and p[0])
+    pod = wait_for(
+        lambda: (
+            (p := job_pods(sim, "nf"))
+            and _waiting(p[0]).get("reason") == "ImagePullBackOff"
+            and p[0]
+        )
+    )
     msg = _waiting(pod)["message"]
     assert msg.startswith(f'Back-off pulling image "{NOT_FOUND}"')
     assert pod["status"]["phase"] == "Pending"
     events = _events(sim, pod)
     failed = [m for t, r, m in events if r == "Failed" and m.startswith("Failed to pull")]
     assert failed[0] == (
-        f'Failed to pull image "{NOT_FOUND}": rpc error: code = NotFound desc = failed to pull and unpack '
-        f'image "{NOT_FOUND}": failed to resolve reference "{NOT_FOUND}": {NOT_FOUND}: not found'
+        f'Failed to pull image "{NOT_FOUND}": rpc error: code = NotFound desc = failed to pull '
+        f'and unpack image "{NOT_FOUND}": failed to resolve reference "{NOT_FOUND}": '
+        f"{NOT_FOUND}: not found"
     )
     reasons = [r for _, r, _ in events]
     assert reasons.index("Pulling") < reasons.index("Failed") < reasons.index("BackOff")
     assert ("Warning", "Failed", "Error: ErrImagePull") in events
     assert ("Normal", "BackOff", f'Back-off pulling image "{NOT_FOUND}"') in events
     # Back-off retries: Pulling is recorded again and its count grows (10 s, 20 s, ... time-scaled).
-    wait_for(lambda: sum(e["count"] for e in sim.objects("events", "default")
-                         if e["involvedObject"]["uid"] == pod["metadata"]["uid"] and e["reason"] == "Pulling") >= 2,
-             what="a second pull attempt")  # fmt: skip
+    wait_for(
+        lambda: (
+            sum(
+                e["count"]
+                for e in sim.objects("events", "default")
+                if e["involvedObject"]["uid"] == pod["metadata"]["uid"] and e["reason"] == "Pulling"
+            )
+            >= 2
+        ),
+        what="a second pull attempt",
+    )
     assert job_done(sim, "nf") is None  # backoffLimit never fires on a Pending pod
 
 
 def test_err_image_pull_comes_first(batch: client.BatchV1Api) -> None:
     with start_sim(time_scale=2, nodes=5) as slow:
-        b = client.BatchV1Api(__import__("kubernetes").config.new_client_from_config(config_file=str(slow.kubeconfig_path)))
+        b = client.BatchV1Api(
+            __import__("kubernetes").config.new_client_from_config(
+                config_file=str(slow.kubeconfig_path)
+            )
+        )
         b.create_namespaced_job("default", job_body("e1", [{"name": "c", "image": NOT_FOUND}]))
-        pod = wait_for(lambda: (p := job_pods(slow, "e1")) and _waiting(p[0]).get("reason") == "ErrImagePull" and p[0])
+        pod = wait_for(
+            lambda: (
+                (p := job_pods(slow, "e1"))
+                and _waiting(p[0]).get("reason") == "ErrImagePull"
+                and p[0]
+            )
+        )
         assert "code = NotFound" in _waiting(pod)["message"]
 
 
 def test_private_image_needs_its_secret(sim: SimHandle, batch: client.BatchV1Api) -> None:
     _create(batch, job_body("priv-no", [{"name": "c", "image": PRIVATE}], node="compute-2"))
-    _create(batch, job_body("priv-yes", [{"name": "c", "image": PRIVATE}], node="compute-3",
-                            pod={"imagePullSecrets": [{"name": "regcred"}]}))  # fmt: skip
-    _create(batch, job_body("priv-wrong", [{"name": "c", "image": PRIVATE}], node="compute-4",
-                            pod={"imagePullSecrets": [{"name": "other"}]}))  # fmt: skip
+    _create(
+        batch,
+        job_body(
+            "priv-yes",
+            [{"name": "c", "image": PRIVATE}],
+            node="compute-3",
+            pod={"imagePullSecrets": [{"name": "regcred"}]},
+        ),
+    )
+    _create(
+        batch,
+        job_body(
+            "priv-wrong",
+            [{"name": "c", "image": PRIVATE}],
+            node="compute-4",
+            pod={"imagePullSecrets": [{"name": "other"}]},
+        ),
+    )
     assert wait_for(lambda: job_done(sim, "priv-yes"))["status"]["succeeded"] == 1
     for job in ("priv-no", "priv-wrong"):
-        pod = wait_for(lambda j=job: (p := job_pods(sim, j)) and _waiting(p[0]).get("reason") == "ImagePullBackOff" and p[0])
+        pod = wait_for(
+            lambda j=job: (
+                (p := job_pods(sim, j))
+                and _waiting(p[0]).get("reason") == "ImagePullBackOff"
+                and p[0]
+            )
+        )
         assert "401 Unauthorized" in _waiting(pod)["message"]
-        assert "pull access denied, repository does not exist or may require authorization" in _waiting(pod)["message"]
+        assert (
+            "pull access denied, repository does not exist or may require authorization"
+            in _waiting(pod)["message"]
+        )
     wrong = job_pods(sim, "priv-wrong")[0]
     assert any(r == "FailedToRetrieveImagePullSecret" for _, r, _ in _events(sim, wrong))
 
 
 def test_rate_limited_image(sim: SimHandle, batch: client.BatchV1Api) -> None:
     _create(batch, job_body("rl", [{"name": "c", "image": RATE_LIMITED}]))
-    pod = wait_for(lambda: (p := job_pods(sim, "rl")) and _waiting(p[0]).get("reason") == "ImagePullBackOff" and p[0])
-    assert "429 Too Many Requests - Server message: toomanyrequests: You have reached your pull rate limit." in _waiting(pod)["message"]
+    pod = wait_for(
+        lambda: (
+            (p := job_pods(sim, "rl"))
+            and _waiting(p[0]).get("reason") == "ImagePullBackOff"
+            and p[0]
+        )
+    )
+    assert (
+        "429 Too Many Requests - Server message: toomanyrequests: "
+        "You have reached your pull rate limit." in _waiting(pod)["message"]
+    )
 
 
-def test_flaky_image_fails_first_pulls_then_succeeds(sim: SimHandle, batch: client.BatchV1Api) -> None:
+def test_flaky_image_fails_first_pulls_then_succeeds(
+    sim: SimHandle, batch: client.BatchV1Api
+) -> None:
     _create(batch, job_body("fl", [{"name": "c", "image": FLAKY}], node="compute-5"))
     done = wait_for(lambda: job_done(sim, "fl"), timeout=20)
     assert done["status"]["succeeded"] == 1
@@ -97,37 +165,90 @@ def test_flaky_image_fails_first_pulls_then_succeeds(sim: SimHandle, batch: clie
     assert sim.pull_counts()[("compute-5", FLAKY)] == 1
 
 
-def test_serialized_pulls_and_failure_does_not_stop_others(sim: SimHandle, batch: client.BatchV1Api) -> None:
-    images = ["registry.example.com/a:1", NOT_FOUND, "registry.example.com/b:1", "registry.example.com/c:1"]
-    _create(batch, job_body("ser", [{"name": f"c{i}", "image": im} for i, im in enumerate(images)], node="gpu-1",
-                            pod={"tolerations": [{"operator": "Exists"}]}))  # fmt: skip
-    pod = wait_for(lambda: (p := job_pods(sim, "ser")) and sum(
-        1 for s in p[0]["status"].get("containerStatuses", []) if "terminated" in s["state"]) == 3 and p[0])
+def test_serialized_pulls_and_failure_does_not_stop_others(
+    sim: SimHandle, batch: client.BatchV1Api
+) -> None:
+    images = [
+        "registry.example.com/a:1",
+        NOT_FOUND,
+        "registry.example.com/b:1",
+        "registry.example.com/c:1",
+    ]
+    _create(
+        batch,
+        job_body(
+            "ser",
+            [{"name": f"c{i}", "image": im} for i, im in enumerate(images)],
+            node="gpu-1",
+            pod={"tolerations": [{"operator": "Exists"}]},
+        ),
+    )
+    pod = wait_for(
+        lambda: (
+            (p := job_pods(sim, "ser"))
+            and sum(
+                1 for s in p[0]["status"].get("containerStatuses", []) if "terminated" in s["state"]
+            )
+            == 3
+            and p[0]
+        )
+    )
     statuses = {s["name"]: s for s in pod["status"]["containerStatuses"]}
     assert statuses["c1"]["state"]["waiting"]["reason"] in ("ErrImagePull", "ImagePullBackOff")
     assert all(statuses[c]["state"]["terminated"]["exitCode"] == 0 for c in ("c0", "c2", "c3"))
     assert pod["status"]["phase"] == "Pending"
     assert sim.stats()["maxParallelPullsPerNode"] == 1
     pulled = [m for _, r, m in _events(sim, pod) if r == "Pulled"]
-    assert [m.split('"')[1] for m in pulled] == ["registry.example.com/a:1", "registry.example.com/b:1", "registry.example.com/c:1"]
+    assert [m.split('"')[1] for m in pulled] == [
+        "registry.example.com/a:1",
+        "registry.example.com/b:1",
+        "registry.example.com/c:1",
+    ]
 
 
 def test_pull_states_walk(sim: SimHandle, batch: client.BatchV1Api) -> None:
     """ContainerCreating while pulling, then terminated exit 0, then Succeeded."""
     with start_sim(time_scale=5, nodes=5) as slow:
-        b = client.BatchV1Api(__import__("kubernetes").config.new_client_from_config(config_file=str(slow.kubeconfig_path)))
-        b.create_namespaced_job("default", job_body("walk", [{"name": "c", "image": "registry.example.com/big:1"}]))
-        creating = wait_for(lambda: (p := job_pods(slow, "walk")) and _waiting(p[0]).get("reason") == "ContainerCreating" and p[0])
+        b = client.BatchV1Api(
+            __import__("kubernetes").config.new_client_from_config(
+                config_file=str(slow.kubeconfig_path)
+            )
+        )
+        b.create_namespaced_job(
+            "default", job_body("walk", [{"name": "c", "image": "registry.example.com/big:1"}])
+        )
+        creating = wait_for(
+            lambda: (
+                (p := job_pods(slow, "walk"))
+                and _waiting(p[0]).get("reason") == "ContainerCreating"
+                and p[0]
+            )
+        )
         assert creating["status"]["phase"] == "Pending"
-        done = wait_for(lambda: (p := job_pods(slow, "walk")) and p[0]["status"]["phase"] == "Succeeded" and p[0])
+        done = wait_for(
+            lambda: (
+                (p := job_pods(slow, "walk")) and p[0]["status"]["phase"] == "Succeeded" and p[0]
+            )
+        )
         term = done["status"]["containerStatuses"][0]["state"]["terminated"]
         assert term["exitCode"] == 0 and term["reason"] == "Completed"
-        assert done["status"]["containerStatuses"][0]["imageID"].startswith("registry.example.com/big@sha256:")
+        assert done["status"]["containerStatuses"][0]["imageID"].startswith(
+            "registry.example.com/big@sha256:"
+        )
 
 
-def test_no_shell_image_fails_sh_but_runs_copied_busybox(sim: SimHandle, batch: client.BatchV1Api) -> None:
-    _create(batch, job_body("nosh", [{"name": "c", "image": DISTROLESS, "command": ["sh", "-c", "true"]}],
-                            node="compute-6", backoffLimit=0))  # fmt: skip
+def test_no_shell_image_fails_sh_but_runs_copied_busybox(
+    sim: SimHandle, batch: client.BatchV1Api
+) -> None:
+    _create(
+        batch,
+        job_body(
+            "nosh",
+            [{"name": "c", "image": DISTROLESS, "command": ["sh", "-c", "true"]}],
+            node="compute-6",
+            backoffLimit=0,
+        ),
+    )
     failed = wait_for(lambda: job_done(sim, "nosh"))
     assert failed["status"]["conditions"][-1]["reason"] == "BackoffLimitExceeded"
     pod = job_pods(sim, "nosh")[0]
@@ -139,16 +260,37 @@ def test_no_shell_image_fails_sh_but_runs_copied_busybox(sim: SimHandle, batch: 
     # The engine's pull pod: an init container copies busybox into an emptyDir; no shell needed.
     body = job_body(
         "pullpod",
-        [{"name": "img-0", "image": DISTROLESS, "command": ["/ips-bin/busybox", "true"],
-          "volumeMounts": [{"name": "bin", "mountPath": "/ips-bin"}]}],
+        [
+            {
+                "name": "img-0",
+                "image": DISTROLESS,
+                "command": ["/ips-bin/busybox", "true"],
+                "volumeMounts": [{"name": "bin", "mountPath": "/ips-bin"}],
+            }
+        ],
         node="compute-7",
-        init=[{"name": "copy", "image": "busybox:1.37.0-musl", "command": ["cp", "/bin/busybox", "/ips-bin/busybox"],
-               "volumeMounts": [{"name": "bin", "mountPath": "/ips-bin"}]}],
-        backoffLimit=0, activeDeadlineSeconds=600, ttlSecondsAfterFinished=3600,
-        pod={"volumes": [{"name": "bin", "emptyDir": {}}],
-             "securityContext": {"runAsNonRoot": True, "runAsUser": 65534, "seccompProfile": {"type": "RuntimeDefault"}},
-             "tolerations": [{"operator": "Exists"}], "imagePullSecrets": [{"name": "regcred"}]},
-    )  # fmt: skip
+        init=[
+            {
+                "name": "copy",
+                "image": "busybox:1.37.0-musl",
+                "command": ["cp", "/bin/busybox", "/ips-bin/busybox"],
+                "volumeMounts": [{"name": "bin", "mountPath": "/ips-bin"}],
+            }
+        ],
+        backoffLimit=0,
+        activeDeadlineSeconds=600,
+        ttlSecondsAfterFinished=3600,
+        pod={
+            "volumes": [{"name": "bin", "emptyDir": {}}],
+            "securityContext": {
+                "runAsNonRoot": True,
+                "runAsUser": 65534,
+                "seccompProfile": {"type": "RuntimeDefault"},
+            },
+            "tolerations": [{"operator": "Exists"}],
+            "imagePullSecrets": [{"name": "regcred"}],
+        },
+    )
     _create(batch, body)
     ok = wait_for(lambda: job_done(sim, "pullpod"))
     assert ok["status"]["succeeded"] == 1
@@ -159,26 +301,62 @@ def test_no_shell_image_fails_sh_but_runs_copied_busybox(sim: SimHandle, batch: 
 
 def test_taints_and_tolerations(sim: SimHandle, batch: client.BatchV1Api) -> None:
     _create(batch, job_body("gpu-no", [{"name": "c", "image": "busybox"}], node="gpu-2"))
-    pod = wait_for(lambda: (p := job_pods(sim, "gpu-no")) and p[0]["status"].get("conditions") and p[0])
+    pod = wait_for(
+        lambda: (p := job_pods(sim, "gpu-no")) and p[0]["status"].get("conditions") and p[0]
+    )
     cond = pod["status"]["conditions"][0]
-    assert (cond["type"], cond["status"], cond["reason"]) == ("PodScheduled", "False", "Unschedulable")
-    assert cond["message"].startswith("0/50 nodes are available: 1 node(s) had untolerated taint {nvidia.com/gpu: present}, 49 node(s) didn't match Pod's node affinity/selector.")
+    assert (cond["type"], cond["status"], cond["reason"]) == (
+        "PodScheduled",
+        "False",
+        "Unschedulable",
+    )
+    assert cond["message"].startswith(
+        "0/50 nodes are available: 1 node(s) had untolerated taint {nvidia.com/gpu: present}, "
+        "49 node(s) didn't match Pod's node affinity/selector."
+    )
     assert "nodeName" not in pod["spec"]
     assert any(e["reason"] == "FailedScheduling" for e in sim.objects("events", "default"))
 
-    tol = [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}]
-    _create(batch, job_body("gpu-eq", [{"name": "c", "image": "busybox"}], node="gpu-2", pod={"tolerations": tol}))
-    _create(batch, job_body("gpu-ex", [{"name": "c", "image": "busybox"}], node="gpu-3",
-                            pod={"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]}))  # fmt: skip
-    _create(batch, job_body("gpu-pool", [{"name": "c", "image": "busybox"}], pod={"nodeSelector": {"pool": "gpu"},
-                            "tolerations": [{"operator": "Exists"}]}))  # fmt: skip
+    tol = [
+        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}
+    ]
+    _create(
+        batch,
+        job_body(
+            "gpu-eq", [{"name": "c", "image": "busybox"}], node="gpu-2", pod={"tolerations": tol}
+        ),
+    )
+    _create(
+        batch,
+        job_body(
+            "gpu-ex",
+            [{"name": "c", "image": "busybox"}],
+            node="gpu-3",
+            pod={"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]},
+        ),
+    )
+    _create(
+        batch,
+        job_body(
+            "gpu-pool",
+            [{"name": "c", "image": "busybox"}],
+            pod={"nodeSelector": {"pool": "gpu"}, "tolerations": [{"operator": "Exists"}]},
+        ),
+    )
     for j in ("gpu-eq", "gpu-ex", "gpu-pool"):
         assert wait_for(lambda j=j: job_done(sim, j))["status"]["succeeded"] == 1
     assert job_pods(sim, "gpu-pool")[0]["spec"]["nodeName"].startswith("gpu-")
 
     # Wrong value or effect does not tolerate.
-    bad = [{"key": "nvidia.com/gpu", "operator": "Equal", "value": "absent", "effect": "NoSchedule"}]
-    _create(batch, job_body("gpu-bad", [{"name": "c", "image": "busybox"}], node="gpu-4", pod={"tolerations": bad}))
+    bad = [
+        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "absent", "effect": "NoSchedule"}
+    ]
+    _create(
+        batch,
+        job_body(
+            "gpu-bad", [{"name": "c", "image": "busybox"}], node="gpu-4", pod={"tolerations": bad}
+        ),
+    )
     wait_for(lambda: (p := job_pods(sim, "gpu-bad")) and p[0]["status"].get("conditions"))
     assert "nodeName" not in job_pods(sim, "gpu-bad")[0]["spec"]
 
@@ -186,12 +364,24 @@ def test_taints_and_tolerations(sim: SimHandle, batch: client.BatchV1Api) -> Non
 def test_cordoned_and_not_ready_nodes(sim: SimHandle, batch: client.BatchV1Api) -> None:
     nodes = sim.objects("nodes")
     cordoned = next(n["metadata"]["name"] for n in nodes if n["spec"].get("unschedulable"))
-    down = next(n["metadata"]["name"] for n in nodes if n["status"]["conditions"][-1]["status"] != "True")
+    down = next(
+        n["metadata"]["name"] for n in nodes if n["status"]["conditions"][-1]["status"] != "True"
+    )
     _create(batch, job_body("cord", [{"name": "c", "image": "busybox"}], node=cordoned))
-    pod = wait_for(lambda: (p := job_pods(sim, "cord")) and p[0]["status"].get("conditions") and p[0])
+    pod = wait_for(
+        lambda: (p := job_pods(sim, "cord")) and p[0]["status"].get("conditions") and p[0]
+    )
     assert "1 node(s) were unschedulable" in pod["status"]["conditions"][0]["message"]
     # Tolerating every taint lands on the NotReady node, which never starts the pod.
-    _create(batch, job_body("down", [{"name": "c", "image": "busybox"}], node=down, pod={"tolerations": [{"operator": "Exists"}]}))
+    _create(
+        batch,
+        job_body(
+            "down",
+            [{"name": "c", "image": "busybox"}],
+            node=down,
+            pod={"tolerations": [{"operator": "Exists"}]},
+        ),
+    )
     pod = wait_for(lambda: (p := job_pods(sim, "down")) and p[0]["spec"].get("nodeName") and p[0])
     assert pod["spec"]["nodeName"] == down
     wait_for(lambda: job_done(sim, "cord") is None and True)
@@ -204,44 +394,88 @@ def test_cordoned_and_not_ready_nodes(sim: SimHandle, batch: client.BatchV1Api) 
 
 
 def test_node_affinity(sim: SimHandle, batch: client.BatchV1Api) -> None:
-    aff = {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
-        {"matchExpressions": [{"key": "pool", "operator": "In", "values": ["general"]},
-                              {"key": "topology.kubernetes.io/zone", "operator": "NotIn", "values": ["zone-a"]},
-                              {"key": "kubernetes.io/arch", "operator": "Exists"}]}]}}}  # fmt: skip
+    aff = {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {
+                        "matchExpressions": [
+                            {"key": "pool", "operator": "In", "values": ["general"]},
+                            {
+                                "key": "topology.kubernetes.io/zone",
+                                "operator": "NotIn",
+                                "values": ["zone-a"],
+                            },
+                            {"key": "kubernetes.io/arch", "operator": "Exists"},
+                        ]
+                    }
+                ]
+            }
+        }
+    }
     _create(batch, job_body("aff", [{"name": "c", "image": "busybox"}], pod={"affinity": aff}))
     wait_for(lambda: job_done(sim, "aff"))
-    node = next(n for n in sim.objects("nodes") if n["metadata"]["name"] == job_pods(sim, "aff")[0]["spec"]["nodeName"])
+    node = next(
+        n
+        for n in sim.objects("nodes")
+        if n["metadata"]["name"] == job_pods(sim, "aff")[0]["spec"]["nodeName"]
+    )
     assert node["metadata"]["labels"]["pool"] == "general"
     assert node["metadata"]["labels"]["topology.kubernetes.io/zone"] == "zone-b"
 
 
-def test_if_not_present_skips_pull_and_always_pulls(sim: SimHandle, batch: client.BatchV1Api) -> None:
-    warm = next(n["metadata"]["name"] for n in sim.objects("nodes", label_selector="pool=general")
-                if any("docker.io/library/redis:7" in i["names"] for i in n["status"]["images"])
-                and not n["spec"].get("unschedulable"))  # fmt: skip
+def test_if_not_present_skips_pull_and_always_pulls(
+    sim: SimHandle, batch: client.BatchV1Api
+) -> None:
+    warm = next(
+        n["metadata"]["name"]
+        for n in sim.objects("nodes", label_selector="pool=general")
+        if any("docker.io/library/redis:7" in i["names"] for i in n["status"]["images"])
+        and not n["spec"].get("unschedulable")
+    )
     _create(batch, job_body("inp", [{"name": "c", "image": "redis:7"}], node=warm))
     wait_for(lambda: job_done(sim, "inp"))
     assert (warm, "redis:7") not in sim.pull_counts()
     pod = job_pods(sim, "inp")[0]
-    assert ("Normal", "Pulled", 'Container image "redis:7" already present on machine') in _events(sim, pod)
-    _create(batch, job_body("alw", [{"name": "c", "image": "redis:7", "imagePullPolicy": "Always"}], node=warm))
+    assert ("Normal", "Pulled", 'Container image "redis:7" already present on machine') in _events(
+        sim, pod
+    )
+    _create(
+        batch,
+        job_body(
+            "alw", [{"name": "c", "image": "redis:7", "imagePullPolicy": "Always"}], node=warm
+        ),
+    )
     wait_for(lambda: job_done(sim, "alw"))
     assert sim.pull_counts()[(warm, "redis:7")] == 1
 
 
 def test_node_status_images_cap_and_order(kubesim_factory: Any) -> None:
-    scenario = {"nodeGroups": [{"name": "n", "count": 1}],
-                "images": [{"name": f"registry.example.com/img-{i}:1", "size": (i + 1) * 1000} for i in range(60)],
-                "defaults": {"containerRunSeconds": 0}}  # fmt: skip
+    scenario = {
+        "nodeGroups": [{"name": "n", "count": 1}],
+        "images": [
+            {"name": f"registry.example.com/img-{i}:1", "size": (i + 1) * 1000} for i in range(60)
+        ],
+        "defaults": {"containerRunSeconds": 0},
+    }
     sim = kubesim_factory(scenario=scenario, time_scale=1000)
-    b = client.BatchV1Api(__import__("kubernetes").config.new_client_from_config(config_file=str(sim.kubeconfig_path)))
+    b = client.BatchV1Api(
+        __import__("kubernetes").config.new_client_from_config(config_file=str(sim.kubeconfig_path))
+    )
     for start in range(0, 60, 20):
-        cs = [{"name": f"c{i}", "image": f"registry.example.com/img-{i}:1"} for i in range(start, start + 20)]
+        cs = [
+            {"name": f"c{i}", "image": f"registry.example.com/img-{i}:1"}
+            for i in range(start, start + 20)
+        ]
         b.create_namespaced_job("default", job_body(f"cap-{start}", cs))
     for start in range(0, 60, 20):
         wait_for(lambda s=start: job_done(sim, f"cap-{s}"), timeout=30)
     # The kubelet reports images with its next node status update (coalesced, not per pull).
-    node = wait_for(lambda: (n := sim.objects("nodes")[0]) and n["status"]["images"][0]["sizeBytes"] == 60000 and n)
+    node = wait_for(
+        lambda: (
+            (n := sim.objects("nodes")[0]) and n["status"]["images"][0]["sizeBytes"] == 60000 and n
+        )
+    )
     images = node["status"]["images"]
     assert len(images) == 50
     sizes = [i["sizeBytes"] for i in images]
@@ -251,20 +485,39 @@ def test_node_status_images_cap_and_order(kubesim_factory: Any) -> None:
     assert len(sim.node_images("n-1")) == 60  # absence from the status proves nothing
 
 
-def test_active_deadline_becomes_deadline_exceeded(sim: SimHandle, batch: client.BatchV1Api) -> None:
-    _create(batch, job_body("dl", [{"name": "c", "image": "registry.example.com/ips-test/large:1"}],
-                            activeDeadlineSeconds=30, backoffLimit=0))  # fmt: skip
+def test_active_deadline_becomes_deadline_exceeded(
+    sim: SimHandle, batch: client.BatchV1Api
+) -> None:
+    _create(
+        batch,
+        job_body(
+            "dl",
+            [{"name": "c", "image": "registry.example.com/ips-test/large:1"}],
+            activeDeadlineSeconds=30,
+            backoffLimit=0,
+        ),
+    )
     failed = wait_for(lambda: job_done(sim, "dl"), timeout=10)
     cond = failed["status"]["conditions"][-1]
-    assert (cond["type"], cond["reason"], cond["message"]) == ("Failed", "DeadlineExceeded",
-                                                                "Job was active longer than specified deadline")
+    assert (cond["type"], cond["reason"], cond["message"]) == (
+        "Failed",
+        "DeadlineExceeded",
+        "Job was active longer than specified deadline",
+    )
     assert failed["status"]["conditions"][0]["type"] == "FailureTarget"
     assert failed["status"]["failed"] == 1 and "active" not in failed["status"]
     wait_for(lambda: not job_pods(sim, "dl"), what="deadline pod killed")
 
 
 def test_backoff_limit_retries_then_fails(sim: SimHandle, batch: client.BatchV1Api) -> None:
-    _create(batch, job_body("bl", [{"name": "c", "image": DISTROLESS, "command": ["/bin/sh", "-c", "x"]}], backoffLimit=2))
+    _create(
+        batch,
+        job_body(
+            "bl",
+            [{"name": "c", "image": DISTROLESS, "command": ["/bin/sh", "-c", "x"]}],
+            backoffLimit=2,
+        ),
+    )
     failed = wait_for(lambda: job_done(sim, "bl"), timeout=20)
     assert failed["status"]["failed"] == 3
     assert failed["status"]["conditions"][-1]["reason"] == "BackoffLimitExceeded"
@@ -274,7 +527,10 @@ def test_backoff_limit_retries_then_fails(sim: SimHandle, batch: client.BatchV1A
 def test_ttl_after_finished_cleans_up(sim: SimHandle, batch: client.BatchV1Api) -> None:
     _create(batch, job_body("ttl", [{"name": "c", "image": "busybox"}], ttlSecondsAfterFinished=20))
     wait_for(lambda: job_done(sim, "ttl"))
-    wait_for(lambda: not [j for j in sim.objects("jobs", "default") if j["metadata"]["name"] == "ttl"], what="job gone")
+    wait_for(
+        lambda: not [j for j in sim.objects("jobs", "default") if j["metadata"]["name"] == "ttl"],
+        what="job gone",
+    )
     wait_for(lambda: not job_pods(sim, "ttl"), what="pods gone")
 
 
@@ -282,16 +538,40 @@ def test_nodes_join_and_leave(sim: SimHandle, batch: client.BatchV1Api) -> None:
     added = sim.add_nodes(2, group="gpu")
     assert added == ["gpu-7", "gpu-8"]
     node = next(n for n in sim.objects("nodes") if n["metadata"]["name"] == "gpu-7")
-    assert node["metadata"]["labels"]["pool"] == "gpu" and node["metadata"]["labels"]["kubernetes.io/hostname"] == "gpu-7"
-    _create(batch, job_body("late", [{"name": "c", "image": "busybox"}], node="gpu-9", pod={"tolerations": [{"operator": "Exists"}]}))
+    assert (
+        node["metadata"]["labels"]["pool"] == "gpu"
+        and node["metadata"]["labels"]["kubernetes.io/hostname"] == "gpu-7"
+    )
+    _create(
+        batch,
+        job_body(
+            "late",
+            [{"name": "c", "image": "busybox"}],
+            node="gpu-9",
+            pod={"tolerations": [{"operator": "Exists"}]},
+        ),
+    )
     wait_for(lambda: (p := job_pods(sim, "late")) and p[0]["status"].get("conditions"))
     sim.add_nodes(1, group="gpu")
     assert wait_for(lambda: job_done(sim, "late"))["status"]["succeeded"] == 1
     # A node that disappears takes its pods with it; the Job counts the failure.
-    with start_sim(time_scale=FAST, nodes=5, scenario={"nodeGroups": [{"name": "n", "count": 2}],
-                   "images": [{"name": "slow:1", "pullSeconds": 1000}]}) as s2:  # fmt: skip
-        b2 = client.BatchV1Api(__import__("kubernetes").config.new_client_from_config(config_file=str(s2.kubeconfig_path)))
-        b2.create_namespaced_job("default", job_body("gone", [{"name": "c", "image": "slow:1"}], node="n-1", backoffLimit=0))
+    with start_sim(
+        time_scale=FAST,
+        nodes=5,
+        scenario={
+            "nodeGroups": [{"name": "n", "count": 2}],
+            "images": [{"name": "slow:1", "pullSeconds": 1000}],
+        },
+    ) as s2:
+        b2 = client.BatchV1Api(
+            __import__("kubernetes").config.new_client_from_config(
+                config_file=str(s2.kubeconfig_path)
+            )
+        )
+        b2.create_namespaced_job(
+            "default",
+            job_body("gone", [{"name": "c", "image": "slow:1"}], node="n-1", backoffLimit=0),
+        )
         wait_for(lambda: (p := job_pods(s2, "gone")) and p[0]["spec"].get("nodeName"))
         s2.delete_node("n-1")
         failed = wait_for(lambda: job_done(s2, "gone"))

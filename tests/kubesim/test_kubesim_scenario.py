@@ -57,7 +57,9 @@ def test_scenario_validation_names_the_field(tmp_path: object) -> None:
 
 def test_json_and_yaml_files(tmp_path) -> None:  # type: ignore[no-untyped-def]
     (tmp_path / "s.json").write_text('{"nodeGroups": [{"name": "j", "count": 2}]}')
-    (tmp_path / "s.yaml").write_text("nodeGroups:\n  - {name: y, count: 4, pullBandwidth: 10MB/s}\n")
+    (tmp_path / "s.yaml").write_text(
+        "nodeGroups:\n  - {name: y, count: 4, pullBandwidth: 10MB/s}\n"
+    )
     assert load_scenario(tmp_path / "s.json").node_groups[0].count == 2
     assert load_scenario(tmp_path / "s.yaml").node_groups[0].pull_bandwidth == 10_000_000
 
