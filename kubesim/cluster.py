@@ -159,6 +159,7 @@ class Cluster:
         self.node_index = 0
         self.foreground: dict[str, tuple[str, str]] = {}
         self.owned: dict[str, set[tuple[str, str]]] = {}  # owner uid -> pod keys
+        self.pod_ips = 0
 
     # -- clock ------------------------------------------------------------------------------
     def now(self) -> float:
@@ -622,9 +623,12 @@ class Cluster:
             ip = node_obj["status"]["addresses"][0]["address"]
             st["hostIP"] = ip
             st["hostIPs"] = [{"ip": ip}]
-            pod_ip = "10.244." + ip.split(".", 2)[2]
-            st.setdefault("podIP", pod_ip)
-            st.setdefault("podIPs", [{"ip": pod_ip}])
+            if "podIP" not in st:
+                self.pod_ips += 1
+                n = self.pod_ips
+                pod_ip = f"10.{128 + (n >> 16) % 128}.{(n >> 8) & 255}.{n & 255}"
+                st["podIP"] = pod_ip
+                st["podIPs"] = [{"ip": pod_ip}]
         st.setdefault("startTime", ts)
         if inits:
             st["initContainerStatuses"] = [c.status(rp) for c in inits]
