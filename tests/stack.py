@@ -76,6 +76,8 @@ class Proc:
     name: str
     popen: subprocess.Popen[bytes]
     log_path: Path
+    args: list[str] = field(default_factory=list)
+    env: dict[str, str] = field(default_factory=dict)
 
     def alive(self) -> bool:
         return self.popen.poll() is None
@@ -92,6 +94,12 @@ class Proc:
     def terminate(self) -> None:
         if self.alive():
             self.popen.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        """SIGKILL, as a crash or an OOM kill: no clean-up at all."""
+        if self.alive():
+            self.popen.kill()
+            self.popen.wait(10)
 
     def log_text(self) -> str:
         return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
@@ -141,6 +149,30 @@ class Stack:
     def logs(self, which: str) -> str:
         return self.procs[which].log_text()
 
+    @property
+    def sim_url(self) -> str:
+        """kubesim's base URL (its /kubesim/ control and stats endpoints live there)."""
+        for line in self.kubeconfig.read_text().splitlines():
+            if line.strip().startswith("server:"):
+                return line.split("server:", 1)[1].strip().strip("'\"")
+        raise RuntimeError(f"no server in {self.kubeconfig}")
+
+    def respawn(self, which: str, as_name: str | None = None, **env: str) -> Proc:
+        """Start `which` again with the same arguments and environment (after a kill or a
+        stop), or a second copy under `as_name` (a second worker: pass METRICS_PORT and
+        TEMPORAL_METRICS_PORT); waits until it serves HTTP again."""
+        old = self.procs[which]
+        name = as_name or which
+        merged = {**old.env, **env}
+        proc = _spawn(name, old.args, merged, old.log_path.parent, append=True)
+        self.procs[name] = proc
+        deadline = time.monotonic() + START_TIMEOUT
+        if old.args[0] == "api":
+            _wait_http(proc, f"http://127.0.0.1:{merged['SERVER_PORT']}/readyz", deadline)
+        elif old.args[0] == "worker" and merged.get("METRICS_PORT", "0") != "0":
+            _wait_http(proc, f"http://127.0.0.1:{merged['METRICS_PORT']}/metrics", deadline)
+        return proc
+
     def json_logs(self, which: str) -> list[dict[str, Any]]:
         """Every log line of a component, each parsed as JSON (raises on a non-JSON line)."""
         out = []
@@ -166,9 +198,11 @@ def stop_all(procs: list[Proc], timeout: float = 15.0) -> None:
             proc.popen.wait(5)
 
 
-def _spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Proc:
+def _spawn(
+    name: str, args: list[str], env: dict[str, str], log_dir: Path, *, append: bool = False
+) -> Proc:
     log_path = log_dir / f"{name}.log"
-    with log_path.open("wb") as sink:
+    with log_path.open("ab" if append else "wb") as sink:
         popen = subprocess.Popen(
             [sys.executable, "-m", "cli.main", *args],
             cwd=ROOT,
@@ -177,7 +211,7 @@ def _spawn(name: str, args: list[str], env: dict[str, str], log_dir: Path) -> Pr
             stderr=subprocess.STDOUT,
             start_new_session=True,
         )
-    return Proc(name, popen, log_path)
+    return Proc(name, popen, log_path, list(args), dict(env))
 
 
 def _wait_http(proc: Proc, url: str, deadline: float) -> None:
