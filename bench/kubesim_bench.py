@@ -38,7 +38,7 @@ def _proc_stats(pid: int) -> dict[str, float]:
     return {"rssMiB": rss_kb / 1024, "cpuSeconds": cpu}
 
 
-def _job(name: str, node: str) -> dict[str, Any]:
+def _job(name: str, node: str, image: str = "registry.example.com/bench/app:1") -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -51,15 +51,22 @@ def _job(name: str, node: str) -> dict[str, Any]:
                     "restartPolicy": "Never",
                     "nodeSelector": {"kubernetes.io/hostname": node},
                     "tolerations": [{"operator": "Exists"}],
-                    "containers": [{"name": "c", "image": "registry.example.com/bench/app:1"}],
+                    "containers": [{"name": "c", "image": image}],
                 }
             },
         },
     }
 
 
-async def _run(url: str, pid: int, nodes: int, jobs: int, concurrency: int) -> dict[str, Any]:
-    results: dict[str, Any] = {"nodes": nodes, "jobs": jobs, "concurrency": concurrency}
+async def _run(
+    url: str, pid: int, nodes: int, jobs: int, concurrency: int, image: str
+) -> dict[str, Any]:
+    results: dict[str, Any] = {
+        "nodes": nodes,
+        "jobs": jobs,
+        "concurrency": concurrency,
+        "image": image,
+    }
     conn = aiohttp.TCPConnector(limit=concurrency)
     async with aiohttp.ClientSession(url, connector=conn) as http:
         async with http.get("/api/v1/nodes") as r:
@@ -85,7 +92,7 @@ async def _run(url: str, pid: int, nodes: int, jobs: int, concurrency: int) -> d
                     i = queue.get_nowait()
                 except asyncio.QueueEmpty:
                     return
-                body = _job(f"bench-{i}", node_names[i % len(node_names)])
+                body = _job(f"bench-{i}", node_names[i % len(node_names)], image)
                 t = time.perf_counter()
                 async with http.post("/apis/batch/v1/namespaces/default/jobs", json=body) as r:
                     await r.read()
@@ -108,6 +115,9 @@ async def _run(url: str, pid: int, nodes: int, jobs: int, concurrency: int) -> d
             "serverCpuSeconds": _proc_stats(pid)["cpuSeconds"] - cpu0,
         }
 
+        async with http.get("/kubesim/stats") as r:
+            results["activeJobsRightAfterCreates"] = (await r.json())["jobs"].get("Active", 0)
+
         async def timed_list(path: str, n: int) -> dict[str, float]:
             ts = []
             items = 0
@@ -128,15 +138,21 @@ async def _run(url: str, pid: int, nodes: int, jobs: int, concurrency: int) -> d
         results["peakDuringLoad"] = _proc_stats(pid)
 
         t0 = time.perf_counter()
+        max_active = 0
         while True:
             async with http.get("/kubesim/stats") as r:
                 stats = await r.json()
+            max_active = max(max_active, stats["jobs"].get("Active", 0))
+            results["peakDuringLoad"] = max(
+                results["peakDuringLoad"], _proc_stats(pid), key=lambda s: s["rssMiB"]
+            )
             if stats["jobs"].get("Complete", 0) + stats["jobs"].get("Failed", 0) >= jobs:
                 break
             if time.perf_counter() - t0 > 300:
                 break
             await asyncio.sleep(0.5)
         results["allJobsFinishedSeconds"] = time.perf_counter() - t0
+        results["maxActiveJobsSampled"] = max_active
         results["final"] = _proc_stats(pid)
         keys = ("objects", "jobs", "podPhases", "pullsTotal", "resourceVersion")
         results["serverStats"] = {k: stats[k] for k in keys}
@@ -149,6 +165,12 @@ def main() -> int:
     p.add_argument("--jobs", type=int, default=5000)
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--time-scale", type=float, default=20.0)
+    p.add_argument(
+        "--image",
+        default="registry.example.com/ips-test/large:1",
+        help="image each Job pulls (default: the 6 GiB one, ~120 simulated s, so that all "
+        "5,000 Jobs are in flight at once)",
+    )
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         kc = Path(tmp) / "kubeconfig"
@@ -175,7 +197,9 @@ def main() -> int:
                 time.sleep(0.05)
             startup = time.perf_counter() - t0
             url = yaml.safe_load(kc.read_text())["clusters"][0]["cluster"]["server"]
-            results = asyncio.run(_run(url, proc.pid, args.nodes, args.jobs, args.concurrency))
+            results = asyncio.run(
+                _run(url, proc.pid, args.nodes, args.jobs, args.concurrency, args.image)
+            )
             results["startupSeconds"] = startup
             results["timeScale"] = args.time_scale
         finally:
@@ -192,6 +216,7 @@ def main() -> int:
     for key in ("listPodsAll", "listPodsByNode", "listPodsByLabel"):
         r = results[key]
         print(f"  {key}: {r['perSecond']:.1f}/s, {r['meanMs']:.1f} ms mean, {r['items']} items")
+    print(f"  {results['activeJobsRightAfterCreates']} Jobs active right after the last create")
     print(
         f"  all {args.jobs} jobs finished "
         f"{results['allJobsFinishedSeconds']:.1f}s after the last create"

@@ -1110,6 +1110,12 @@ class Cluster:
                     self._create_job_pod(js, job)
         self._job_status(js, job)
 
+    def job_spec_changed(self, uid: str) -> None:
+        """After an API write to a Job (e.g. `suspend` flipped back to false)."""
+        js = self.jobs.get(uid)
+        if js is not None:
+            self._job_sync(js)
+
     def _job_resync(self, uid: str) -> None:
         js = self.jobs.get(uid)
         if js is not None:

@@ -869,16 +869,25 @@ class Api:
                 for t in spec.get("taints") or []
                 if t.get("key") != "node.kubernetes.io/unschedulable"
             ]
-            obj["spec"]["taints"] = taints
-            if not taints:
+            was = bool(obj["spec"].get("unschedulable"))
+            kept = [
+                t
+                for t in obj["spec"].get("taints", [])
+                if t["key"] == "node.kubernetes.io/unschedulable" and was == cordon
+            ]
+            obj["spec"]["taints"] = taints + kept
+            if not obj["spec"]["taints"]:
                 obj["spec"].pop("taints")
-            if cordon != bool(obj["spec"].get("unschedulable")) or True:
+            if cordon != was:
                 self.c.set_node_cordoned(name, cordon)
+            else:
+                self.c.store.update("Node", obj)
             self.c.node_patched(name)
         elif res.kind == "Job" and "spec" in new:
             if new["spec"].get("suspend") is not None:
                 obj["spec"]["suspend"] = new["spec"]["suspend"]
             self.c.store.update(res.kind, obj)
+            self.c.job_spec_changed(obj["metadata"]["uid"])
         elif res.kind in ("Secret",):
             for k in ("data", "stringData", "type"):
                 if k in new:

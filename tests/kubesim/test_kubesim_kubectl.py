@@ -101,6 +101,10 @@ def test_kubectl_errors_and_misc(sim: SimHandle) -> None:
     node = json.loads(kubectl(sim, "get", "node", "compute-2", "-o", "json").stdout)
     assert node["spec"]["unschedulable"] is True
     assert any(t["key"] == "node.kubernetes.io/unschedulable" for t in node["spec"]["taints"])
+    kubectl(sim, "label", "node", "compute-2", "drain=soon")  # a label patch keeps the cordon
+    node = kubectl_json(sim, "get", "node", "compute-2")
+    assert node["spec"]["unschedulable"] is True and node["metadata"]["labels"]["drain"] == "soon"
+    assert [t["key"] for t in node["spec"]["taints"]] == ["node.kubernetes.io/unschedulable"]
     kubectl(sim, "uncordon", "compute-2")
     assert "unschedulable" not in kubectl_json(sim, "get", "node", "compute-2")["spec"]
     kubectl(sim, "label", "node", "compute-2", "team=a")
