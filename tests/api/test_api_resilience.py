@@ -79,7 +79,7 @@ async def test_running_task_after_the_worker_stops_answers_under_3s_with_last_co
     start = time.monotonic()
     r = await http.delete(f"{TASKS}/{task_id}")
     assert r.status_code == 202 and r.json()["status"] == "cancelling"
-    assert 4.5 < time.monotonic() - start < 8
+    assert 4.5 < time.monotonic() - start < 10
     async with Worker(dev_client, task_queue=queue, workflows=[FakePrewarmWorkflow]):
         await wait_status(http, task_id, {"cancelled"})
 
@@ -95,7 +95,7 @@ async def test_finished_task_reads_from_its_result_with_no_worker(
         await wait_status(http, task_id, {"completed"})
     start = time.monotonic()
     body = (await http.get(f"{TASKS}/{task_id}")).json()
-    assert time.monotonic() - start < 1.0
+    assert time.monotonic() - start < 2.0  # one describe + one history read
     assert body["status"] == "completed" and body["progress"]["completedNodes"] == 4
     assert body["finishedAt"] and "message" not in body
 
