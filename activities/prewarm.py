@@ -214,6 +214,7 @@ class _UnitRun:
     # The main loop ---------------------------------------------------------------------
 
     async def run(self) -> PrewarmNodesResult:
+        self.t0 = time.monotonic()
         self._restore()
         log.info(
             "batch %d/%d: %d nodes (%d already reported), %d in flight",
@@ -248,7 +249,17 @@ class _UnitRun:
             for t in tasks:
                 t.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
-        await self._flush(final=True)
+        log.info(
+            "batch %d/%d done in %.1fs: %d outcomes, %d Jobs created, %d adopted",
+            self.inp.unit,
+            self.inp.total_units,
+            time.monotonic() - self.t0,
+            len(self.reported | self.outcomes.keys()),
+            self.created,
+            self.adopted,
+            extra=self.extra,
+        )
+        # Outcomes not signalled yet travel in the result (one history event, not a signal).
         return PrewarmNodesResult(
             unit=self.inp.unit,
             outcomes=[o for n, o in self.outcomes.items() if n not in self.reported],
@@ -288,6 +299,12 @@ class _UnitRun:
         finally:
             for w in workers:
                 w.cancel()
+        log.debug(
+            "batch %d: Jobs created after %.2fs",
+            self.inp.unit,
+            time.monotonic() - self.t0,
+            extra=self.extra,
+        )
 
     async def _creator(self, pending: asyncio.Queue[str]) -> None:
         while True:
@@ -599,7 +616,7 @@ class _UnitRun:
                     propagation_policy="Background",
                 )
 
-    async def _flush(self, *, final: bool = False) -> None:
+    async def _flush(self) -> None:
         """Signal new outcomes to the workflow, then record them as reported (heartbeat)."""
         if not self.unsent:
             return
@@ -610,8 +627,7 @@ class _UnitRun:
                 SIGNAL_NODE_OUTCOMES, NodeOutcomes(unit=self.inp.unit, outcomes=batch)
             )
         except Exception as err:  # the activity result carries them anyway
-            if not final:
-                log.warning("could not signal outcomes: %s", err, extra=self.extra)
+            log.warning("could not signal outcomes: %s", err, extra=self.extra)
             self.unsent = batch + self.unsent
             return
         self.reported.update(o.node_name for o in batch)
