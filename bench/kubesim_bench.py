@@ -7,6 +7,7 @@ Starts kubesim as its own process (one core, like production), then:
 Prints the numbers and writes bench/results/kubesim.json. No assertions.
 
     .venv/bin/python -m bench.kubesim_bench [--nodes 5000] [--jobs 5000] [--concurrency 64]
+        [--time-scale 1] [--image IMAGE]
 """
 
 from __future__ import annotations
@@ -164,7 +165,7 @@ def main() -> int:
     p.add_argument("--nodes", type=int, default=5000)
     p.add_argument("--jobs", type=int, default=5000)
     p.add_argument("--concurrency", type=int, default=64)
-    p.add_argument("--time-scale", type=float, default=20.0)
+    p.add_argument("--time-scale", type=float, default=1.0)
     p.add_argument(
         "--image",
         default="registry.example.com/ips-test/large:1",

@@ -975,8 +975,6 @@ class Cluster:
                 await self._crash_backoff(ps, c)
         except asyncio.CancelledError:
             pass
-        finally:
-            self._maybe_finished(ps)
 
     async def _crash_backoff(self, ps: PodState, c: ContainerState) -> None:
         pod = self._pod(ps)
@@ -985,6 +983,12 @@ class Cluster:
         c.last_state = c.status("OnFailure")["state"]
         c.restarts += 1
         delay = min(IMAGE_BACKOFF_INITIAL * 2 ** (c.restarts - 1), IMAGE_BACKOFF_MAX)
+        if c.reason == "StartError":
+            # The sync that failed to start it reports RunContainerError; the next one backs off.
+            c.state, c.reason = "waiting", "RunContainerError"
+            self._publish(ps)
+            await self.sleep(min(1.0, delay))
+            delay -= min(1.0, delay)
         c.state, c.reason = "waiting", "CrashLoopBackOff"
         c.message = (
             f"back-off {int(delay)}s restarting failed container={c.name} "
@@ -1002,9 +1006,6 @@ class Cluster:
         )
         self._publish(ps)
         await self.sleep(delay)
-
-    def _maybe_finished(self, ps: PodState) -> None:
-        pass  # phase is derived in _publish; the pod listener reacts to terminal phases
 
     # -- pod deletion -----------------------------------------------------------------------
     def delete_pod(self, namespace: str, name: str, grace: int | None = None) -> Entry | None:

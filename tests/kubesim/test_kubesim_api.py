@@ -301,3 +301,25 @@ def test_events_are_namespaced_and_filterable(
     ).items
     assert {e.reason for e in job_events} >= {"SuccessfulCreate", "Completed"}
     assert core.list_namespaced_event("kube-system").items == []
+
+
+def test_pod_create_and_graceful_delete(sim: SimHandle, core: client.CoreV1Api) -> None:
+    pod = {
+        "metadata": {"name": "web"},
+        "spec": {"containers": [{"name": "web", "image": "nginx:latest"}]},
+    }
+    created = core.create_namespaced_pod("default", pod)
+    assert created.spec.restart_policy == "Always" and created.status.phase == "Pending"
+    running = wait_for(
+        lambda: (p := core.read_namespaced_pod("web", "default")).status.phase == "Running" and p
+    )
+    assert running.status.container_statuses[0].ready is True  # restartPolicy Always: stays up
+    assert running.spec.node_name and running.status.pod_ip
+    deleted = core.delete_namespaced_pod("web", "default")
+    assert deleted.metadata.deletion_timestamp is not None
+    wait_for(
+        lambda: not core.list_namespaced_pod("default", field_selector="metadata.name=web").items
+    )
+    with pytest.raises(ApiException) as ei:
+        core.delete_namespaced_pod("web", "default")
+    assert ei.value.status == 404

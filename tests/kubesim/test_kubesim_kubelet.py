@@ -576,3 +576,23 @@ def test_nodes_join_and_leave(sim: SimHandle, batch: client.BatchV1Api) -> None:
         s2.delete_node("n-1")
         failed = wait_for(lambda: job_done(s2, "gone"))
         assert failed["status"]["failed"] == 1
+
+
+def test_no_shell_with_on_failure_restarts(sim: SimHandle, batch: client.BatchV1Api) -> None:
+    body = job_body("onf", [{"name": "c", "image": DISTROLESS, "command": ["bash", "-c", "true"]}],
+                    pod={"restartPolicy": "OnFailure"}, activeDeadlineSeconds=200)  # fmt: skip
+    _create(batch, body)
+    reasons: set[str] = set()
+
+    def seen() -> bool:
+        for p in job_pods(sim, "onf"):
+            for cs in p["status"].get("containerStatuses", []):
+                if w := cs["state"].get("waiting"):
+                    reasons.add(w["reason"])
+                if cs.get("lastState", {}).get("terminated", {}).get("reason") == "StartError":
+                    reasons.add("last:StartError")
+        return {"RunContainerError", "CrashLoopBackOff", "last:StartError"} <= reasons
+
+    wait_for(seen, what=f"RunContainerError then CrashLoopBackOff (seen {reasons})")
+    failed = wait_for(lambda: job_done(sim, "onf"), timeout=15)
+    assert failed["status"]["conditions"][-1]["reason"] == "DeadlineExceeded"
