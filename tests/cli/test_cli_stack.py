@@ -122,7 +122,8 @@ def test_watch_exit_codes_clean_failed_cancelled(stack: Stack) -> None:
     assert failed.returncode == 2, failed.stdout + failed.stderr
     assert "FAILED" in failed.stdout.splitlines()[-1]
 
-    task_id = create(stack, "-i", fresh_image(), "-b", "1", "-l", "pool=slow")
+    images = [arg for _ in range(3) for arg in ("-i", fresh_image())]  # ~30 s: cancel lands
+    task_id = create(stack, *images, "-b", "1", "-l", "pool=slow")
     cancel = stack.ips("cancel", task_id)
     assert cancel.returncode == 0, cancel.stderr
     assert re.match(rf"^{task_id} (cancelled|cancelling): ", cancel.stdout)
