@@ -106,12 +106,12 @@ def test_service_unavailable_when_the_api_cannot_reach_temporal(tmp_path: Path) 
 async def test_async_create_wait_cancel_and_idempotency(stack: Stack) -> None:
     async with AsyncIPSClient(stack.url, TOKEN) as ips:
         key = f"deploy-{uuid.uuid4().hex[:8]}"
-        image = fresh_image()
+        images = [fresh_image() for _ in range(3)]  # ~30 s on pool=slow: the cancel lands
         first = await ips.create(
-            images=[image], batch_size=1, node_selector={"pool": "slow"}, idempotency_key=key
+            images=images, batch_size=1, node_selector={"pool": "slow"}, idempotency_key=key
         )
         again = await ips.create(
-            images=[image], batch_size=1, node_selector={"pool": "slow"}, idempotency_key=key
+            images=images, batch_size=1, node_selector={"pool": "slow"}, idempotency_key=key
         )
         assert again.task_id == first.task_id  # a retried create never starts a second task
 
