@@ -280,9 +280,10 @@ def progress_text(view: TaskView, eta: float | None, show_eta: bool = True) -> s
 
 
 def progress_bar(console: Console, view: TaskView, width: int) -> RenderableType:
-    """Rich's bar on a colour terminal; `[####----]` where colour is off (it would be blank)."""
+    """Rich's bar on a colour terminal; `[####----]` where colour is off or NO_COLOR is set
+    (Rich's bar is drawn in colour alone: without it, done and to-do look the same)."""
     total, done = max(view.progress.total_nodes, 1), done_nodes(view)
-    if console.color_system is not None:
+    if console.color_system is not None and not console.no_color:
         return ProgressBar(total=total, completed=done, width=width)
     filled = min(width - 2, round((width - 2) * done / total))
     return Text("[" + "#" * filled + "-" * (width - 2 - filled) + "]")

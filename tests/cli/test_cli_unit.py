@@ -364,3 +364,17 @@ def test_a_task_nobody_picks_up_gets_a_hint_once(
     assert out.exit_code == Exit.OK
     hints = [ln for ln in out.stdout.splitlines() if "still pending after 0:00:30" in ln]
     assert len(hints) == 1 and "ips worker" in hints[0]
+
+
+def test_no_color_terminal_gets_an_ascii_bar() -> None:
+    import io
+
+    from ips_client import TaskView
+    from rich.console import Console
+
+    from cli.client import progress_bar
+
+    view = TaskView.model_validate(task("running", completed=2))
+    console = Console(file=io.StringIO(), force_terminal=True, no_color=True, width=80)
+    console.print(progress_bar(console, view, 12))
+    assert "[#####-----]" in console.file.getvalue()  # type: ignore[attr-defined]
