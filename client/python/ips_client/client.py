@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import inspect
+import ssl
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from types import TracebackType
@@ -38,7 +39,8 @@ class _Base:
 class IPSClient(_Base):
     """Blocking client. URL and token default to IPS_URL and IPS_TOKEN.
 
-    Use as a context manager, or call `close()`. `transport` is for tests (httpx.MockTransport).
+    Use as a context manager, or call `close()`. `verify` is a CA bundle path or an SSLContext
+    for an API behind a private CA (SSL_CERT_FILE also works). `transport` is for tests.
     """
 
     def __init__(
@@ -47,6 +49,7 @@ class IPSClient(_Base):
         token: str | None = None,
         *,
         timeout: float | httpx.Timeout = _core.DEFAULT_TIMEOUT,
+        verify: bool | str | ssl.SSLContext = True,
         transport: httpx.BaseTransport | None = None,
     ) -> None:
         super().__init__(base_url, token, timeout)
@@ -55,7 +58,7 @@ class IPSClient(_Base):
             headers=_core.headers(self._token),
             timeout=timeout,
             # Retries only failed connection attempts: never replays a request the API received.
-            transport=transport or httpx.HTTPTransport(retries=2),
+            transport=transport or httpx.HTTPTransport(retries=2, verify=verify),
         )
 
     def __enter__(self) -> Self:
@@ -174,6 +177,7 @@ class AsyncIPSClient(_Base):
         token: str | None = None,
         *,
         timeout: float | httpx.Timeout = _core.DEFAULT_TIMEOUT,
+        verify: bool | str | ssl.SSLContext = True,
         transport: httpx.AsyncBaseTransport | None = None,
     ) -> None:
         super().__init__(base_url, token, timeout)
@@ -181,7 +185,7 @@ class AsyncIPSClient(_Base):
             base_url=self.base_url,
             headers=_core.headers(self._token),
             timeout=timeout,
-            transport=transport or httpx.AsyncHTTPTransport(retries=2),
+            transport=transport or httpx.AsyncHTTPTransport(retries=2, verify=verify),
         )
 
     async def __aenter__(self) -> Self:
