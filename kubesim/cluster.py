@@ -1071,8 +1071,10 @@ class Cluster:
         ads = job["spec"].get("activeDeadlineSeconds")
         if ads:
             js.timers.append(self.later(float(ads), self._job_deadline, js.uid))
-        self.store.update("Job", job)
-        self._job_sync(js)
+        if job["spec"].get("suspend"):
+            job["status"] = {"active": 0, "ready": 0, "terminating": 0}
+            self.store.update("Job", job)
+        self._job_sync(js)  # stores the status with the first pod counted
 
     def _job_obj(self, js: JobState) -> dict[str, Any] | None:
         e = self.store.get("Job", *js.key)
