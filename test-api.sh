@@ -90,6 +90,7 @@ check "GET /api/v1/tasks: {tasks, total, limit 10, offset 0}" "200" '
 found=0
 for _ in $(seq 1 20); do
   req GET "$API?limit=100"
+  [ "$CODE" = 200 ] || break
   if jq -e --arg id "$TASK_ID" '[.tasks[].taskId] | index($id) != null' >/dev/null 2>&1 <<<"$BODY"; then found=1; break; fi
   sleep 0.5
 done
@@ -122,6 +123,7 @@ final=""
 deadline=$((SECONDS + WAIT))
 while [ $SECONDS -lt $deadline ]; do
   req GET "$API/$SEL_ID"
+  [ "$CODE" = 200 ] || break
   final="$(jq -r '.status // empty' <<<"$BODY" 2>/dev/null)"
   case "$final" in completed|failed|cancelled) break ;; esac
   sleep 1

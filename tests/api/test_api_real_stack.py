@@ -21,6 +21,7 @@ from typing import Any
 import httpx
 import pytest
 from api_testlib import TASKS, ApiServer, api_settings, new_queue, serve_api, wait_status
+from pydantic import SecretStr
 from temporalio.client import Client
 from temporalio.worker import Worker
 
@@ -233,16 +234,46 @@ async def test_list_paging_over_25_real_tasks(dev_client: Client, stack_settings
             assert (await http.get(TASKS, params={"status": "running"})).json()["total"] == 0
 
 
-@pytest.mark.skipif(shutil.which("jq") is None, reason="test-api.sh needs jq (apt install jq)")
-async def test_the_test_api_script_passes_against_this_stack(
-    real_api: ApiServer, engine: Worker
-) -> None:
-    env = {**os.environ, "IPS_URL": real_api.url, "IPS_WAIT_SECONDS": "90"}
+async def run_test_api_script(url: str, token: str | None = None, *, ok: bool = True) -> str:
+    env = {**os.environ, "IPS_URL": url, "IPS_WAIT_SECONDS": "90"}
+    env.pop("IPS_TOKEN", None)
+    if token is not None:
+        env["IPS_TOKEN"] = token
     proc = await asyncio.create_subprocess_exec(
         "bash", str(ROOT / "test-api.sh"), env=env,
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
     )  # fmt: skip
     out, _ = await asyncio.wait_for(proc.communicate(), timeout=180)
     text = out.decode()
-    assert proc.returncode == 0, text
-    assert "failed: 0" in text and "FAIL " not in text
+    if ok:
+        assert proc.returncode == 0, text
+        assert "failed: 0" in text and "FAIL " not in text
+    else:
+        assert proc.returncode != 0 and "FAIL " in text, text
+    return text
+
+
+needs_jq = pytest.mark.skipif(shutil.which("jq") is None, reason="test-api.sh needs jq")
+
+
+@needs_jq
+async def test_the_test_api_script_passes_against_this_stack(
+    real_api: ApiServer, engine: Worker
+) -> None:
+    await run_test_api_script(real_api.url)
+
+
+@needs_jq
+async def test_the_test_api_script_passes_with_auth_on(
+    stack_settings: Settings, engine: Worker
+) -> None:
+    """Same queue and worker, a second API replica with auth on: the script sends the token;
+    without it the script reports the 401s and exits non-zero."""
+    settings = stack_settings.model_copy(update={"ips_api_tokens": SecretStr("t0ken-a,t0ken-b")})
+    with serve_api(settings) as server:
+        await run_test_api_script(server.url, token="t0ken-b")
+        text = await run_test_api_script(server.url, ok=False)
+        assert "ok    GET /healthz is 200" in text and "got HTTP 401" in text
+        async with httpx.AsyncClient(base_url=server.url) as http:
+            assert (await http.get(TASKS)).status_code == 401
+            assert (await http.get("/readyz")).status_code == 200
