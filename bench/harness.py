@@ -36,6 +36,7 @@ import yaml
 from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 
+from bench.engine_bench import run_history
 from common import temporal as t
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -189,20 +190,12 @@ def sim_stats(stack: Stack) -> dict[str, Any]:
 
 
 async def history_stats(client: Client, task_id: str) -> dict[str, Any]:
-    """Events of every run of the task's workflow (continue-as-new makes several runs)."""
-    lengths: list[int] = []
-    for _ in range(20):
-        lengths = [
-            e.history_length
-            async for e in client.list_workflows(f'WorkflowId = "{task_id}"')
-            if e.history_length
-        ]
-        if lengths:
-            break
-        await asyncio.sleep(0.5)
-    if not lengths:  # visibility not caught up: read the current run directly
-        desc = await client.get_workflow_handle(task_id).describe()
-        lengths = [desc.history_length]
+    """Events of every run of the task's workflow, following the continue-as-new chain
+    (bench.engine_bench.run_history)."""
+    desc = await client.get_workflow_handle(task_id).describe()
+    first = desc.raw_description.workflow_execution_info.first_run_id or desc.run_id
+    handle = client.get_workflow_handle(task_id, first_execution_run_id=first)
+    lengths = await run_history(client, handle)
     return {"runs": len(lengths), "events": sum(lengths), "maxEventsPerRun": max(lengths)}
 
 
