@@ -5,7 +5,7 @@ complete, fail, hang, or ignore a cancel for a while:
   `.../hang`       runs (status running) until cancelled, then returns status cancelled;
   `.../pending`    stays pending until cancelled;
   `.../fail`       returns status failed with a message;
-  `.../slowcancel` runs, and takes 8 s to honour a cancel;
+  `.../slowcancel` runs, and takes 6 s to honour a cancel (past the API's 5 s wait);
   anything else    completes after a short sleep with every node completed.
 """
 
@@ -99,7 +99,7 @@ class FakePrewarmWorkflow:
                 self._set(TaskStatus.COMPLETED, NODES)
         except asyncio.CancelledError:
             if mode == "slowcancel":
-                await asyncio.shield(asyncio.ensure_future(workflow.sleep(8)))
+                await asyncio.shield(asyncio.ensure_future(workflow.sleep(6)))
             self._set(TaskStatus.CANCELLED, self.view.progress.completed_nodes)
         self.view.finished_at = workflow.now()
         return self.view
