@@ -111,7 +111,7 @@ class Kube:
         kwargs.setdefault("_request_timeout", REQUEST_TIMEOUT)
         loop = asyncio.get_running_loop()
         try:
-            body = await loop.run_in_executor(
+            status, body = await loop.run_in_executor(
                 self.executor, partial(_read_json, fn, *args, **kwargs)
             )
         except ApiException as exc:
@@ -126,7 +126,7 @@ class Kube:
         except (urllib3.exceptions.HTTPError, OSError) as exc:
             K8S_REQUESTS.labels(verb, resource, "error").inc()
             raise KubernetesUnreachable(f"{type(exc).__name__}: {exc}") from None
-        K8S_REQUESTS.labels(verb, resource, "200").inc()
+        K8S_REQUESTS.labels(verb, resource, str(status)).inc()
         return body
 
     def watch_pods_blocking(
@@ -181,16 +181,16 @@ class Kube:
             resp.release_conn()
 
 
-def _read_json(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> dict[str, Any]:
+def _read_json(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[int, dict[str, Any]]:
     resp = fn(*args, _preload_content=False, **kwargs)
     try:
         data = resp.data
     finally:
         resp.release_conn()
     if not data:
-        return {}
+        return resp.status, {}
     parsed = json.loads(data)
-    return parsed if isinstance(parsed, dict) else {"items": parsed}
+    return resp.status, parsed if isinstance(parsed, dict) else {"items": parsed}
 
 
 __all__ = ["Kube", "KubernetesError", "load_api_client"]

@@ -203,6 +203,7 @@ class _UnitRun:
         self.last_error: dict[str, Verdict] = {}
         self.checked_node: dict[str, float] = {}
         self.checked_events: dict[str, float] = {}
+        self.checked_job: dict[str, float] = {}
         self.slots = asyncio.Semaphore(inp.in_flight)
         self.holding: set[str] = set()
         self.all_done = asyncio.Event()
@@ -517,6 +518,7 @@ class _UnitRun:
         node = self._node_of(pod)
         if node is None or node in self.outcomes or node in self.reported:
             return
+        self.pods.pop(node, None)
         verdict = classify_pod(pod, now=datetime.now(UTC), unschedulable_grace=float("inf"))
         if verdict.done:
             await self._finish(node, verdict, delete_job=False)
@@ -524,7 +526,10 @@ class _UnitRun:
         await self._check_job(node, deadline_passed=False)
 
     async def _check_job(self, node: str, *, deadline_passed: bool) -> None:
+        """The outcome from the Job (its pod is gone, or the deadline passed), or from the node
+        itself when it was deleted or went NotReady, which explains a stuck pod better."""
         kube = self.kube
+        self.checked_job[node] = time.monotonic()
         try:
             job = await kube.call(
                 "get",
@@ -545,17 +550,21 @@ class _UnitRun:
         except KubernetesError:
             return
         verdict = job_verdict(job, self.last_error.get(node))
+        if verdict.ok:
+            await self._finish(node, verdict, delete_job=False)
+            return
+        if verdict.done or deadline_passed or node not in self.pods:
+            verdict = (await self._node_verdict(node, force=True)) or verdict
         if not verdict.done and deadline_passed:
-            verdict = (await self._node_verdict(node, force=True)) or timeout_verdict(
-                self.last_error.get(node)
-            )
+            verdict = timeout_verdict(self.last_error.get(node))
         if verdict.done:
-            await self._finish(node, verdict, delete_job=not verdict.ok)
+            await self._finish(node, verdict, delete_job=True)
 
     async def _tick_loop(self) -> None:
         """Time-based checks the watch cannot trigger, heartbeats, and the debounced signal."""
         last_flush = 0.0
         deadline = self.inp.spec.timeout_seconds + DEADLINE_SLACK
+        grace = self.settings.unschedulable_grace_seconds
         while True:
             await asyncio.sleep(TICK)
             now = time.monotonic()
@@ -563,10 +572,18 @@ class _UnitRun:
                 if node in self.outcomes or node in self.reported:
                     continue
                 pod = self.pods.get(node)
-                if now - self.started[node] > deadline:
+                age = now - self.started[node]
+                if age > deadline:
                     await self._check_job(node, deadline_passed=True)
-                elif pod is not None and (pod.get("status") or {}).get("phase") == "Pending":
+                elif pod is None:  # deleted, or never created: ask the Job and the node
+                    if min(age, now - self.checked_job.get(node, 0.0)) >= NODE_CHECK_INTERVAL:
+                        await self._check_job(node, deadline_passed=False)
+                elif (pod.get("status") or {}).get("phase") == "Pending":
                     await self._evaluate(node, pod)
+                    if node not in self.outcomes and age >= grace:
+                        stuck = await self._node_verdict(node)
+                        if stuck is not None:
+                            await self._finish(node, stuck, delete_job=True)
             if self.unsent and now - last_flush >= SIGNAL_INTERVAL:
                 await self._flush()
                 last_flush = time.monotonic()

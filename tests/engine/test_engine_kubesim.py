@@ -310,13 +310,45 @@ async def test_worker_sigkill_mid_batch_then_restart_pulls_each_node_once(
         proc.wait(10)
         proc = _worker_process(sim, dev_address, queue, log)
         view = await asyncio.wait_for(handle.result(), 120)
-    finally:
+        # SIGTERM is a graceful stop: the worker drains and exits 0.
         proc.send_signal(signal.SIGTERM)
-        try:
-            proc.wait(20)
-        except subprocess.TimeoutExpired:
+        assert await asyncio.to_thread(proc.wait, 30) == 0
+    finally:
+        if proc.poll() is None:
             proc.kill()
+            proc.wait(10)
     assert view.status == TaskStatus.COMPLETED, log.read_text()[-3000:]
     assert view.progress.completed_nodes == 10
     counts = sim.pull_counts()
     assert {n: counts.get((n, image)) for n in targets} == {n: 1 for n in targets}
+
+
+async def test_node_deleted_or_not_ready_mid_task(dev_env: WorkflowEnvironment) -> None:
+    """A node deleted mid-pull fails NodeGone; one that goes NotReady fails NodeNotReady;
+    neither waits out timeoutSeconds."""
+    with start_sim(nodes=8, time_scale=20, seed=3) as small:
+        targets = nodes_where(
+            small,
+            lambda n: (
+                n["metadata"]["labels"].get("pool") == "compute"
+                and _ready(n)
+                and not n["spec"].get("unschedulable", False)
+            ),
+        )[:3]
+        spec = TaskSpec(images=[LARGE], batch_size=3, node_names=targets, timeout_seconds=600)
+        async with engine(dev_env, small) as queue:
+            handle = await submit(dev_env.client, queue, spec)
+            selector = task_selector(handle.id)
+            await _wait_until(lambda: len(small.objects("pods", label_selector=selector)) == 3)
+            small.delete_node(targets[0])
+            small.set_node_ready(targets[1], False)
+            started = time.monotonic()
+            view = await asyncio.wait_for(handle.result(), 90)
+            elapsed = time.monotonic() - started
+    reasons = {d.node_name: d.reason for d in view.failed_node_details}
+    assert reasons == {
+        targets[0]: FailureReason.NODE_GONE,
+        targets[1]: FailureReason.NODE_NOT_READY,
+    }
+    assert view.progress.completed_nodes == 1
+    assert elapsed < 60
