@@ -371,27 +371,29 @@ class TaskStore:
         await self._connect()
         desc = await self._describe(task_id)
         if desc.status == WorkflowExecutionStatus.RUNNING:
-            live = await self._query(desc)
+            live, why = await self._query(desc)
             if live is not None:
                 return live
             return await self._fallback_view(
-                desc,
-                note="live progress unavailable: no worker answered within 2 s; "
-                "showing the last recorded counters",
+                desc, note=f"live progress unavailable: {why}; showing the last recorded counters"
             )
         return await self._closed_view(desc)
 
-    async def _query(self, desc: WorkflowExecutionDescription) -> TaskView | None:
+    async def _query(self, desc: WorkflowExecutionDescription) -> tuple[TaskView | None, str]:
+        """The live view, or None and why not (said to the client in `message`)."""
         handle = self.client.get_workflow_handle(desc.id, run_id=desc.run_id)
         try:
             async with asyncio.timeout(QUERY_TIMEOUT.total_seconds() + 0.5):
                 view = await handle.query(
                     t.QUERY_PROGRESS, result_type=TaskView, rpc_timeout=QUERY_TIMEOUT
                 )
-        except (RPCError, TimeoutError, WorkflowQueryFailedError, WorkflowQueryRejectedError) as e:
-            log.info("progress query unanswered (%s); falling back", e, extra={"taskId": desc.id})
-            return None
-        return view if isinstance(view, TaskView) else TaskView.model_validate(view)
+        except (RPCError, TimeoutError) as err:
+            log.info("progress query unanswered (%s); falling back", err, extra={"taskId": desc.id})
+            return None, "no worker answered within 2 s"
+        except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
+            log.warning("progress query failed: %s", err, extra={"taskId": desc.id})
+            return None, f"the progress query failed ({err})"
+        return (view if isinstance(view, TaskView) else TaskView.model_validate(view)), ""
 
     async def _history_event(
         self, desc: WorkflowExecution, *, close: bool, wait: bool = False
