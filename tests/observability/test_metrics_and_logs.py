@@ -158,6 +158,8 @@ def test_no_label_carries_a_node_an_image_or_a_task_id(
     worker = stack.metrics("worker")
     results = {dict(k)["result"] for k in worker.get("ips_nodes_processed_total", {})}
     assert results <= set(NODE_RESULTS)
+    codes = {dict(k)["code"] for k in worker.get("ips_k8s_requests_total", {})}
+    assert codes and all(re.fullmatch(r"\d{3}|error", c) for c in codes), codes
     reasons = {dict(k)["reason"] for k in worker.get("ips_node_failures_total", {})}
     assert reasons <= {r.value for r in FailureReason}
     api = stack.metrics("api")
