@@ -4,7 +4,7 @@ through `ips_client`, at IPS_URL with the optional IPS_TOKEN.
 Exit codes (docs/cli.md): `watch` and `create --watch` end 0 when the task completed with no
 failed node, 1 when it completed with failed nodes, 2 when it failed, 3 when it was cancelled.
 Every command ends 4 when the API refused the request (400, 401, 404, 409), 5 when the API was
-unavailable or unreachable, 130 when interrupted.
+unavailable or unreachable, 130 when interrupted, 141 when stdout's reader went away.
 """
 
 from __future__ import annotations
