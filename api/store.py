@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import Any, NoReturn, TypeVar
 
 from temporalio.api.common.v1 import WorkflowExecution as WorkflowExecutionRef
 from temporalio.api.enums.v1 import EventType, HistoryEventFilterType
@@ -582,25 +582,35 @@ class TaskStore:
 
     # --- cancel ---------------------------------------------------------------------------
 
+    async def _already_finished(self, desc: WorkflowExecution) -> NoReturn:
+        final = await self._closed_view(desc)
+        raise Conflict(
+            f"task already finished with status {final.status.value}; nothing to cancel",
+            task_id=desc.id,
+            status=final.status,
+        )
+
     async def cancel(self, task_id: str) -> CancelOutcome:
         """Request a cancel and wait up to 5 s for the workflow to confirm by closing."""
         await self._connect()
         desc = await self._describe(task_id)
         if desc.status != WorkflowExecutionStatus.RUNNING:
-            final = await self._closed_view(desc)
-            raise Conflict(
-                f"task already finished with status {final.status.value}; nothing to cancel",
-                task_id=task_id,
-                status=final.status,
-            )
+            await self._already_finished(desc)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + CANCEL_WAIT_SECONDS
         current: WorkflowExecution = desc
         while True:
-            async with temporal_errors("cancelling the task"):
-                await self.client.get_workflow_handle(task_id, run_id=current.run_id).cancel(
-                    rpc_timeout=RPC_TIMEOUT
-                )
+            try:
+                async with temporal_errors("cancelling the task"):
+                    await self.client.get_workflow_handle(task_id, run_id=current.run_id).cancel(
+                        rpc_timeout=RPC_TIMEOUT
+                    )
+            except TemporalError as err:
+                cause = err.__cause__
+                if isinstance(cause, RPCError) and cause.status == RPCStatusCode.NOT_FOUND:
+                    # It closed between the describe and the cancel.
+                    await self._already_finished(await self._describe(task_id))
+                raise
             log.info("cancel requested", extra={"taskId": task_id})
             try:
                 async with asyncio.timeout_at(deadline):
