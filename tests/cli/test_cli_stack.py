@@ -285,3 +285,29 @@ def test_ctrl_c_stops_watching_and_the_task_keeps_running(stack: Stack, tmux: Tm
         ips.cancel(task_id)  # leave no work behind for the next test
         assert ips.wait(task_id, timeout=60, poll_interval=0.5).status == TaskStatus.CANCELLED
     assert sample(after, "ips_tasks_started_total") - sample(before, "ips_tasks_started_total") == 0
+
+
+def test_watch_rides_out_an_api_restart(stack: Stack) -> None:
+    """A rolling deploy of the API during a watch: the watch says so, waits, and ends normally."""
+    images = [arg for _ in range(2) for arg in ("-i", fresh_image())]
+    task_id = create(stack, *images, "-b", "2", "-l", "pool=slow")
+    watch = subprocess.Popen(
+        ips_argv("watch", task_id),
+        cwd=ROOT,
+        env=stack.cli_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        time.sleep(2)
+        stack.procs["api"].kill()
+        time.sleep(2.5)  # at least two polls find nobody there
+        stack.respawn("api")
+        out, err = watch.communicate(timeout=120)
+    finally:
+        if watch.poll() is None:
+            watch.kill()
+    assert watch.returncode == 0, out + err
+    assert "API unavailable for" in out and "cannot reach the IPS API" in out, out
+    assert f"task {task_id} completed: 6/6 nodes, 6 completed, 0 failed" in out.splitlines()[-1]
