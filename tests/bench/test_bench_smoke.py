@@ -24,7 +24,7 @@ pytestmark = pytest.mark.integration
 def test_bench_small_run_writes_wellformed_results(tmp_path: Path) -> None:
     out = tmp_path / "results"
     proc = subprocess.run(
-        [sys.executable, "-m", "bench.run_all", "--small", "--no-readme", "--results-dir", str(out)],
+        [sys.executable, "-m", "bench.run_all", "--small", "--no-readme", "--results-dir", out],
         cwd=ROOT,
         capture_output=True,
         text=True,
