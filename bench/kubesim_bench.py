@@ -7,7 +7,7 @@ Starts kubesim as its own process (one core, like production), then:
 Prints the numbers and writes bench/results/kubesim.json. No assertions.
 
     .venv/bin/python -m bench.kubesim_bench [--nodes 5000] [--jobs 5000] [--concurrency 64]
-        [--time-scale 1] [--image IMAGE]
+        [--time-scale 1] [--pull-seconds 60]
 """
 
 from __future__ import annotations
@@ -28,6 +28,8 @@ import aiohttp
 import yaml
 
 RESULTS = Path(__file__).parent / "results" / "kubesim.json"
+DEFAULT_SCENARIO = "kubesim/scenarios/default.yaml"
+BENCH_IMAGE = "registry.example.com/bench/app:1"
 
 
 def _proc_stats(pid: int) -> dict[str, float]:
@@ -39,7 +41,7 @@ def _proc_stats(pid: int) -> dict[str, float]:
     return {"rssMiB": rss_kb / 1024, "cpuSeconds": cpu}
 
 
-def _job(name: str, node: str, image: str = "registry.example.com/bench/app:1") -> dict[str, Any]:
+def _job(name: str, node: str, image: str) -> dict[str, Any]:
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -167,14 +169,19 @@ def main() -> int:
     p.add_argument("--concurrency", type=int, default=64)
     p.add_argument("--time-scale", type=float, default=1.0)
     p.add_argument(
-        "--image",
-        default="registry.example.com/ips-test/large:1",
-        help="image each Job pulls (default: the 6 GiB one, ~120 simulated s, so that all "
-        "5,000 Jobs are in flight at once)",
+        "--pull-seconds",
+        type=float,
+        default=60.0,
+        help="simulated pull time of the Jobs' image (default 60, long enough for all 5,000 "
+        "Jobs to be in flight at once)",
     )
     args = p.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         kc = Path(tmp) / "kubeconfig"
+        scenario = Path(tmp) / "scenario.yaml"
+        default = yaml.safe_load((Path(__file__).parents[1] / DEFAULT_SCENARIO).read_text())
+        default["images"].append({"name": BENCH_IMAGE, "pullSeconds": args.pull_seconds})
+        scenario.write_text(yaml.safe_dump(default))
         t0 = time.perf_counter()
         proc = subprocess.Popen(
             [
@@ -188,6 +195,8 @@ def main() -> int:
                 str(args.time_scale),
                 "--kubeconfig-out",
                 str(kc),
+                "--scenario",
+                str(scenario),
             ],
             stdout=subprocess.DEVNULL,
         )
@@ -199,8 +208,9 @@ def main() -> int:
             startup = time.perf_counter() - t0
             url = yaml.safe_load(kc.read_text())["clusters"][0]["cluster"]["server"]
             results = asyncio.run(
-                _run(url, proc.pid, args.nodes, args.jobs, args.concurrency, args.image)
+                _run(url, proc.pid, args.nodes, args.jobs, args.concurrency, BENCH_IMAGE)
             )
+            results["pullSeconds"] = args.pull_seconds
             results["startupSeconds"] = startup
             results["timeScale"] = args.time_scale
         finally:

@@ -27,7 +27,7 @@ IMAGE_BACKOFF_INITIAL = 10.0
 IMAGE_BACKOFF_MAX = 300.0
 JOB_BACKOFF_INITIAL = 10.0
 JOB_BACKOFF_MAX = 360.0
-MAX_EVENTS = 50000
+MAX_EVENTS = 100000  # oldest Events go first beyond this (a real cluster keeps them for 1 h)
 EPOCH = "1970-01-01T00:00:00Z"
 
 

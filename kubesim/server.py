@@ -595,9 +595,10 @@ class Api:
                     since = int(rv_param)
                 except ValueError:
                     since = -1
-                if faults.expire_next_watch or since < store.compacted_rv or since < 0:
+                compacted = store.compacted_rv(res.kind)
+                if faults.expire_next_watch or since < compacted or since < 0:
                     faults.expire_next_watch = False
-                    msg = f"too old resource version: {rv_param} ({store.compacted_rv + 1})"
+                    msg = f"too old resource version: {rv_param} ({compacted + 1})"
                     body = status_body(HTTPStatus.GONE, "Expired", msg)
                     await resp.write(encode({"type": "ERROR", "object": body}) + b"\n")
                     self.c.requests[("watch", res.plural, 410)] += 1
@@ -1077,4 +1078,4 @@ class Api:
 
     async def k_compact(self, _: web.Request) -> web.Response:
         self.c.store.compact()
-        return json_resp({"compactedResourceVersion": self.c.store.compacted_rv})
+        return json_resp({"compactedResourceVersion": self.c.store.rv})

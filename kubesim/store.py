@@ -76,12 +76,14 @@ class Conflict(Exception):
 class Store:
     """All objects of all kinds, keyed by kind then (namespace, name)."""
 
-    def __init__(self, history: int = 20000) -> None:
+    def __init__(self, history: int = 10000) -> None:
         self.rv = 1
         self.objects: dict[str, dict[ObjKey, Entry]] = {}
-        self.history: deque[WatchEvent] = deque()
+        # Per kind, like the apiserver's watch cache per resource: Event churn never pushes
+        # Pod history out.
+        self.history: dict[str, deque[WatchEvent]] = {}
         self.history_max = history
-        self.compacted_rv = 0  # events with rv <= this are gone: older watches get 410
+        self.compacted: dict[str, int] = {}  # per kind: rv <= this is gone, older watches get 410
         self.watchers: dict[str, set[Watcher]] = {}
         self.listeners: dict[str, list[Listener]] = {}
 
@@ -155,9 +157,10 @@ class Store:
         return entry
 
     def _emit(self, ev: WatchEvent) -> None:
-        self.history.append(ev)
-        while len(self.history) > self.history_max:
-            self.compacted_rv = self.history.popleft().rv
+        hist = self.history.setdefault(ev.kind, deque())
+        hist.append(ev)
+        if len(hist) > self.history_max:
+            self.compacted[ev.kind] = hist.popleft().rv
         for w in self.watchers.get(ev.kind, ()):
             w.queue.put_nowait(ev)
         for fn in self.listeners.get(ev.kind, ()):
@@ -175,20 +178,24 @@ class Store:
     def events_since(self, kind: str, rv: int) -> list[WatchEvent]:
         """Retained events of `kind` after `rv`; the caller checks `compacted_rv` first."""
         out: list[WatchEvent] = []
-        for ev in reversed(self.history):
+        for ev in reversed(self.history.get(kind, ())):
             if ev.rv <= rv:
                 break
-            if ev.kind == kind:
-                out.append(ev)
+            out.append(ev)
         out.reverse()
         return out
 
     def compact(self) -> None:
         """Forget the whole history, as etcd compaction does: every old resourceVersion is gone."""
-        if self.history:
-            self.compacted_rv = self.history[-1].rv
         self.history.clear()
-        self.compacted_rv = self.rv
+        self.compacted = dict.fromkeys(self.objects, self.rv)
+        self.compacted_default = self.rv
+
+    compacted_default = 0
+
+    def compacted_rv(self, kind: str) -> int:
+        """Watches of `kind` from a resourceVersion below this get 410 Gone."""
+        return self.compacted.get(kind, self.compacted_default)
 
     def listen(self, kind: str, fn: Listener) -> None:
         self.listeners.setdefault(kind, []).append(fn)
