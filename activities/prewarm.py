@@ -334,7 +334,6 @@ class _UnitRun:
             ttl_seconds=self.settings.job_ttl_seconds,
             priority_class_name=self.settings.priority_class_name,
         )
-        self.started.setdefault(node, time.monotonic())
         try:
             await kube.call(
                 "create", "jobs", kube.batch.create_namespaced_job, kube.namespace, body
@@ -342,10 +341,12 @@ class _UnitRun:
             self.created += 1
         except KubernetesConflict as err:
             if not err.already_exists:
-                raise
+                raise to_application_error(err, f"creating the Job for node {node}") from None
             self.adopted += 1  # an earlier attempt created it: adopt, never recreate
         except KubernetesError as err:
             raise to_application_error(err, f"creating the Job for node {node}") from None
+        # Only a Job known to exist is timed and checked (a GET before it exists would 404).
+        self.started.setdefault(node, time.monotonic())
 
     # Watching pods ------------------------------------------------------------------------
 

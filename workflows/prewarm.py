@@ -16,6 +16,7 @@ from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
+    RetryState,
     is_cancelled_exception,
 )
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
@@ -504,6 +505,12 @@ class PrewarmWorkflow:
         workflow.logger.info(message, extra={"taskId": self._inp.task_id})
 
 
+_RETRY_NOTES = {
+    RetryState.MAXIMUM_ATTEMPTS_REACHED: "maximum attempts reached",
+    RetryState.TIMEOUT: "retries timed out",
+}
+
+
 def _detail_size(node: str, image: str | None, message: str) -> int:
     return len(node) + len(image or "") + len(message) + _DETAIL_OVERHEAD
 
@@ -531,6 +538,6 @@ def _describe_failure(err: BaseException) -> str:
     else:
         detail = str(cause or err)
     retry = ""
-    if isinstance(err, ActivityError) and err.retry_state is not None:
-        retry = f" [{err.retry_state.name.lower().replace('retry_state_', '')}]"
+    if isinstance(err, ActivityError) and err.retry_state in _RETRY_NOTES:
+        retry = f" [{_RETRY_NOTES[err.retry_state]}]"
     return trim(f"{step} failed: {detail}{retry}" if step else detail)

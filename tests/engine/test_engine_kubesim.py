@@ -352,3 +352,46 @@ async def test_node_deleted_or_not_ready_mid_task(dev_env: WorkflowEnvironment) 
     }
     assert view.progress.completed_nodes == 1
     assert elapsed < 60
+
+
+async def test_flaky_api_429_500_and_expired_watches(dev_env: WorkflowEnvironment) -> None:
+    """429 with Retry-After, 500s and watch drops with 410 Gone: the task still ends exact,
+    every node pulled once, and the 429s are counted as honoured."""
+    from common.observability import K8S_RATE_LIMITED
+
+    with start_sim(nodes=20, time_scale=20, seed=5) as small:
+        targets = nodes_where(
+            small, lambda n: _ready(n) and not n["spec"].get("unschedulable", False)
+            and n["metadata"]["labels"].get("pool") != "gpu",
+        )  # fmt: skip
+        image = "registry.example.com/ips-test/small:1"
+        limited_before = K8S_RATE_LIMITED._value.get()
+        small.set_faults(
+            http429={"create": 0.3},
+            http500={"create": 0.1, "list": 0.1},
+            retry_after_seconds=1,
+            watch_disconnect_seconds=1.0,
+        )
+        small.set_faults(expire_next_watch=True)
+        spec = TaskSpec(images=[image], batch_size=5, node_names=targets)
+        async with engine(dev_env, small) as queue:
+            view = await asyncio.wait_for((await submit(dev_env.client, queue, spec)).result(), 120)
+        counts = small.pull_counts()
+    assert view.status == TaskStatus.COMPLETED, view.message
+    assert (view.progress.completed_nodes, view.progress.failed_nodes) == (len(targets), 0), (
+        view.failed_node_details
+    )
+    assert {n: counts.get((n, image)) for n in targets} == {n: 1 for n in targets}
+    assert K8S_RATE_LIMITED._value.get() > limited_before
+
+
+async def test_missing_namespace_fails_with_a_clear_message(
+    dev_env: WorkflowEnvironment, sim: SimHandle
+) -> None:
+    spec = TaskSpec(images=["nginx:latest"], batch_size=5)
+    async with engine(dev_env, sim, k8s_namespace="no-such-ns") as queue:
+        view = await asyncio.wait_for((await submit(dev_env.client, queue, spec)).result(), 60)
+    assert view.status == TaskStatus.FAILED
+    assert view.message == (
+        "listing nodes failed: namespace 'no-such-ns' (K8S_NAMESPACE) does not exist"
+    )
