@@ -10,13 +10,14 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
     Field,
+    PlainSerializer,
     WithJsonSchema,
     field_validator,
     model_validator,
@@ -226,7 +227,11 @@ class WireModel(BaseModel):
 
 
 UtcDatetime = Annotated[
-    datetime, AfterValidator(lambda d: d if d.tzinfo else d.replace(tzinfo=UTC))
+    datetime,
+    AfterValidator(lambda d: d if d.tzinfo else d.replace(tzinfo=UTC)),
+    # Whole seconds with a Z, as the original service's examples (2026-01-16T15:12:34Z).
+    PlainSerializer(rfc3339, return_type=str, when_used="json"),
+    WithJsonSchema({"type": "string", "format": "date-time"}),
 ]
 
 
@@ -271,7 +276,7 @@ class Toleration(WireModel):
         return (self.value or "") == (value or "")
 
 
-_EXAMPLE_SPEC = {
+_EXAMPLE_SPEC: dict[str, Any] = {
     "images": ["nginx:latest", "redis:7"],
     "batchSize": 10,
     "nodeSelector": {"workload": "compute"},

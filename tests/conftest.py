@@ -6,7 +6,9 @@ Area-specific fixtures live in the area's own conftest (tests/<area>/conftest.py
 from __future__ import annotations
 
 import shutil
+import sys
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from temporalio.client import Client
@@ -29,7 +31,8 @@ ALL_SEARCH_ATTRIBUTES = [
 
 
 def _exe(name: str) -> str:
-    path = shutil.which(name)
+    """The venv's copy first (the tests may run as .venv/bin/python without an activated venv)."""
+    path = shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
     if path is None:
         pytest.fail(f"`{name}` is not on PATH; run the suite through `make test`")
     return path
