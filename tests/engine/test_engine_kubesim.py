@@ -7,8 +7,10 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -19,6 +21,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes
@@ -267,7 +270,15 @@ async def test_cancel_mid_batch_leaves_no_jobs(
     assert desc.typed_search_attributes.get(t.STATUS_KEY) == "cancelled"
 
 
-def _worker_process(sim: SimHandle, address: str, queue: str, log: Path) -> subprocess.Popen[bytes]:
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _worker_process(
+    sim: SimHandle, address: str, queue: str, log: Path, metrics_port: int = 0
+) -> subprocess.Popen[bytes]:
     ips = shutil.which("ips", path=str(Path(sys.executable).parent)) or "ips"
     env = {
         **os.environ,
@@ -276,7 +287,7 @@ def _worker_process(sim: SimHandle, address: str, queue: str, log: Path) -> subp
         "KUBECONFIG": str(sim.kubeconfig_path),
         "K8S_QPS": "500",
         "K8S_BURST": "500",
-        "METRICS_PORT": "0",
+        "METRICS_PORT": str(metrics_port),
         "TEMPORAL_METRICS_PORT": "0",
         "IPS_LOG_FORMAT": "console",
     }
@@ -308,8 +319,11 @@ async def test_worker_sigkill_mid_batch_then_restart_pulls_each_node_once(
         await _wait_until(lambda: len(sim.objects("jobs", label_selector=selector)) >= 5, 60)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        proc = _worker_process(sim, dev_address, queue, log)
+        metrics_port = _free_port()
+        proc = _worker_process(sim, dev_address, queue, log, metrics_port)
         view = await asyncio.wait_for(handle.result(), 120)
+        async with httpx.AsyncClient() as http:
+            metrics = (await http.get(f"http://127.0.0.1:{metrics_port}/metrics")).text
         # SIGTERM is a graceful stop: the worker drains and exits 0.
         proc.send_signal(signal.SIGTERM)
         assert await asyncio.to_thread(proc.wait, 30) == 0
@@ -321,6 +335,10 @@ async def test_worker_sigkill_mid_batch_then_restart_pulls_each_node_once(
     assert view.progress.completed_nodes == 10
     counts = sim.pull_counts()
     assert {n: counts.get((n, image)) for n in targets} == {n: 1 for n in targets}
+    # The restarted worker's metrics: requests by verb/resource/code, outcomes, never a node.
+    assert re.search(r'ips_k8s_requests_total\{code="20\d",resource="pods",verb="list"\}', metrics)
+    assert re.search(r'ips_nodes_processed_total\{result="completed"\} [1-9]', metrics)
+    assert not any(n in metrics for n in targets)
 
 
 async def test_node_deleted_or_not_ready_mid_task(dev_env: WorkflowEnvironment) -> None:
