@@ -15,6 +15,7 @@ from typing import Any
 import uvicorn
 from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
+from fastapi_offline import FastAPIOffline
 
 from api.deps import TemporalConnector
 from api.errors import TemporalUnavailable, install_error_handlers
@@ -84,7 +85,8 @@ def _openapi_without_422(app: FastAPI) -> Any:
 
 def create_app(settings: Settings | None = None) -> FastAPI:
     settings = settings or load_settings()
-    app = FastAPI(
+    # Swagger UI and ReDoc served from the package, not a CDN: /docs works on air-gapped clusters.
+    app = FastAPIOffline(
         title="Image Prewarm Service",
         version="1.0.0",
         description=DESCRIPTION,

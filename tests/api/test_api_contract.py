@@ -189,6 +189,17 @@ async def test_openapi_is_accurate(http: httpx.AsyncClient, api: ApiServer) -> N
     assert (await http.get("/docs")).status_code == 200
 
 
+async def test_docs_need_no_cdn(http: httpx.AsyncClient) -> None:
+    """Air-gapped clusters: every script and stylesheet of /docs and /redoc is served by us."""
+    for page in ("/docs", "/redoc"):
+        html = (await http.get(page)).text
+        assets = re.findall(r'(?:src|href)="([^"]+\.(?:js|css))"', html)
+        assert assets, f"{page} references no assets"
+        for url in assets:
+            assert url.startswith("/"), f"{page} loads {url} from outside"
+            assert (await http.get(url)).status_code == 200, url
+
+
 async def test_cors_is_off_by_default(http: httpx.AsyncClient) -> None:
     r = await http.options(
         TASKS,
