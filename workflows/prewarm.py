@@ -33,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         TaskStatus,
         TaskView,
     )
+    from common.observability import TASKS_FINISHED
     from workflows.types import (
         ACTIVITY_CLEANUP,
         ACTIVITY_LIST_NODES,
@@ -427,6 +428,9 @@ class PrewarmWorkflow:
         self._upsert_counters(force=True)
         self._describe()
         self._log(f"finished {status.value}: {message or ''}")
+        if not workflow.unsafe.is_replaying():
+            # An in-memory counter, no command: replay-safe, counted by the worker that ends it.
+            TASKS_FINISHED.labels(status.value).inc()
         return self._view()
 
     def _upsert_counters(self, *, force: bool) -> None:

@@ -25,6 +25,7 @@ from common.models import (
     TaskStatus,
     TaskView,
 )
+from common.observability import TASKS_FINISHED
 from tests.engine.conftest import MockEngine, failure, node_names, selection, start
 from worker.main import build_worker
 from workflows.types import NodeOutcome, NodeSelection
@@ -87,7 +88,9 @@ async def test_batch_order_and_exact_counts(env: WorkflowEnvironment) -> None:
         handle = await start(env.client, queue, spec(batch_size=10))
         return await handle.result()
 
+    finished_before = TASKS_FINISHED.labels("completed")._value.get()
     view = await _with_worker(env, mock, body)
+    assert TASKS_FINISHED.labels("completed")._value.get() == finished_before + 1
     assert [c.nodes for c in mock.calls] == [
         node_names(25)[0:10],
         node_names(25)[10:20],
