@@ -62,13 +62,26 @@ def _wait(state: RetryCallState) -> float:
     return _backoff(state)
 
 
+class KubeConfigError(RuntimeError):
+    """No usable Kubernetes configuration; the message says what to set."""
+
+
 def load_api_client(settings: Settings) -> k8s.ApiClient:
     """KUBECONFIG when set, else the in-cluster service account."""
     cfg = k8s.Configuration()
-    if settings.kubeconfig is not None:
-        k8s_config.load_kube_config(config_file=str(settings.kubeconfig), client_configuration=cfg)
-    else:
-        k8s_config.load_incluster_config(client_configuration=cfg)
+    try:
+        if settings.kubeconfig is not None:
+            k8s_config.load_kube_config(
+                config_file=str(settings.kubeconfig), client_configuration=cfg
+            )
+        else:
+            k8s_config.load_incluster_config(client_configuration=cfg)
+    except (k8s_config.ConfigException, OSError) as err:
+        where = f"KUBECONFIG={settings.kubeconfig}" if settings.kubeconfig else "in-cluster"
+        raise KubeConfigError(
+            f"cannot load the Kubernetes configuration ({where}): {err}. Set KUBECONFIG to a "
+            "kubeconfig file, or run the worker in a pod with a service account."
+        ) from None
     cfg.connection_pool_maxsize = THREADS + 8
     return k8s.ApiClient(cfg)
 
@@ -193,4 +206,4 @@ def _read_json(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[int, 
     return resp.status, parsed if isinstance(parsed, dict) else {"items": parsed}
 
 
-__all__ = ["Kube", "KubernetesError", "load_api_client"]
+__all__ = ["Kube", "KubeConfigError", "KubernetesError", "load_api_client"]

@@ -20,7 +20,7 @@ from temporalio.runtime import PrometheusConfig, Runtime, TelemetryConfig
 from temporalio.worker import Worker
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, wait_exponential
 
-from activities.kube import Kube
+from activities.kube import Kube, KubeConfigError
 from activities.prewarm import PrewarmActivities
 from common.observability import setup_logging
 from common.settings import Settings, load_settings
@@ -89,13 +89,13 @@ async def _connect(settings: Settings) -> Client:
 
 
 async def serve(settings: Settings) -> None:
+    kube = Kube(settings)  # fails fast, before anything else, on a bad KUBECONFIG
     if settings.metrics_port:
         start_http_server(settings.metrics_port)
     client = await _connect(settings)
     added = await ensure_search_attributes(client, settings.temporal_namespace)
     if added:
         log.info("registered search attributes: %s", ", ".join(added))
-    kube = Kube(settings)
     worker = await build_worker(client, settings, kube=kube)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -121,4 +121,8 @@ def run() -> None:
     """Entry point of `ips worker` (settings from the environment)."""
     settings = load_settings()
     setup_logging(settings, "worker")
-    asyncio.run(serve(settings))
+    try:
+        asyncio.run(serve(settings))
+    except KubeConfigError as err:
+        log.error("%s", err)
+        raise SystemExit(2) from None
