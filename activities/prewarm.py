@@ -233,9 +233,9 @@ class _UnitRun:
             asyncio.create_task(self._create_loop(), name="create"),
             asyncio.create_task(self._tick_loop(), name="tick"),
         ]
+        done_wait = asyncio.create_task(self.all_done.wait())
         try:
             self._maybe_done()
-            done_wait = asyncio.create_task(self.all_done.wait())
             waiting: set[asyncio.Task[Any]] = {done_wait, *tasks}
             # The create loop ends normally once every Job exists: keep watching until every
             # node has an outcome; any loop that dies raises (the activity is retried).
@@ -244,12 +244,11 @@ class _UnitRun:
                 for t in finished:
                     if t is not done_wait:
                         t.result()
-            done_wait.cancel()
         finally:
             self.stop.set()
-            for t in tasks:
+            for t in [done_wait, *tasks]:
                 t.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await asyncio.gather(done_wait, *tasks, return_exceptions=True)
         log.info(
             "batch %d/%d done in %.1fs: %d outcomes, %d Jobs created, %d adopted",
             self.inp.unit,
