@@ -43,6 +43,7 @@ class NodeState:
     flaky_failures: Counter[str] = field(default_factory=Counter)
     pulling: int = 0
     status_pending: bool = False
+    down: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(eq=False)
@@ -209,9 +210,11 @@ class Cluster:
         meta = node.pop("_kubesim")
         self.node_index += 1
         ready = asyncio.Event()
+        ns = NodeState(node["metadata"]["name"], meta["group"], meta["bandwidth"], ready)
         if node["status"]["conditions"][-1]["status"] == "True":
             ready.set()
-        ns = NodeState(node["metadata"]["name"], meta["group"], meta["bandwidth"], ready)
+        else:
+            ns.down.set()
         for ref in meta["warm"]:
             ns.images[img.normalize(ref)] = self.scenario.image(ref).size
         node["status"]["images"] = self._status_images(ns)
@@ -300,12 +303,14 @@ class Cluster:
                 )
         self._set_taints(node, taints)
         self.store.update("Node", node)
-        ev = self.nodes[name].ready
+        ns = self.nodes[name]
         if ready:
-            ev.set()
+            ns.down.clear()
+            ns.ready.set()
             self._retry_unschedulable()
         else:
-            ev.clear()
+            ns.ready.clear()
+            ns.down.set()
 
     def set_node_cordoned(self, name: str, cordoned: bool) -> None:
         node = self.node_obj(name)
@@ -762,8 +767,7 @@ class Cluster:
         if image.rate_limited:
             return "tooManyRequests"
         if image.flaky is not None and ns.flaky_failures[ref] < image.flaky.failures:
-            ns.flaky_failures[ref] += 1
-            return image.flaky.error
+            return image.flaky.error  # counted once the attempt completes
         return None
 
     def _pull_seconds(self, ns: NodeState, image: Image, present: bool) -> float:
@@ -836,11 +840,17 @@ class Cluster:
                     if outcome
                     else self._pull_seconds(ns, image, present)
                 )
-                await self.sleep(took)
+                finished = await self._sleep_unless_down(ns, took)
             finally:
                 ns.pulling -= 1
         if ps.key not in self.pods:
             return False
+        if not finished:
+            # The node went down mid-pull: nothing landed. Its kubelet starts over once it is back.
+            await ns.ready.wait()
+            return await self._ensure_image(ps, ns, c, pod)
+        if outcome is not None and image.flaky is not None and outcome == image.flaky.error:
+            ns.flaky_failures[ref] += 1
         if outcome is not None:
             error = img.pull_error(outcome, c.image)
             self.pull_failures[(ns.name, c.image)] += 1
@@ -888,6 +898,19 @@ class Cluster:
             field_path=fp,
         )
         return True
+
+    async def _sleep_unless_down(self, ns: NodeState, sim_seconds: float) -> bool:
+        """Sleep; False as soon as the node goes NotReady (a dead node finishes nothing)."""
+        if not ns.ready.is_set():
+            return False
+        sleeper = asyncio.ensure_future(self.sleep(sim_seconds))
+        down = asyncio.ensure_future(ns.down.wait())
+        try:
+            await asyncio.wait({sleeper, down}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            sleeper.cancel()
+            down.cancel()
+        return ns.ready.is_set() and sleeper.done() and not sleeper.cancelled()
 
     def _start_failure(self, c: ContainerState, pod: dict[str, Any]) -> str | None:
         """The executable a shell-less image cannot exec, if any."""

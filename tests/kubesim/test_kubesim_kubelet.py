@@ -596,3 +596,24 @@ def test_no_shell_with_on_failure_restarts(sim: SimHandle, batch: client.BatchV1
     wait_for(seen, what=f"RunContainerError then CrashLoopBackOff (seen {reasons})")
     failed = wait_for(lambda: job_done(sim, "onf"), timeout=15)
     assert failed["status"]["conditions"][-1]["reason"] == "DeadlineExceeded"
+
+
+def test_node_going_not_ready_mid_pull_finishes_nothing(kubesim_factory: Any) -> None:
+    scenario = {"nodeGroups": [{"name": "n", "count": 1}],
+                "images": [{"name": "slow:1", "pullSeconds": 200}]}  # fmt: skip
+    sim = kubesim_factory(scenario=scenario, time_scale=100)
+    b = client.BatchV1Api(
+        __import__("kubernetes").config.new_client_from_config(config_file=str(sim.kubeconfig_path))
+    )
+    b.create_namespaced_job("default", job_body("mid", [{"name": "c", "image": "slow:1"}]))
+    wait_for(lambda: any(e["reason"] == "Pulling" for e in sim.objects("events", "default")))
+    sim.set_node_ready("n-1", False)
+    import time
+
+    time.sleep(2.5)  # longer than the whole pull (2 s at this scale)
+    assert sim.pull_counts() == {} and job_done(sim, "mid") is None
+    pod = job_pods(sim, "mid")[0]
+    assert _waiting(pod).get("reason") == "ContainerCreating"
+    sim.set_node_ready("n-1", True)
+    assert wait_for(lambda: job_done(sim, "mid"), timeout=10)["status"]["succeeded"] == 1
+    assert sim.pull_counts() == {("n-1", "slow:1"): 1}
