@@ -2,8 +2,9 @@
 
 1. Ten tasks run (each pulls a fresh image on every node, batch by batch) while twenty
    concurrent clients loop on `GET /api/v1/tasks/{id}` (a running task: the progress query) and
-   `GET /api/v1/tasks?limit=100` (visibility only), one list for every three gets. Reported:
-   p50/p99 latency and throughput of each.
+   `GET /api/v1/tasks?limit=100` (visibility only), one list for every three gets: first each
+   client once a second (operators running `ips watch`), then with no pause at all (saturated).
+   Reported: p50/p99 latency and throughput of each.
 2. Creation: twenty concurrent clients POST tasks until the first error or the time limit
    (60 s). The tasks select no node (they end `failed` at once), so the worker keeps up and the
    figure is the API's and Temporal's. Reported: successful POSTs per second.
@@ -44,6 +45,7 @@ TASKS = "/api/v1/tasks"
 CLIENTS = 20
 RUNNING_TASKS = 10
 LIST_EVERY = 4  # one list for every three gets
+WATCH_PACE = 1.0  # seconds between one client's requests, as `ips watch` refreshes
 
 
 class Options:
@@ -53,7 +55,7 @@ class Options:
         self.nodes = 20 if small else 100
         self.batch = 5 if small else 10
         self.pull_seconds = 20.0 if small else 40.0  # simulated: tasks outlive the read phase
-        self.read_seconds = 2.0 if small else 20.0
+        self.read_seconds = 2.0 if small else 16.0
         self.create_seconds = 1.0 if small else 60.0
 
     def as_dict(self) -> dict[str, Any]:
@@ -85,7 +87,11 @@ def _stats(latencies: list[float], seconds: float) -> dict[str, Any]:
     }
 
 
-async def read_load(http: httpx.AsyncClient, task_ids: list[str], seconds: float) -> dict[str, Any]:
+async def read_load(
+    http: httpx.AsyncClient, task_ids: list[str], seconds: float, pace: float = 0.0
+) -> dict[str, Any]:
+    """Twenty clients, each sending its next request `pace` seconds after the previous one
+    started (0: at once, a closed loop that saturates the stack)."""
     gets: list[float] = []
     lists: list[float] = []
     errors: dict[str, int] = {}
@@ -98,6 +104,7 @@ async def read_load(http: httpx.AsyncClient, task_ids: list[str], seconds: float
         i = n
         while time.monotonic() < stop_at:
             i += 1
+            started = time.monotonic()
             is_list = i % LIST_EVERY == 0
             path = f"{TASKS}?limit=100" if is_list else f"{TASKS}/{rng.choice(task_ids)}"
             t0 = time.perf_counter()
@@ -105,16 +112,20 @@ async def read_load(http: httpx.AsyncClient, task_ids: list[str], seconds: float
             took = time.perf_counter() - t0
             if response.status_code != httpx.codes.OK:
                 errors[str(response.status_code)] = errors.get(str(response.status_code), 0) + 1
-                continue
-            (lists if is_list else gets).append(took)
-            if not is_list and response.json()["status"] == "running":
-                running_seen += 1
+            else:
+                (lists if is_list else gets).append(took)
+                if not is_list and response.json()["status"] == "running":
+                    running_seen += 1
+            if pace:
+                await asyncio.sleep(max(0.0, pace - (time.monotonic() - started)))
 
     t0 = time.monotonic()
     await asyncio.gather(*(client(n) for n in range(CLIENTS)))
     took = time.monotonic() - t0
     return {
         "clients": CLIENTS,
+        "paceSeconds": pace,
+        "perSecond": round((len(gets) + len(lists)) / took, 1) if took else 0.0,
         "seconds": round(took, 2),
         "get": {**_stats(gets, took), "answeredRunning": running_seen},
         "list": _stats(lists, took),
@@ -197,18 +208,22 @@ async def bench(
                 if all(v["status"] == "running" for v in views):
                     break
                 await asyncio.sleep(0.3)
-            result["read"] = await read_load(http, task_ids, opts.read_seconds)
+            # As operators watching (`ips watch` refreshes once a second), then saturated.
+            result["read"] = await read_load(http, task_ids, opts.read_seconds, pace=WATCH_PACE)
+            result["readSaturated"] = await read_load(http, task_ids, opts.read_seconds / 2)
             still = [(await http.get(f"{TASKS}/{i}")).json()["status"] for i in task_ids]
-            result["read"]["tasksStillRunningAfter"] = still.count("running")
+            result["readSaturated"]["tasksStillRunningAfter"] = still.count("running")
             for i in task_ids:  # free the worker for the creation phase
                 await http.delete(f"{TASKS}/{i}")
             result["create"] = await create_load(http, opts.create_seconds)
-    r, c = result["read"], result["create"]
-    print(
-        f"  GET task: p50 {r['get']['p50ms']} ms, p99 {r['get']['p99ms']} ms, "
-        f"{r['get']['perSecond']}/s; list?limit=100: p50 {r['list']['p50ms']} ms, "
-        f"p99 {r['list']['p99ms']} ms, {r['list']['perSecond']}/s; errors {r['errors']}"
-    )
+    c = result["create"]
+    for key, title in (("read", "20 clients, 1 req/s each"), ("readSaturated", "saturated")):
+        r = result[key]
+        print(
+            f"  {title}: GET task p50 {r['get']['p50ms']} ms, p99 {r['get']['p99ms']} ms, "
+            f"{r['get']['perSecond']}/s; list?limit=100 p50 {r['list']['p50ms']} ms, "
+            f"p99 {r['list']['p99ms']} ms, {r['list']['perSecond']}/s; errors {r['errors']}"
+        )
     print(
         f"  POST: {c['perSecond']}/s ({c['created']} in {c['seconds']}s, "
         f"first error: {c['firstError']})"

@@ -188,6 +188,8 @@ async def fixed(
         "pullSecondsWall": pull,
         "idealSeconds": round(ideal, 3),
         "makespanOverIdeal": round(run.makespan / ideal, 3),
+        # What the ratio hides: wall seconds lost per batch (start, Job creation, hand-offs).
+        "overheadPerBatchSeconds": round((run.makespan - ideal) / math.ceil(nodes / opts.batch), 3),
         **cost,
         **_summary(run),
     }
