@@ -413,3 +413,35 @@ async def test_missing_namespace_fails_with_a_clear_message(
     assert view.message == (
         "listing nodes failed: namespace 'no-such-ns' (K8S_NAMESPACE) does not exist"
     )
+
+
+async def test_rolling_straggler_holds_one_slot_not_a_batch(dev_env: WorkflowEnvironment) -> None:
+    """Rolling, batchSize 2: while the one slow node (sorted first) is still pulling, the five
+    fast nodes all finish through the other slot. Batch order would wait for it first."""
+    image = "registry.example.com/rolling/app:1"
+    helper = "busybox:1.37.0-musl"
+    scen = {
+        "defaults": {"pullOverheadSeconds": 0.0, "pullJitter": 0.0, "containerRunSeconds": 0.0},
+        "nodeGroups": [
+            {"name": "a-slow", "count": 1, "labels": {"pool": "roll"}, "pullBandwidth": "1MB/s",
+             "images": [{"name": helper}]},
+            {"name": "b-fast", "count": 5, "labels": {"pool": "roll"},
+             "pullBandwidth": "1000MB/s", "images": [{"name": helper}]},
+        ],
+        "images": [{"name": helper, "size": "1MiB"}, {"name": image, "size": "100MB"}],
+    }  # fmt: skip
+    with start_sim(scenario=scen, time_scale=20, seed=1) as small:
+        spec = TaskSpec(images=[image], batch_size=2, strategy="rolling",
+                        node_selector={"pool": "roll"})  # fmt: skip
+        async with engine(dev_env, small) as queue:
+            handle = await submit(dev_env.client, queue, spec)
+            deadline = time.monotonic() + 30
+            while True:
+                mid = await handle.query(t.QUERY_PROGRESS, result_type=TaskView)
+                if mid.progress.completed_nodes >= 5 or time.monotonic() > deadline:
+                    break
+                await asyncio.sleep(0.1)
+            view = await asyncio.wait_for(handle.result(), 60)
+    assert mid.status == TaskStatus.RUNNING, "the slow node (100 MB at 1 MB/s) is still pulling"
+    assert mid.progress.completed_nodes == 5
+    assert (view.status, view.progress.completed_nodes) == (TaskStatus.COMPLETED, 6)
