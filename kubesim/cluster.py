@@ -13,7 +13,6 @@ import copy
 import math
 import random
 import secrets
-import uuid
 from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
@@ -116,7 +115,6 @@ class PodState:
     containers: list[ContainerState] = field(default_factory=list)
     task: asyncio.Task[None] | None = None
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
-    started: bool = False
     terminating: bool = False
     job_uid: str | None = None
 
@@ -622,7 +620,6 @@ class Cluster:
             st["conditions"][1]["message"] = (
                 f"containers with incomplete status: [{' '.join(pending)}]"
             )
-        ns = self.nodes.get(ps.node or "")
         node_obj = self.node_obj(ps.node or "")
         if node_obj is not None:
             ip = node_obj["status"]["addresses"][0]["address"]
@@ -638,7 +635,6 @@ class Cluster:
         if inits:
             st["initContainerStatuses"] = [c.status(rp) for c in inits]
         st["containerStatuses"] = [c.status(rp) for c in mains]
-        del ns
         self.store.update("Pod", pod)
         return pod
 
@@ -1493,6 +1489,3 @@ def filter_node(spec: dict[str, Any], node: dict[str, Any]) -> str | None:
     if not _affinity_ok(spec, node):
         return "node(s) didn't match Pod's node affinity/selector"
     return None
-
-
-_ = uuid  # kept for callers that build uids
