@@ -45,6 +45,7 @@ log = logging.getLogger(__name__)
 REQUEST_TIMEOUT = (5.0, 60.0)  # connect, read
 ATTEMPTS = 5
 THREADS = 32
+WATCH_THREADS = 64  # above the worker's max concurrent activities (worker/main.py)
 _backoff = wait_exponential_jitter(multiplier=0.25, max=8.0)
 
 
@@ -82,7 +83,7 @@ def load_api_client(settings: Settings) -> k8s.ApiClient:
             f"cannot load the Kubernetes configuration ({where}): {err}. Set KUBECONFIG to a "
             "kubeconfig file, or run the worker in a pod with a service account."
         ) from None
-    cfg.connection_pool_maxsize = THREADS + 8
+    cfg.connection_pool_maxsize = THREADS + WATCH_THREADS
     return k8s.ApiClient(cfg)
 
 
@@ -98,9 +99,15 @@ class Kube:
         # A leaky bucket: `burst` requests at once, refilled at `qps` per second.
         self.limiter = AsyncLimiter(settings.k8s_burst, settings.k8s_burst / settings.k8s_qps)
         self.executor = ThreadPoolExecutor(max_workers=THREADS, thread_name_prefix="k8s")
+        # Each running batch holds one thread in its (blocking) watch: they get their own pool,
+        # so watches can never starve the requests.
+        self.watch_executor = ThreadPoolExecutor(
+            max_workers=WATCH_THREADS, thread_name_prefix="k8s-watch"
+        )
 
     def close(self) -> None:
         self.executor.shutdown(wait=False, cancel_futures=True)
+        self.watch_executor.shutdown(wait=False, cancel_futures=True)
         self.api_client.close()
 
     async def call(

@@ -388,7 +388,7 @@ class _UnitRun:
                 await self.kube.limiter.acquire()
                 try:
                     await loop.run_in_executor(
-                        self.kube.executor,
+                        self.kube.watch_executor,
                         self.kube.watch_pods_blocking,
                         unit_selector(self.inp.task_id, self.inp.unit),
                         self.rv,
