@@ -620,9 +620,10 @@ class _UnitRun:
         if node in self.holding:
             self.holding.discard(node)
             self.slots.release()
-        self._maybe_done()
         if delete_job:
             # Stop the kubelet's back-off loop now; the workflow's clean-up is the backstop.
+            # Before _maybe_done: the batch's last outcome ends the batch and cancels this
+            # task, and a completed task runs no clean-up, so the Job would stay.
             with contextlib.suppress(KubernetesError):
                 await self.kube.call(
                     "delete",
@@ -632,6 +633,7 @@ class _UnitRun:
                     self.kube.namespace,
                     propagation_policy="Background",
                 )
+        self._maybe_done()
 
     async def _flush(self) -> None:
         """Signal new outcomes to the workflow, then record them as reported (heartbeat)."""
