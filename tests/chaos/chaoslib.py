@@ -24,6 +24,7 @@ from aiohttp import ClientSession, ClientTimeout, web
 from ips_client import IPSClient
 from stack import Stack
 
+from activities.jobspec import NODE_ANNOTATION as NODE_ANN
 from activities.jobspec import task_selector
 
 FINAL = ("completed", "failed", "cancelled")
@@ -128,6 +129,21 @@ class Sim:
             "pods": [p["metadata"]["name"] for p in pods.json()["items"]],
         }
 
+    def describe_task(self, task_id: str) -> str:
+        """One line per Job and Pod of the task: node, state, deletion (for failure messages)."""
+        params = {"labelSelector": task_selector(task_id)}
+        lines = []
+        for path in ("/apis/batch/v1/namespaces/default/jobs", "/api/v1/namespaces/default/pods"):
+            for obj in self.http.get(path, params=params).json()["items"]:
+                md, st = obj["metadata"], obj.get("status", {})
+                conds = [c["type"] for c in st.get("conditions", []) if c["status"] == "True"]
+                lines.append(
+                    f"{obj['kind']} {md['name']} node={md.get('annotations', {}).get(NODE_ANN)}"
+                    f"/{obj['spec'].get('nodeName')} phase={st.get('phase')} conditions={conds} "
+                    f"deletion={md.get('deletionTimestamp')} created={md.get('creationTimestamp')}"
+                )
+        return "\n".join(lines)
+
     def pods_on(self, task_id: str) -> dict[str, dict[str, Any]]:
         """The task's pods by node name (bound ones only)."""
         params = {"labelSelector": task_selector(task_id)}
@@ -189,7 +205,9 @@ def wait_no_objects(sim: Sim, task_id: str, timeout: float = 30.0) -> None:
         if not left["jobs"] and not left["pods"]:
             return
         time.sleep(0.5)
-    raise AssertionError(f"task {task_id} left objects after {timeout}s: {left}")
+    raise AssertionError(
+        f"task {task_id} left objects after {timeout}s: {left}\n{sim.describe_task(task_id)}"
+    )
 
 
 def assert_end_state(
