@@ -113,6 +113,7 @@ def test_nodes_deleted_notready_and_joining(chaos_stack: Stack, sim: Sim) -> Non
     sim.set_ready(not_ready, True)
 
 
+@pytest.mark.slow
 def test_cancel_storm(chaos_stack: Stack, sim: Sim) -> None:
     """20 tasks, each cancelled at a seeded random moment: none leaves a Job or Pod, each ends
     cancelled, or completed when it had finished before its cancel."""

@@ -38,6 +38,7 @@ def _batch_lines(stack: Stack, name: str, task_id: str) -> int:
     )
 
 
+@pytest.mark.slow
 def test_worker_sigkilled_three_times(chaos_stack: Stack, sim: Sim) -> None:
     """200 nodes; the worker is SIGKILLed at 3 seeded random moments and restarted each time."""
     rng = random.Random(20261127)
