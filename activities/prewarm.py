@@ -88,19 +88,14 @@ class PrewarmActivities:
 
     @activity.defn(name=ACTIVITY_LIST_NODES)
     async def list_nodes(self, inp: ListNodesInput) -> NodeSelection:
-        """One paginated node listing; the namespace is checked first so a typo fails clearly."""
+        """One paginated node listing.
+
+        No namespace check here: the least-privilege Role has no `get namespaces`. A missing
+        K8S_NAMESPACE shows on the first Job create (404 for kind namespaces), and fails the
+        task there with the same clear message.
+        """
         extra = {"taskId": inp.task_id}
         kube = self.kube
-        try:
-            await kube.call("get", "namespaces", kube.core.read_namespace, kube.namespace)
-        except KubernetesNotFound:
-            raise ApplicationError(
-                f"namespace {kube.namespace!r} (K8S_NAMESPACE) does not exist",
-                type="NamespaceNotFound",
-                non_retryable=True,
-            ) from None
-        except KubernetesError as err:
-            raise to_application_error(err, "reading the namespace") from None
         selector = ",".join(f"{k}={v}" for k, v in sorted(inp.spec.node_selector.items()))
         items: list[dict[str, Any]] = []
         cont: str | None = None
@@ -142,7 +137,10 @@ class PrewarmActivities:
 
     @activity.defn(name=ACTIVITY_CLEANUP)
     async def cleanup_task(self, inp: CleanupInput) -> CleanupResult:
-        """Delete every Job and Pod of the task (background propagation), then verify."""
+        """Delete every Job of the task with background propagation; the garbage collector
+        removes their pods. Pods are only counted, never deleted: the least-privilege Role
+        grants no pod `delete` (deploy/), and background propagation already covers them.
+        """
         kube, ns, selector = self.kube, self.kube.namespace, task_selector(inp.task_id)
         result = CleanupResult()
         try:
@@ -163,25 +161,13 @@ class PrewarmActivities:
             pods = await kube.call(
                 "list", "pods", kube.core.list_namespaced_pod, ns, label_selector=selector
             )
-            for pod in pods.get("items") or []:
-                name = (pod.get("metadata") or {}).get("name", "")
-                with contextlib.suppress(KubernetesNotFound):
-                    await kube.call(
-                        "delete",
-                        "pods",
-                        kube.core.delete_namespaced_pod,
-                        name,
-                        ns,
-                        grace_period_seconds=0,
-                    )
-                    result.pods_deleted += 1
-                activity.heartbeat("pods")
+            result.pods_awaiting_gc = len(pods.get("items") or [])
         except KubernetesError as err:
             raise to_application_error(err, "cleaning up the task's Jobs") from None
         log.info(
-            "clean-up deleted %d jobs, %d pods",
+            "clean-up deleted %d jobs; %d pods left to the garbage collector",
             result.jobs_deleted,
-            result.pods_deleted,
+            result.pods_awaiting_gc,
             extra={"taskId": inp.task_id},
         )
         return result
@@ -342,6 +328,14 @@ class _UnitRun:
             if not err.already_exists:
                 raise to_application_error(err, f"creating the Job for node {node}") from None
             self.adopted += 1  # an earlier attempt created it: adopt, never recreate
+        except KubernetesNotFound as err:
+            if (err.status.get("details") or {}).get("kind") == "namespaces":
+                raise ApplicationError(
+                    f"namespace {kube.namespace!r} (K8S_NAMESPACE) does not exist",
+                    type="NamespaceNotFound",
+                    non_retryable=True,
+                ) from None
+            raise to_application_error(err, f"creating the Job for node {node}") from None
         except KubernetesError as err:
             raise to_application_error(err, f"creating the Job for node {node}") from None
         # Only a Job known to exist is timed and checked (a GET before it exists would 404).

@@ -80,4 +80,4 @@ class CleanupInput(WireModel):
 
 class CleanupResult(WireModel):
     jobs_deleted: int = 0
-    pods_deleted: int = 0
+    pods_awaiting_gc: int = 0  # histories before this field carry podsDeleted (ignored)

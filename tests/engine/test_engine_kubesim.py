@@ -406,13 +406,20 @@ async def test_flaky_api_429_500_and_expired_watches(dev_env: WorkflowEnvironmen
 async def test_missing_namespace_fails_with_a_clear_message(
     dev_env: WorkflowEnvironment, sim: SimHandle
 ) -> None:
-    spec = TaskSpec(images=["nginx:latest"], batch_size=5)
+    def creates() -> int:
+        return sum(sim.stats()["requests"].get("create", {}).get("jobs", {}).values())
+
+    # An image no other test pulls: on warm nodes no Job would be created, and nothing would fail.
+    spec = TaskSpec(images=["registry.example.com/team/namespace-check:1"], batch_size=5)
+    before = creates()
     async with engine(dev_env, sim, k8s_namespace="no-such-ns") as queue:
         view = await asyncio.wait_for((await submit(dev_env.client, queue, spec)).result(), 60)
     assert view.status == TaskStatus.FAILED
     assert view.message == (
-        "listing nodes failed: namespace 'no-such-ns' (K8S_NAMESPACE) does not exist"
+        "prewarming a batch failed: namespace 'no-such-ns' (K8S_NAMESPACE) does not exist"
     )
+    # Failed on the first create: no retries against a namespace that is not there.
+    assert 1 <= creates() - before <= spec.batch_size
 
 
 async def test_rolling_straggler_holds_one_slot_not_a_batch(dev_env: WorkflowEnvironment) -> None:

@@ -387,8 +387,9 @@ async def test_listing_failure_ends_failed_with_the_reason(env: WorkflowEnvironm
     mock = MockEngine(
         selection=selection(1),
         list_error=ApplicationError(
-            "namespace 'ips' (K8S_NAMESPACE) does not exist",
-            type="NamespaceNotFound",
+            'nodes is forbidden: User "system:serviceaccount:ips:ips-worker" cannot list '
+            'resource "nodes" in API group "" at the cluster scope',
+            type="KubernetesForbidden",
             non_retryable=True,
         ),
     )
@@ -399,4 +400,4 @@ async def test_listing_failure_ends_failed_with_the_reason(env: WorkflowEnvironm
     view = await _with_worker(env, mock, body)
     assert view.status == TaskStatus.FAILED
     assert view.message is not None
-    assert view.message.startswith("listing nodes failed: namespace 'ips'")
+    assert view.message.startswith("listing nodes failed: nodes is forbidden")

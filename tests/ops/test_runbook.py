@@ -188,7 +188,10 @@ async def finished(ops: Ops) -> Finished:
         "done": await e.start(TaskSpec(images=[GOOD], batch_size=2)),
         "failed_nodes": await e.start(TaskSpec(images=[NOT_FOUND], batch_size=3)),
         "failed": await e.start(TaskSpec(images=[NOT_FOUND], batch_size=2, max_failure_ratio=0.0)),
-        "bad_namespace": await ops.bad_engine.start(TaskSpec(images=[GOOD], batch_size=2)),
+        # Its own image: nodes warm with GOOD would need no Job, and nothing would fail.
+        "bad_namespace": await ops.bad_engine.start(
+            TaskSpec(images=["registry.example.com/team/namespace-check:1"], batch_size=2)
+        ),
     }
     views = dict(
         zip(
@@ -268,8 +271,9 @@ async def test_activity_failure_in_history(ops: Ops, finished: Finished) -> None
     assert re.search(r"more than maxFailureRatio \S+: stopped creating Jobs", ratio), ratio
     # The task's message is the one the runbook's task-level failure list names.
     message = finished.views["bad_namespace"].message
-    assert message.startswith("listing nodes failed: namespace 'absent' (K8S_NAMESPACE)"), message
-    assert "`listing nodes failed: namespace 'x' (K8S_NAMESPACE) does not exist`" in (
+    expected = "prewarming a batch failed: namespace 'absent' (K8S_NAMESPACE)"
+    assert message.startswith(expected), message
+    assert "`prewarming a batch failed: namespace 'x' (K8S_NAMESPACE) does not exist`" in (
         RUNBOOK.read_text()
     )
     assert json.loads((await ops.run.run("history-failures", TASK_ID=finished.done)).stdout) == []
