@@ -5,7 +5,7 @@ bench.api_load (the API under load), each writing bench/results/<name>.json and 
 rewrites the table between `<!-- bench:start -->` and `<!-- bench:end -->` in README.md and
 bench/README.md. Benchmarks never assert: a missed target shows as "missed" in the table.
 
-    .venv/bin/python -m bench.run_all [--small] [--results-dir DIR] [--no-readme]
+    .venv/bin/python -m bench.run_all [--small] [--results-dir DIR] [--no-readme] [--table-only]
 """
 
 from __future__ import annotations
@@ -83,9 +83,11 @@ def _fmt(value: Any, unit: str) -> str:
         return "not measured"
     if unit == "%":
         return f"{100 * float(value):.0f} %"
-    if isinstance(value, float):
-        return f"{value:.3g}{unit}" if unit != "ratio" else f"{value:.3f}"
-    return f"{value:,}{unit}"
+    if unit == "ratio":
+        return f"{float(value):.3f}"
+    if isinstance(value, float) and abs(value) < 100:
+        return f"{value:.3g}{unit}"
+    return f"{value:,.0f}{unit}"
 
 
 def results_table(results_dir: Path) -> str:
@@ -106,7 +108,7 @@ def results_table(results_dir: Path) -> str:
     lines.append(
         f"Measured by `make bench` ({', '.join(stamps) or 'no results yet'}) on "
         f"{os.cpu_count()} cores"
-        + (f", load average at start {load}" if load else "")
+        + (f", load average {load}" if load else "")
         + ". Details: bench/README.md; raw numbers: bench/results/*.json."
     )
     return "\n".join(lines)
@@ -156,9 +158,13 @@ def main() -> int:
     p.add_argument("--small", action="store_true", help="the smoke-test sizes (seconds long)")
     p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     p.add_argument("--no-readme", action="store_true", help="do not rewrite the README tables")
+    p.add_argument(
+        "--table-only", action="store_true", help="only rebuild the table from existing results"
+    )
     args = p.parse_args()
     t0 = time.monotonic()
-    asyncio.run(run(args.small, args.results_dir))
+    if not args.table_only:
+        asyncio.run(run(args.small, args.results_dir))
     table = results_table(args.results_dir)
     print(table)
     if not args.no_readme:
