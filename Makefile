@@ -4,6 +4,8 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The venv's console scripts (ips, temporal, kubectl, ...) without activating it.
+export PATH := $(CURDIR)/$(BIN):$(PATH)
 
 .PHONY: dev test lint fmt bench clean install api worker sim test-api
 

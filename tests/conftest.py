@@ -5,6 +5,7 @@ Area-specific fixtures live in the area's own conftest (tests/<area>/conftest.py
 
 from __future__ import annotations
 
+import os
 import shutil
 import sys
 from collections.abc import AsyncIterator
@@ -16,6 +17,12 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from common import temporal as t
+
+# Tests run as `.venv/bin/python -m pytest` need not have the venv activated: its console
+# scripts (temporal, temporal-test-server, kubectl, ips) must still be found by subprocesses.
+_VENV_BIN = str(Path(sys.executable).parent)
+if _VENV_BIN not in os.environ.get("PATH", "").split(os.pathsep):
+    os.environ["PATH"] = _VENV_BIN + os.pathsep + os.environ.get("PATH", "")
 
 ALL_SEARCH_ATTRIBUTES = [
     t.STATUS_KEY,

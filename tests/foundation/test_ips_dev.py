@@ -24,10 +24,14 @@ def _free_port() -> int:
         return int(s.getsockname()[1])
 
 
-def _wait_http(url: str, deadline: float, proc: subprocess.Popen[bytes]) -> httpx.Response:
+def _wait_http(
+    url: str, deadline: float, proc: subprocess.Popen[bytes], log: Path
+) -> httpx.Response:
     last: Exception | None = None
     while time.monotonic() < deadline:
-        assert proc.poll() is None, f"ips dev exited early with {proc.returncode}"
+        if proc.poll() is not None:
+            tail = log.read_text(errors="replace")[-3000:]
+            raise AssertionError(f"ips dev exited early with {proc.returncode}:\n{tail}")
         try:
             r = httpx.get(url, timeout=2)
             if r.status_code == 200:
@@ -60,6 +64,10 @@ class DevStack:
             "METRICS_PORT": str(_free_port()),
         }
         env.pop("KUBECONFIG", None)
+        venv_bin = str(Path(sys.executable).parent)
+        env["PATH"] = os.pathsep.join(
+            p for p in env.get("PATH", "").split(os.pathsep) if p != venv_bin
+        )
         self.state_dir.mkdir(exist_ok=True)
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "cli.main", "dev", "--nodes", "10",
@@ -70,8 +78,8 @@ class DevStack:
             stderr=subprocess.STDOUT,
         )  # fmt: skip
         deadline = time.monotonic() + 30
-        _wait_http(f"{self.api}/healthz", deadline, self.proc)
-        _wait_http(f"http://127.0.0.1:{self.ui_port}/", deadline, self.proc)
+        _wait_http(f"{self.api}/healthz", deadline, self.proc, self.log)
+        _wait_http(f"http://127.0.0.1:{self.ui_port}/", deadline, self.proc, self.log)
         self.children = psutil.Process(self.proc.pid).children(recursive=True)
 
     def stop(self, sig: signal.Signals) -> None:
