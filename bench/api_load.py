@@ -102,6 +102,8 @@ async def read_load(
     async def client(n: int) -> None:
         nonlocal running_seen
         i = n
+        if pace:  # watchers are not in step: each starts at its own moment within the pace
+            await asyncio.sleep(rng.uniform(0.0, pace))
         while time.monotonic() < stop_at:
             i += 1
             started = time.monotonic()
