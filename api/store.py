@@ -37,6 +37,7 @@ from temporalio.client import (
     WorkflowQueryRejectedError,
 )
 from temporalio.common import (
+    QueryRejectCondition,
     SearchAttributeKey,
     SearchAttributePair,
     TypedSearchAttributes,
@@ -70,6 +71,7 @@ MEMO_TASK_ID = "taskId"
 MEMO_IDEMPOTENCY_KEY = "idempotencyKey"
 
 QUERY_TIMEOUT = timedelta(seconds=2)
+_CLOSED_MEANWHILE = "closed"  # the query was refused: the task closed after the describe
 RPC_TIMEOUT = timedelta(seconds=5)
 CANCEL_WAIT_SECONDS = 5.0
 # A reservation is terminated as soon as it is made; this only bounds one left behind by a crash.
@@ -368,30 +370,56 @@ class TaskStore:
         return desc
 
     async def get(self, task_id: str) -> TaskView:
-        await self._connect()
-        desc = await self._describe(task_id)
-        if desc.status == WorkflowExecutionStatus.RUNNING:
-            live, why = await self._query(desc)
-            if live is not None:
-                return live
-            return await self._fallback_view(
-                desc, note=f"live progress unavailable: {why}; showing the last recorded counters"
-            )
-        return await self._closed_view(desc)
+        """Describe and query at once: a running task costs one round trip, not two in a row.
 
-    async def _query(self, desc: WorkflowExecutionDescription) -> tuple[TaskView | None, str]:
-        """The live view, or None and why not (said to the client in `message`)."""
-        handle = self.client.get_workflow_handle(desc.id, run_id=desc.run_id)
+        The describe still decides (unknown, another deployment's task, closed); a query answer
+        is used only for a task it confirms running.
+        """
+        await self._connect()
+        if not TASK_ID_RE.match(task_id):
+            raise TaskNotFound(task_id)
+        query = asyncio.create_task(self._query(task_id))
+        try:
+            desc = await self._describe(task_id)
+        except BaseException:
+            query.cancel()
+            await asyncio.gather(query, return_exceptions=True)
+            raise
+        if desc.status != WorkflowExecutionStatus.RUNNING:
+            query.cancel()
+            await asyncio.gather(query, return_exceptions=True)
+            return await self._closed_view(desc)
+        live, why = await query
+        if live is not None:
+            return live
+        if why == _CLOSED_MEANWHILE:
+            return await self._closed_view(await self._describe(task_id))
+        return await self._fallback_view(
+            desc, note=f"live progress unavailable: {why}; showing the last recorded counters"
+        )
+
+    async def _query(self, task_id: str) -> tuple[TaskView | None, str]:
+        """The live view, or None and why not (said to the client in `message`).
+
+        NOT_OPEN: a closed workflow refuses at once, rather than have a worker replay its
+        whole history to answer; its result is read instead.
+        """
+        handle = self.client.get_workflow_handle(task_id)
         try:
             async with asyncio.timeout(QUERY_TIMEOUT.total_seconds() + 0.5):
                 view = await handle.query(
-                    t.QUERY_PROGRESS, result_type=TaskView, rpc_timeout=QUERY_TIMEOUT
+                    t.QUERY_PROGRESS,
+                    result_type=TaskView,
+                    reject_condition=QueryRejectCondition.NOT_OPEN,
+                    rpc_timeout=QUERY_TIMEOUT,
                 )
+        except WorkflowQueryRejectedError:
+            return None, _CLOSED_MEANWHILE
         except (RPCError, TimeoutError) as err:
-            log.info("progress query unanswered (%s); falling back", err, extra={"taskId": desc.id})
+            log.info("progress query unanswered (%s); falling back", err, extra={"taskId": task_id})
             return None, "no worker answered within 2 s"
-        except (WorkflowQueryFailedError, WorkflowQueryRejectedError) as err:
-            log.warning("progress query failed: %s", err, extra={"taskId": desc.id})
+        except WorkflowQueryFailedError as err:
+            log.warning("progress query failed: %s", err, extra={"taskId": task_id})
             return None, f"the progress query failed ({err})"
         return (view if isinstance(view, TaskView) else TaskView.model_validate(view)), ""
 
