@@ -42,17 +42,7 @@ from worker.main import build_worker
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "registry.example.com/bench/fixed:1"
 HELPER = "busybox:1.37.0-musl"
-KEYS = [
-    t.STATUS_KEY,
-    t.IDEMPOTENCY_KEY,
-    t.TOTAL_NODES_KEY,
-    t.COMPLETED_NODES_KEY,
-    t.FAILED_NODES_KEY,
-    t.SKIPPED_NODES_KEY,
-    t.WARM_NODES_KEY,
-    t.CURRENT_BATCH_KEY,
-    t.TOTAL_BATCHES_KEY,
-]
+KEYS = t.ALL_SEARCH_ATTRIBUTE_KEYS
 
 
 def scenario(nodes: int, pull_seconds: float) -> dict[str, Any]:

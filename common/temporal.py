@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from enum import StrEnum
 from pathlib import Path
+from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
@@ -69,6 +70,19 @@ WARM_NODES_KEY = SearchAttributeKey.for_float(SearchAttr.WARM_NODES.value)
 CURRENT_BATCH_KEY = SearchAttributeKey.for_float(SearchAttr.CURRENT_BATCH.value)
 # Keyword holding the decimal number, e.g. TOTAL_BATCHES_KEY.value_set(str(n)).
 TOTAL_BATCHES_KEY = SearchAttributeKey.for_keyword(SearchAttr.TOTAL_BATCHES.value)
+
+# Every key, in SearchAttr order: for test servers and tooling that register them all.
+ALL_SEARCH_ATTRIBUTE_KEYS: list[SearchAttributeKey[Any]] = [
+    STATUS_KEY,
+    IDEMPOTENCY_KEY,
+    TOTAL_NODES_KEY,
+    COMPLETED_NODES_KEY,
+    FAILED_NODES_KEY,
+    SKIPPED_NODES_KEY,
+    WARM_NODES_KEY,
+    CURRENT_BATCH_KEY,
+    TOTAL_BATCHES_KEY,
+]
 
 
 def search_attribute_cli_flags() -> list[str]:

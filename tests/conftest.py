@@ -24,17 +24,7 @@ _VENV_BIN = str(Path(sys.executable).parent)
 if _VENV_BIN not in os.environ.get("PATH", "").split(os.pathsep):
     os.environ["PATH"] = _VENV_BIN + os.pathsep + os.environ.get("PATH", "")
 
-ALL_SEARCH_ATTRIBUTES = [
-    t.STATUS_KEY,
-    t.IDEMPOTENCY_KEY,
-    t.TOTAL_NODES_KEY,
-    t.COMPLETED_NODES_KEY,
-    t.FAILED_NODES_KEY,
-    t.SKIPPED_NODES_KEY,
-    t.WARM_NODES_KEY,
-    t.CURRENT_BATCH_KEY,
-    t.TOTAL_BATCHES_KEY,
-]
+ALL_SEARCH_ATTRIBUTES = t.ALL_SEARCH_ATTRIBUTE_KEYS
 
 
 def _exe(name: str) -> str:

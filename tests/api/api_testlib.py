@@ -19,24 +19,13 @@ from typing import Any
 
 import httpx
 import uvicorn
-from temporalio.common import SearchAttributeKey
 
 from api.main import create_app
 from common import temporal as t
 from common.settings import LogFormat, Settings
 
 TASKS = "/api/v1/tasks"
-ALL_SEARCH_ATTRIBUTES: list[SearchAttributeKey[Any]] = [
-    t.STATUS_KEY,
-    t.IDEMPOTENCY_KEY,
-    t.TOTAL_NODES_KEY,
-    t.COMPLETED_NODES_KEY,
-    t.FAILED_NODES_KEY,
-    t.SKIPPED_NODES_KEY,
-    t.WARM_NODES_KEY,
-    t.CURRENT_BATCH_KEY,
-    t.TOTAL_BATCHES_KEY,
-]
+ALL_SEARCH_ATTRIBUTES = t.ALL_SEARCH_ATTRIBUTE_KEYS
 
 
 def api_settings(address: str, queue: str, **overrides: Any) -> Settings:

@@ -28,17 +28,7 @@ from kubesim.testing import start_sim
 from worker.main import build_worker
 
 OUT = Path(__file__).parent / "histories"
-KEYS = [
-    t.STATUS_KEY,
-    t.IDEMPOTENCY_KEY,
-    t.TOTAL_NODES_KEY,
-    t.COMPLETED_NODES_KEY,
-    t.FAILED_NODES_KEY,
-    t.SKIPPED_NODES_KEY,
-    t.WARM_NODES_KEY,
-    t.CURRENT_BATCH_KEY,
-    t.TOTAL_BATCHES_KEY,
-]
+KEYS = t.ALL_SEARCH_ATTRIBUTE_KEYS
 
 
 async def _save(client: Client, handle: WorkflowHandle[object, TaskView], name: str) -> None:
