@@ -17,11 +17,9 @@ runs on the same 2 cores as the API, the worker, kubesim and Temporal.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import random
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -30,12 +28,12 @@ from typing import Any
 import httpx
 
 from bench.harness import (
-    RESULTS_DIR,
     WORKER_IMAGE,
     TemporalServer,
     percentile,
     plot_progress,
     run_stack,
+    standalone_main,
     write_result,
 )
 from bench.makespan import scaled_env
@@ -243,23 +241,8 @@ async def bench(
     return result
 
 
-async def amain(opts: Options, results_dir: Path = RESULTS_DIR) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="ips-bench-") as tmp:
-        server = TemporalServer(Path(tmp) / "temporal")
-        server.start()
-        try:
-            return await bench(opts, server, Path(tmp), results_dir)
-        finally:
-            server.stop()
-
-
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--small", action="store_true", help="seconds long (smoke test)")
-    p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
-    args = p.parse_args()
-    asyncio.run(amain(Options(small=args.small), args.results_dir))
-    return 0
+    return standalone_main(__doc__ or NAME, bench, Options)
 
 
 if __name__ == "__main__":

@@ -15,10 +15,8 @@ here; a polling round that takes longer than that simply starts the next one at 
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import sys
-import tempfile
 import time
 import uuid
 from pathlib import Path
@@ -29,7 +27,6 @@ from kubernetes import config as k8s_config
 
 from activities.jobspec import build_job
 from bench.harness import (
-    RESULTS_DIR,
     WORKER_IMAGE,
     Stack,
     TemporalServer,
@@ -37,6 +34,7 @@ from bench.harness import (
     plot_progress,
     run_stack,
     sim_stats,
+    standalone_main,
     write_result,
 )
 from bench.makespan import FIXED_SMALL, Options, fixed, scaled_env, scenario
@@ -161,23 +159,8 @@ async def _naive(stack: Stack, opts: Options) -> dict[str, Any]:
     return out
 
 
-async def amain(opts: Options, results_dir: Path = RESULTS_DIR) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="ips-bench-") as tmp:
-        server = TemporalServer(Path(tmp) / "temporal")
-        server.start()
-        try:
-            return await bench(opts, server, Path(tmp), results_dir)
-        finally:
-            server.stop()
-
-
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--small", action="store_true", help="100 nodes, seconds long (smoke test)")
-    p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
-    args = p.parse_args()
-    asyncio.run(amain(Options(small=args.small), args.results_dir))
-    return 0
+    return standalone_main(__doc__ or NAME, bench, Options)
 
 
 if __name__ == "__main__":

@@ -36,7 +36,7 @@ from temporalio.testing import WorkflowEnvironment
 
 from common import temporal as t
 from common.models import PrewarmInput, TaskSpec, TaskView
-from common.settings import Settings
+from common.settings import LogLevel, Settings
 from worker.main import build_worker
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -128,7 +128,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             k8s_burst=int(40 * args.time_scale),
             metrics_port=0,
             temporal_metrics_port=0,
-            log_level="WARNING",
+            log_level=LogLevel.WARNING,
         )
         tid = f"task-{datetime.now(UTC).strftime('%Y%m%d-%H%M%S')}-be0c4000"
         spec = TaskSpec(images=[IMAGE], batch_size=args.batch, node_selector={"bench": "engine"})

@@ -11,6 +11,7 @@ plot when matplotlib is importable (the `bench` extra; `make test` does not inst
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import concurrent.futures
 import contextlib
@@ -22,9 +23,10 @@ import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -421,3 +423,28 @@ async def run_task(
             break
         await asyncio.sleep(interval)
     return run
+
+
+BenchFn = Callable[[Any, TemporalServer, Path, Path], Awaitable[dict[str, Any]]]
+
+
+async def run_on_own_server(bench: BenchFn, opts: Any, results_dir: Path) -> dict[str, Any]:
+    """One benchmark on a Temporal dev server of its own, in a scratch directory."""
+    with tempfile.TemporaryDirectory(prefix="ips-bench-") as tmp:
+        work = Path(tmp)
+        server = TemporalServer(work / "temporal")
+        server.start()
+        try:
+            return await bench(opts, server, work, results_dir)
+        finally:
+            server.stop()
+
+
+def standalone_main(doc: str, bench: BenchFn, options: Callable[..., Any]) -> int:
+    """`python -m bench.<name> [--small] [--results-dir D]`: one benchmark on its own."""
+    p = argparse.ArgumentParser(description=doc.splitlines()[0])
+    p.add_argument("--small", action="store_true", help="100 nodes, seconds long (smoke test)")
+    p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
+    args = p.parse_args()
+    asyncio.run(run_on_own_server(bench, options(small=args.small), args.results_dir))
+    return 0

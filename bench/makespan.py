@@ -19,12 +19,10 @@ pessimistic.
 
 from __future__ import annotations
 
-import argparse
 import asyncio
 import math
 import re
 import sys
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,7 +30,6 @@ from typing import Any
 import httpx
 
 from bench.harness import (
-    RESULTS_DIR,
     WORKER_IMAGE,
     RssSampler,
     Stack,
@@ -45,6 +42,7 @@ from bench.harness import (
     run_task,
     sim_stats,
     sim_url,
+    standalone_main,
     write_result,
 )
 
@@ -311,24 +309,8 @@ def _plots(opts: Options, result: dict[str, Any], results_dir: Path) -> None:
     )
 
 
-async def amain(opts: Options, results_dir: Path = RESULTS_DIR) -> dict[str, Any]:
-    with tempfile.TemporaryDirectory(prefix="ips-bench-") as tmp:
-        work = Path(tmp)
-        server = TemporalServer(work / "temporal")
-        server.start()
-        try:
-            return await bench(opts, server, work, results_dir)
-        finally:
-            server.stop()
-
-
 def main() -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--small", action="store_true", help="100 nodes, seconds long (smoke test)")
-    p.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
-    args = p.parse_args()
-    asyncio.run(amain(Options(small=args.small), args.results_dir))
-    return 0
+    return standalone_main(__doc__ or NAME, bench, Options)
 
 
 if __name__ == "__main__":
