@@ -18,7 +18,7 @@ from fastapi.responses import JSONResponse
 from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.routing import Match
 
-from common.models import ErrorBody, TaskStatus
+from common.models import ErrorBody, TaskStatus, field_path
 
 log = logging.getLogger(__name__)
 
@@ -107,20 +107,6 @@ def error_response(
     )
 
 
-def _loc(loc: Sequence[int | str]) -> str:
-    """`('body', 'images', 0)` -> `images[0]`; `('query', 'limit')` -> `limit`."""
-    parts = list(loc)
-    if parts and parts[0] in ("body", "query", "path", "header"):
-        parts = parts[1:]
-    out = ""
-    for p in parts:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        else:
-            out += f".{p}" if out else str(p)
-    return out or "body"
-
-
 def describe_validation_errors(errors: Sequence[Any]) -> str:
     """One line per problem: `field: rule`, the way a human fixes a request."""
     lines: list[str] = []
@@ -136,9 +122,9 @@ def describe_validation_errors(errors: Sequence[Any]) -> str:
         if kind == "missing" and tuple(loc) == ("body",):
             lines.append("body: a JSON object is required")
         elif kind == "extra_forbidden":
-            lines.append(f"{_loc(loc)}: unknown field (not part of the task spec)")
+            lines.append(f"{field_path(loc) or 'body'}: unknown field (not part of the task spec)")
         else:
-            lines.append(f"{_loc(loc)}: {msg}")
+            lines.append(f"{field_path(loc) or 'body'}: {msg}")
     return "; ".join(dict.fromkeys(lines)) or "invalid request"
 
 

@@ -8,6 +8,7 @@ original Go service). It imports only pydantic and the standard library, because
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from enum import StrEnum
 from typing import Annotated, Any
@@ -197,6 +198,27 @@ NodeName = Annotated[
 SecretName = Annotated[
     str, AfterValidator(validate_dns1123_subdomain), WithJsonSchema(_DNS1123_SCHEMA)
 ]
+
+
+_REQUEST_PARTS = ("body", "query", "path", "header")
+
+
+def field_path(loc: Sequence[int | str], *, camel: bool = False) -> str:
+    """A validation error's location as the API words it: ('body', 'images', 0) -> images[0].
+
+    `camel` turns Python field names into wire names (the client validates by field name).
+    """
+    parts = list(loc)
+    if parts and parts[0] in _REQUEST_PARTS:
+        parts = parts[1:]
+    out = ""
+    for p in parts:
+        if isinstance(p, int):
+            out += f"[{p}]"
+        else:
+            name = to_camel(p) if camel else str(p)
+            out += f".{name}" if out else name
+    return out
 
 
 def utcnow() -> datetime:

@@ -13,6 +13,7 @@ from common.models import (
     TaskSpec,
     TaskStatus,
     Toleration,
+    field_path,
     validate_image_reference,
     validate_label_key,
     validate_label_value,
@@ -181,3 +182,19 @@ def test_dedupe_is_order_preserving_and_idempotent(images: list[str]) -> None:
     spec = TaskSpec.model_validate({"images": images, "batchSize": 1})
     assert spec.images == list(dict.fromkeys(images))
     assert TaskSpec.model_validate(spec.model_dump(mode="json")).images == spec.images
+
+
+@pytest.mark.parametrize(
+    ("loc", "camel", "expected"),
+    [
+        (("body", "images", 0), False, "images[0]"),
+        (("query", "limit"), False, "limit"),
+        (("body",), False, ""),
+        (("tolerations", 1, "toleration_seconds"), True, "tolerations[1].tolerationSeconds"),
+        (("batch_size",), True, "batchSize"),
+    ],
+)
+def test_field_path_is_the_api_notation(
+    loc: tuple[int | str, ...], camel: bool, expected: str
+) -> None:
+    assert field_path(loc, camel=camel) == expected

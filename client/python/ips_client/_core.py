@@ -9,10 +9,9 @@ from urllib.parse import quote, urlsplit
 
 import httpx
 import pydantic
-from pydantic.alias_generators import to_camel
 
 from ips_client.errors import IPSError, ValidationError, error_from_response
-from ips_client.models import TaskSpec, TaskStatus
+from ips_client.models import TaskSpec, TaskStatus, field_path
 
 __all__ = ["DEFAULT_URL", "TASKS_PATH", "task_path"]
 
@@ -59,22 +58,11 @@ def task_path(task_id: str) -> str:
     return f"{TASKS_PATH}/{quote(task_id.strip(), safe='')}"
 
 
-def _loc(loc: tuple[int | str, ...]) -> str:
-    """`('images', 0)` -> `images[0]`, with wire (camelCase) names: the API's own notation."""
-    out = ""
-    for p in loc:
-        if isinstance(p, int):
-            out += f"[{p}]"
-        else:
-            out += f".{to_camel(p)}" if out else to_camel(p)
-    return out
-
-
 def format_validation_error(err: pydantic.ValidationError) -> str:
     """`field: rule` for each problem, worded as the server words its 400s."""
     parts = []
     for e in err.errors():
-        loc = _loc(e["loc"])
+        loc = field_path(e["loc"], camel=True)
         if e["type"] == "extra_forbidden":
             msg = "unknown field (not part of the task spec)"
         else:
