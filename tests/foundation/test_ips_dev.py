@@ -51,6 +51,7 @@ class DevStack:
         self.proc: subprocess.Popen[bytes] | None = None
         self.children: list[psutil.Process] = []
         self.log = state_dir / "dev.log"
+        self.starts = 0
 
     @property
     def api(self) -> str:
@@ -80,6 +81,11 @@ class DevStack:
         deadline = time.monotonic() + 30
         _wait_http(f"{self.api}/healthz", deadline, self.proc, self.log)
         _wait_http(f"http://127.0.0.1:{self.ui_port}/", deadline, self.proc, self.log)
+        # The supervisor prints its banner once it has seen /healthz itself (it polls too).
+        self.starts += 1
+        while self.log.read_text().count("IPS is up") < self.starts:
+            assert time.monotonic() < deadline, "ips dev printed no banner"
+            time.sleep(0.2)
         self.children = psutil.Process(self.proc.pid).children(recursive=True)
 
     def stop(self, sig: signal.Signals) -> None:
