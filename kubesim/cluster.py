@@ -932,19 +932,19 @@ class Cluster:
         fp = self._fp(c)
         c.container_id = "containerd://" + secrets.token_hex(32)
         bad = self._start_failure(c, pod)
+        self.record_event(
+            pod,
+            "Normal",
+            "Created",
+            f"Created container: {c.name}",
+            component="kubelet",
+            host=ns.name,
+            field_path=fp,
+        )
         if bad is not None:
             msg = img.start_error(bad)
             c.state, c.reason, c.message, c.exit_code = "terminated", "StartError", msg, 128
             c.started_at, c.finished_at = EPOCH, now_iso()
-            self.record_event(
-                pod,
-                "Normal",
-                "Created",
-                f"Created container: {c.name}",
-                component="kubelet",
-                host=ns.name,
-                field_path=fp,
-            )
             self.record_event(
                 pod,
                 "Warning",
@@ -956,15 +956,6 @@ class Cluster:
             )
             self._publish(ps)
             return
-        self.record_event(
-            pod,
-            "Normal",
-            "Created",
-            f"Created container: {c.name}",
-            component="kubelet",
-            host=ns.name,
-            field_path=fp,
-        )
         self.record_event(
             pod,
             "Normal",
