@@ -110,7 +110,6 @@ _LABEL_NAME_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
 _DNS1123_SUBDOMAIN_RE = re.compile(
     r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
 )
-_DNS1123_LABEL_RE = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
 
 def validate_image_reference(ref: str) -> str:
@@ -162,14 +161,6 @@ def validate_dns1123_subdomain(name: str) -> str:
         raise ValueError(
             f"{name!r} is not a valid DNS-1123 subdomain "
             "(lowercase alphanumerics, '-' and '.', at most 253 characters)"
-        )
-    return name
-
-
-def validate_dns1123_label(name: str) -> str:
-    if not name or len(name) > 63 or not _DNS1123_LABEL_RE.match(name):
-        raise ValueError(
-            f"{name!r} is not a valid DNS-1123 label (lowercase alphanumerics and '-', at most 63)"
         )
     return name
 

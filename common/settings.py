@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import sys
 from enum import StrEnum
-from functools import lru_cache
 from pathlib import Path
 
 from pydantic import (
@@ -126,8 +125,3 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as err:
         print(format_settings_error(err), file=sys.stderr)
         raise SystemExit(2) from None
-
-
-@lru_cache(maxsize=1)
-def get_settings() -> Settings:
-    return load_settings()

@@ -85,18 +85,6 @@ ALL_SEARCH_ATTRIBUTE_KEYS: list[SearchAttributeKey[Any]] = [
 ]
 
 
-def search_attribute_cli_flags() -> list[str]:
-    """`--search-attribute Name=Type` flags for `temporal server start-dev`."""
-    flags: list[str] = []
-    for attr in SearchAttr:
-        kind = {
-            IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD: "Keyword",
-            IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE: "Double",
-        }.get(attr.indexed_type, "Int")
-        flags += ["--search-attribute", f"{attr.value}={kind}"]
-    return flags
-
-
 def _read(var: str, path: Path | None) -> bytes | None:
     """A PEM file's bytes; a missing or unreadable file fails at start-up, naming the variable."""
     if path is None:

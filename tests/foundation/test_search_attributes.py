@@ -1,4 +1,4 @@
-"""One definition of the custom search attributes serves the server flags, the keys and tests."""
+"""One definition of the custom search attributes: names, registered types and typed keys."""
 
 from __future__ import annotations
 
@@ -29,11 +29,3 @@ def test_sql_visibility_limits_hold() -> None:
     types = [a.indexed_type for a in t.SearchAttr]
     assert types.count(IndexedValueType.INDEXED_VALUE_TYPE_INT) <= 3
     assert types.count(IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE) <= 3
-
-
-def test_cli_flags_name_every_attribute_once() -> None:
-    flags = t.search_attribute_cli_flags()
-    pairs = flags[1::2]
-    assert flags[::2] == ["--search-attribute"] * len(t.SearchAttr)
-    assert sorted(p.split("=")[0] for p in pairs) == sorted(a.value for a in t.SearchAttr)
-    assert "IpsStatus=Keyword" in pairs and "IpsTotalNodes=Int" in pairs
