@@ -50,7 +50,6 @@ class Supervisor:
     """Starts children in order, stops them in reverse, exits non-zero if one dies."""
 
     children: list[tuple[str, subprocess.Popen[bytes]]] = field(default_factory=list)
-    stopping: bool = False
 
     def start(self, name: str, argv: list[str], env: dict[str, str] | None = None) -> None:
         proc = subprocess.Popen(
@@ -71,7 +70,6 @@ class Supervisor:
 
     def stop(self, grace: float = 15.0) -> None:
         """SIGTERM each child's process group, newest first; SIGKILL what outlives the grace."""
-        self.stopping = True
         for name, proc in reversed(self.children):
             if proc.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
