@@ -6,7 +6,7 @@ import time
 from typing import Any
 
 import pytest
-from kubernetes import client
+from kubernetes import client, watch
 
 from kubesim.testing import SimHandle, start_sim
 from tests.kubesim.conftest import FAST, job_body, job_done, job_pods, wait_for
@@ -579,22 +579,28 @@ def test_nodes_join_and_leave(sim: SimHandle, batch: client.BatchV1Api) -> None:
         assert failed["status"]["failed"] == 1
 
 
-def test_no_shell_with_on_failure_restarts(sim: SimHandle, batch: client.BatchV1Api) -> None:
+def test_no_shell_with_on_failure_restarts(
+    sim: SimHandle, batch: client.BatchV1Api, core: client.CoreV1Api
+) -> None:
     body = job_body("onf", [{"name": "c", "image": DISTROLESS, "command": ["bash", "-c", "true"]}],
                     pod={"restartPolicy": "OnFailure"}, activeDeadlineSeconds=200)  # fmt: skip
+    # RunContainerError lasts one simulated second (milliseconds here): a poll can miss it, a
+    # watch sees every state the kubelet publishes, as a real client would.
+    stream = watch.Watch().stream(
+        core.list_namespaced_pod, "default", label_selector="job-name=onf", timeout_seconds=10
+    )
     _create(batch, body)
+    want = {"RunContainerError", "CrashLoopBackOff", "last:StartError"}
     reasons: set[str] = set()
-
-    def seen() -> bool:
-        for p in job_pods(sim, "onf"):
-            for cs in p["status"].get("containerStatuses", []):
-                if w := cs["state"].get("waiting"):
-                    reasons.add(w["reason"])
-                if cs.get("lastState", {}).get("terminated", {}).get("reason") == "StartError":
-                    reasons.add("last:StartError")
-        return {"RunContainerError", "CrashLoopBackOff", "last:StartError"} <= reasons
-
-    wait_for(seen, what=f"RunContainerError then CrashLoopBackOff (seen {reasons})")
+    for event in stream:
+        for cs in event["object"].status.container_statuses or []:
+            if cs.state.waiting:
+                reasons.add(cs.state.waiting.reason)
+            if cs.last_state.terminated and cs.last_state.terminated.reason == "StartError":
+                reasons.add("last:StartError")
+        if want <= reasons:
+            break
+    assert want <= reasons, f"RunContainerError then CrashLoopBackOff: saw only {reasons}"
     failed = wait_for(lambda: job_done(sim, "onf"), timeout=15)
     assert failed["status"]["conditions"][-1]["reason"] == "DeadlineExceeded"
 
