@@ -18,10 +18,21 @@ HELPER_CONTAINER = "ips-helper"
 HELPER_MOUNT = "/ips-bin"
 HELPER_VOLUME = "ips-bin"
 CONTAINER_PREFIX = "pull-"
-_RESOURCES = {
-    "requests": {"cpu": "10m", "memory": "16Mi", "ephemeral-storage": "8Mi"},
-    "limits": {"cpu": "100m", "memory": "32Mi", "ephemeral-storage": "16Mi"},
+# The pod's requests are fixed, whatever the number of images (packed nodes are the ones worth
+# prewarming). The scheduler charges a pod max(largest init container, sum of the containers)
+# (component-helpers resource.PodRequests), so the helper init container carries the whole
+# request and each pull container asks for zero, explicitly: a container that sets limits but
+# no requests would get requests = limits from API defaulting, and a LimitRange default would
+# apply per container. The pull containers run `busybox true`; the kubelet pulls the image,
+# outside the pod's cgroup. Every container keeps limits (a quota on limits admits the pod).
+POD_REQUESTS = {"cpu": "10m", "memory": "16Mi", "ephemeral-storage": "8Mi"}
+_LIMITS = {"cpu": "100m", "memory": "32Mi", "ephemeral-storage": "16Mi"}
+_HELPER_RESOURCES = {"requests": POD_REQUESTS, "limits": _LIMITS}
+_PULL_RESOURCES = {
+    "requests": {"cpu": "0", "memory": "0", "ephemeral-storage": "0"},
+    "limits": _LIMITS,
 }
+NODE_NAME_FIELD = "metadata.name"
 _CONTAINER_SECURITY = {
     "allowPrivilegeEscalation": False,
     "capabilities": {"drop": ["ALL"]},
@@ -58,12 +69,28 @@ def unit_selector(task_id: str, unit: int) -> str:
     return f"{task_selector(task_id)},{UNIT_LABEL}={unit}"
 
 
+def node_affinity(node: str) -> dict[str, Any]:
+    """Pin the pod to one node by name, as the DaemonSet controller does
+    (pkg/controller/daemon/util/daemonset_util.go, ReplaceDaemonSetPodNodeNameNodeAffinity):
+    required node affinity on the field `metadata.name`. Not `nodeName`, so the scheduler's
+    taint, resource and readiness checks still apply; not the `kubernetes.io/hostname` label,
+    which is neither guaranteed unique nor equal to the node's name."""
+    return {
+        "nodeAffinity": {
+            "requiredDuringSchedulingIgnoredDuringExecution": {
+                "nodeSelectorTerms": [
+                    {"matchFields": [{"key": NODE_NAME_FIELD, "operator": "In", "values": [node]}]}
+                ]
+            }
+        }
+    }
+
+
 def build_job(
     *,
     task_id: str,
     unit: int,
     node: str,
-    hostname: str,
     spec: TaskSpec,
     worker_image: str,
     ttl_seconds: int,
@@ -86,7 +113,7 @@ def build_job(
         "command": ["/bin/busybox", "cp", "/bin/busybox", f"{HELPER_MOUNT}/busybox"],
         "volumeMounts": [mount],
         "securityContext": _CONTAINER_SECURITY,
-        "resources": _RESOURCES,
+        "resources": _HELPER_RESOURCES,
     }
     containers = [
         {
@@ -96,7 +123,7 @@ def build_job(
             "command": [f"{HELPER_MOUNT}/busybox", "true"],
             "volumeMounts": [{**mount, "readOnly": True}],
             "securityContext": _CONTAINER_SECURITY,
-            "resources": _RESOURCES,
+            "resources": _PULL_RESOURCES,
         }
         for i, image in enumerate(spec.images)
     ]
@@ -105,8 +132,7 @@ def build_job(
         "automountServiceAccountToken": False,
         "enableServiceLinks": False,
         "terminationGracePeriodSeconds": 1,
-        # nodeSelector, not nodeName: the scheduler's taint and resource checks still apply.
-        "nodeSelector": {"kubernetes.io/hostname": hostname},
+        "affinity": node_affinity(node),
         "tolerations": [t.model_dump(by_alias=True, exclude_none=True) for t in spec.tolerations],
         "imagePullSecrets": [{"name": s} for s in spec.image_pull_secrets],
         "securityContext": {

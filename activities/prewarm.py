@@ -313,7 +313,6 @@ class _UnitRun:
             task_id=inp.task_id,
             unit=inp.unit,
             node=node,
-            hostname=inp.hostnames.get(node, node),
             spec=inp.spec,
             worker_image=self.settings.worker_image,
             ttl_seconds=self.settings.job_ttl_seconds,

@@ -4,42 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.imageref import normalize
 from common.models import ImagePullPolicy, SkippedNodeDetail, SkipReason, TaskSpec
 from workflows.types import NodeSelection
 
-HOSTNAME_LABEL = "kubernetes.io/hostname"
 OS_LABEL = "kubernetes.io/os"
 _BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
-_DEFAULT_DOMAIN = "docker.io"
-_OFFICIAL_PREFIX = "library/"
 
-
-def normalize_image(ref: str) -> str:
-    """The fully qualified form the kubelet reports: docker.io/library/nginx:latest.
-
-    Used for exact comparison only; `nginx` and `docker.io/library/nginx:latest` are the same
-    image, `nginx:1` and `nginx:1.25` are not.
-    """
-    name, at, digest = ref.partition("@")
-    first, slash, rest = name.partition("/")
-    if not slash or ("." not in first and ":" not in first and first != "localhost"):
-        domain, path = _DEFAULT_DOMAIN, name
-    else:
-        domain, path = first, rest
-    if domain == _DEFAULT_DOMAIN and "/" not in path.rsplit(":", 1)[0]:
-        path = _OFFICIAL_PREFIX + path
-    if at:
-        return f"{domain}/{path}@{digest}"
-    last = path.rsplit("/", 1)[-1]
-    if ":" not in last:
-        path += ":latest"
-    return f"{domain}/{path}"
+# The one normalizer (common/imageref.py); the old name stays for callers and tests.
+normalize_image = normalize
 
 
 def node_has_images(node: dict[str, Any], images: list[str]) -> bool:
-    """True only if every image is listed in status.images by exact name or digest.
+    """True only if every image is listed in status.images, compared after normalization.
 
-    The kubelet caps status.images at 50 entries, so absence proves nothing; presence does.
+    containerd lists `name:tag` (RepoTags) and `name@sha256:...` (RepoDigests); an image
+    asked for as `name:tag@sha256:...` was pulled by digest and is listed as `name@sha256:...`
+    only, which is exactly its normalized form. The kubelet caps status.images at 50 entries,
+    so absence proves nothing; presence does.
     """
     present: set[str] = set()
     for entry in (node.get("status") or {}).get("images") or []:
@@ -102,8 +84,6 @@ def select_nodes(nodes: list[dict[str, Any]], spec: TaskSpec) -> NodeSelection:
         if check_warm and node_has_images(node, spec.images):
             sel.warm += 1
             continue
+        # The pod is pinned by node name (jobspec), so no hostname label is carried.
         sel.targets.append(name)
-        hostname = ((node.get("metadata") or {}).get("labels") or {}).get(HOSTNAME_LABEL)
-        if hostname and hostname != name:
-            sel.hostnames[name] = hostname
     return sel

@@ -66,7 +66,6 @@ def naive_prewarm(
                 task_id=task_id,
                 unit=start // batch_size + 1,
                 node=node,
-                hostname=node,
                 spec=spec,
                 worker_image=WORKER_IMAGE,
                 ttl_seconds=600,

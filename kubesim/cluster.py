@@ -468,7 +468,7 @@ class Cluster:
             self._bind(ps, pod, spec["nodeName"], event=False)
             return
         sel = spec.get("nodeSelector") or {}
-        host = sel.get("kubernetes.io/hostname")
+        host = sel.get("kubernetes.io/hostname") or pinned_node(spec)
         candidates = [host] if host is not None else list(self.nodes)
         reasons: Counter[str] = Counter()
         if host is not None:
@@ -1437,6 +1437,24 @@ def _match_expr(expr: dict[str, Any], labels: dict[str, str]) -> bool:
             a, b = int(labels[key]), int(values[0])
             return a > b if op == "Gt" else a < b
     return False
+
+
+def pinned_node(spec: dict[str, Any]) -> str | None:
+    """The one node a required `matchFields metadata.name In [node]` term allows (a DaemonSet
+    pod's, or an IPS pull pod's), so only that node is filtered, as the scheduler's NodeAffinity
+    PreFilter narrows the candidates (pkg/scheduler/framework/plugins/nodeaffinity, PreFilter).
+    _affinity_ok still checks the whole affinity on it."""
+    req = ((spec.get("affinity") or {}).get("nodeAffinity") or {}).get(
+        "requiredDuringSchedulingIgnoredDuringExecution"
+    )
+    terms = (req or {}).get("nodeSelectorTerms") or []
+    names: set[str] = set()
+    for term in terms:
+        fields = [f for f in term.get("matchFields") or [] if f.get("key") == "metadata.name"]
+        if len(fields) != 1 or fields[0].get("operator") != "In":
+            return None
+        names.update(fields[0].get("values") or [])
+    return next(iter(names)) if len(names) == 1 else None
 
 
 def _affinity_ok(spec: dict[str, Any], node: dict[str, Any]) -> bool:

@@ -164,7 +164,6 @@ def test_prewarm_jobs_are_admitted_by_the_namespace() -> None:
         task_id="task-1",
         unit=0,
         node="node-1",
-        hostname="node-1",
         spec=TaskSpec(images=["nginx:1.27"], batch_size=10),
         worker_image=Settings().worker_image,
         ttl_seconds=600,

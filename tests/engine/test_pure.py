@@ -226,7 +226,7 @@ def test_selection_skips_warms_and_sorts() -> None:
     assert sel.matched == 9
     assert sel.targets == ["n5", "n6", "n7", "n8"]  # sorted; n8's nginx tag is no match
     assert sel.warm == 1
-    assert sel.hostnames == {"n7": "ip-10-0-0-7"}
+    assert sel.hostnames == {}  # pods are pinned by node name, not by the hostname label
     assert [(s.node_name, s.reason) for s in sel.skipped] == [
         ("n1", SkipReason.NOT_READY),
         ("n2", SkipReason.CORDONED),
@@ -276,7 +276,6 @@ def test_job_manifest_is_hardened_and_deterministic() -> None:
         task_id="task-20260116-151234-a1b2c3d4",
         unit=3,
         node=long_node,
-        hostname=long_node,
         spec=spec,
         worker_image="busybox:1.37.0-musl",
         ttl_seconds=600,
@@ -296,7 +295,12 @@ def test_job_manifest_is_hardened_and_deterministic() -> None:
         600,
     )
     ps = js["template"]["spec"]
-    assert "nodeName" not in ps and ps["nodeSelector"] == {"kubernetes.io/hostname": long_node}
+    assert "nodeName" not in ps and "nodeSelector" not in ps
+    assert ps["affinity"]["nodeAffinity"]["requiredDuringSchedulingIgnoredDuringExecution"] == {
+        "nodeSelectorTerms": [
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": [long_node]}]}
+        ]
+    }
     assert ps["tolerations"] == [{"key": "gpu", "operator": "Exists", "effect": "NoSchedule"}]
     assert ps["imagePullSecrets"] == [{"name": "regcred"}]
     assert ps["automountServiceAccountToken"] is False
