@@ -66,6 +66,9 @@ class FailureReason(StrEnum):
     NODE_GONE = "NodeGone"
     TIMEOUT = "Timeout"
     CONTAINER_FAILED = "ContainerFailed"
+    CREATE_CONTAINER_ERROR = "CreateContainerError"
+    EVICTED = "Evicted"
+    PREEMPTED = "Preempted"
 
 
 class SkipReason(StrEnum):
