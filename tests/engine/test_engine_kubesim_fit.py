@@ -114,6 +114,11 @@ async def test_pods_are_pinned_by_node_name_not_by_a_shared_hostname_label(
         view.failed_node_details
     )
     assert {n: sim.pull_counts().get((n, image)) for n in cold} == {n: 1 for n in cold}
+    pods = sim.objects("pods", label_selector=task_selector(view.task_id))
+    placed = {
+        p["metadata"]["annotations"]["prewarm.ips.io/node"]: p["spec"]["nodeName"] for p in pods
+    }
+    assert placed == {n: n for n in cold}
     for job in sim.objects("jobs", label_selector=task_selector(view.task_id)):
         node = job["metadata"]["annotations"]["prewarm.ips.io/node"]
         terms = job["spec"]["template"]["spec"]["affinity"]["nodeAffinity"][
