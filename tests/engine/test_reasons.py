@@ -1,16 +1,10 @@
-"""Failure reasons as a real cluster reports them (issue 12, items 1, 2, 5 and 6).
+"""Failure reasons as a real cluster reports them (issue 12, items 1, 5 and 6).
 
 Every pod here is the one IPS creates (the Job template from activities/jobspec.py), with the
 status the named Kubernetes component writes; the shapes and strings are quoted from upstream:
 
 - the kubelet's TerminatePod, for a container it no longer finds: terminated, reason
   `ContainerStatusUnknown`, exit code 137 (pkg/kubelet/status/status_manager.go);
-- `DisruptionTarget` conditions: pod GC `PodGC: node no longer exists`
-  (pkg/controller/podgc/gc_controller.go), taint manager `Taint manager: deleting due to NoExecute
-  taint` (pkg/controller/tainteviction/taint_eviction.go), Eviction API `Eviction API: evicting`
-  (pkg/registry/core/pod/storage/eviction.go), scheduler `default-scheduler: preempting to
-  accommodate a higher priority pod` (pkg/scheduler/framework/preemption/preemption.go), kubelet
-  eviction `Evicted` / `The node was low on resource: ...` (pkg/kubelet/eviction/helpers.go);
 - pull Events and waiting messages: pkg/kubelet/images/image_manager.go (EnsureImageExists), with
   containerd's errors as its CRI returns them.
 """
@@ -18,128 +12,26 @@ status the named Kubernetes component writes; the shapes and strings are quoted 
 from __future__ import annotations
 
 import copy
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 
 from activities.classify import Verdict, classify_pod, job_verdict, reason_from_message
-from activities.jobspec import build_job
-from common.models import FailureReason, TaskSpec
-
-pytestmark = pytest.mark.unit
-
-NOW = datetime(2026, 12, 2, 5, 0, 0, tzinfo=UTC)
-NODE = "ip-10-0-3-17.eu-west-1.compute.internal"
-TASK = "task-20261202-045900-a1b2c3d4"
-
-
-def pull_pod(images: list[str], *, phase: str = "Pending") -> dict[str, Any]:
-    """The pod the Job controller makes from IPS's Job template, bound to NODE."""
-    job = build_job(
-        task_id=TASK,
-        unit=1,
-        node=NODE,
-        spec=TaskSpec(images=images, batch_size=1, timeout_seconds=120),
-        worker_image="busybox:1.37.0-musl",
-        ttl_seconds=600,
-        priority_class_name=None,
-    )
-    template = copy.deepcopy(job["spec"]["template"])
-    name = f"{job['metadata']['name']}-x7k2p"
-    meta = {
-        **template["metadata"],
-        "name": name,
-        "namespace": "ips",
-        "uid": "0b5d1c1e-4a56-4cf3-9f6a-2f3a3c1d9e77",
-        "labels": {**template["metadata"]["labels"], "job-name": job["metadata"]["name"]},
-    }
-    spec = {**template["spec"], "nodeName": NODE}
-    return {
-        "apiVersion": "v1",
-        "kind": "Pod",
-        "metadata": meta,
-        "spec": spec,
-        "status": {
-            "phase": phase,
-            "conditions": [
-                {
-                    "type": "PodScheduled",
-                    "status": "True",
-                    "lastTransitionTime": "2026-12-02T04:59:01Z",
-                }
-            ],
-            "initContainerStatuses": [
-                {
-                    "name": "ips-helper",
-                    "image": "docker.io/library/busybox:1.37.0-musl",
-                    "ready": True,
-                    "restartCount": 0,
-                    "state": {"terminated": {"exitCode": 0, "reason": "Completed"}},
-                }
-            ],
-            "containerStatuses": [],
-        },
-    }
-
-
-def waiting(name: str, image: str, reason: str, message: str) -> dict[str, Any]:
-    return {
-        "name": name,
-        "image": image,
-        "imageID": "",
-        "ready": False,
-        "restartCount": 0,
-        "started": False,
-        "state": {"waiting": {"reason": reason, "message": message}},
-    }
-
-
-# The kubelet's TerminatePod for a container that never ran (status_manager.go).
-UNKNOWN_137 = {
-    "terminated": {
-        "exitCode": 137,
-        "reason": "ContainerStatusUnknown",
-        "message": "The container could not be located when the pod was terminated",
-    }
-}
-
-APP = "registry.example.com/team/app:1"
-RATE = (
-    'rpc error: code = Unknown desc = failed to pull and unpack image "registry.example.com/team/'
-    'app:1": failed to resolve reference "registry.example.com/team/app:1": unexpected status '
-    "from HEAD request to https://registry.example.com/v2/team/app/manifests/1: 429 Too Many "
-    "Requests - Server message: toomanyrequests: You have reached your pull rate limit."
+from common.models import FailureReason
+from tests.engine.podshapes import (
+    APP,
+    DEADLINE_JOB,
+    NODE,
+    NOW,
+    RATE,
+    UNKNOWN_137,
+    deleted_at_deadline,
+    job,
+    pull_pod,
+    waiting,
 )
 
-
-def deleted_at_deadline(pod: dict[str, Any]) -> dict[str, Any]:
-    """What the watch shows after the Job controller deleted the pod at activeDeadlineSeconds:
-    a deletionTimestamp, phase Failed, and every unstarted container ContainerStatusUnknown."""
-    pod = copy.deepcopy(pod)
-    pod["metadata"]["deletionTimestamp"] = "2026-12-02T05:01:01Z"
-    pod["metadata"]["deletionGracePeriodSeconds"] = 1
-    pod["status"]["phase"] = "Failed"
-    for cs in pod["status"]["containerStatuses"]:
-        cs["state"] = copy.deepcopy(UNKNOWN_137)
-        cs["lastState"] = {}
-    return pod
-
-
-def job(condition_type: str, reason: str, message: str) -> dict[str, Any]:
-    return {
-        "apiVersion": "batch/v1",
-        "kind": "Job",
-        "status": {
-            "conditions": [
-                {"type": condition_type, "status": "True", "reason": reason, "message": message}
-            ],
-            "failed": 1,
-        },
-    }
-
-
-DEADLINE_JOB = job("Failed", "DeadlineExceeded", "Job was active longer than specified deadline")
+pytestmark = pytest.mark.unit
 
 
 # --- 1. A pod killed at its Job's deadline -----------------------------------------------------
@@ -226,97 +118,6 @@ def test_a_real_container_failure_is_still_container_failed() -> None:
     v = classify_pod(pod, now=NOW, unschedulable_grace=60)
     assert (v.done, v.reason, v.image) == (True, FailureReason.CONTAINER_FAILED, APP)
     assert v.message.startswith("exit code 128: failed to create containerd task")
-
-
-# --- 2. The other disruptions -------------------------------------------------------------------
-
-
-def disrupted(reason: str, message: str, status: dict[str, Any] | None = None) -> dict[str, Any]:
-    pod = deleted_at_deadline(pull_pod([APP]))
-    pod["status"]["containerStatuses"] = [
-        {"name": "pull-0", "image": APP, "state": copy.deepcopy(UNKNOWN_137)}
-    ]
-    pod["status"]["conditions"].append(
-        {
-            "type": "DisruptionTarget",
-            "status": "True",
-            "reason": reason,
-            "message": message,
-            "lastTransitionTime": "2026-12-02T05:00:30Z",
-        }
-    )
-    pod["status"].update(status or {})
-    return pod
-
-
-@pytest.mark.parametrize(
-    ("reason", "message", "status", "expected", "says"),
-    [
-        ("DeletionByPodGC", "PodGC: node no longer exists", {},
-         FailureReason.NODE_GONE, "the node was deleted"),
-        ("DeletionByTaintManager", "Taint manager: deleting due to NoExecute taint", {},
-         FailureReason.NODE_NOT_READY, "NoExecute taint"),
-        ("EvictionByEvictionAPI", "Eviction API: evicting", {},
-         FailureReason.EVICTED, "node drain"),
-        ("PreemptionByScheduler",
-         "default-scheduler: preempting to accommodate a higher priority pod", {},
-         FailureReason.PREEMPTED, "PRIORITY_CLASS_NAME"),
-        ("TerminationByKubelet",
-         "The node was low on resource: ephemeral-storage. Threshold quantity: 10057513974, "
-         "available: 9670764Ki.",
-         {"reason": "Evicted", "message": "The node was low on resource: ephemeral-storage."},
-         FailureReason.EVICTED, "node-pressure eviction"),
-    ],
-)  # fmt: skip
-def test_each_disruption_has_its_reason_and_a_clear_message(
-    reason: str, message: str, status: dict[str, Any], expected: FailureReason, says: str
-) -> None:
-    v = classify_pod(disrupted(reason, message, status), now=NOW, unschedulable_grace=60)
-    assert (v.done, v.ok, v.reason) == (True, False, expected)
-    assert says in v.message and message[:40] in v.message
-
-
-def test_a_disruption_seen_before_the_deletion_already_decides() -> None:
-    """The scheduler patches the condition, then deletes: the first event has no stamp yet."""
-    pod = disrupted(
-        "PreemptionByScheduler",
-        "default-scheduler: preempting to accommodate a higher priority pod",
-    )
-    del pod["metadata"]["deletionTimestamp"]
-    pod["status"]["phase"] = "Pending"
-    pod["status"]["containerStatuses"] = [waiting("pull-0", APP, "ContainerCreating", "")]
-    assert classify_pod(pod, now=NOW, unschedulable_grace=60).reason == FailureReason.PREEMPTED
-
-
-def test_a_kubelet_eviction_without_the_condition_is_evicted() -> None:
-    """Before DisruptionTarget (Kubernetes < 1.26) only status.reason says so."""
-    pod = pull_pod([APP], phase="Failed")
-    pod["status"].update(
-        reason="Evicted", message="The node was low on resource: memory. Threshold quantity: 100Mi."
-    )
-    pod["status"]["containerStatuses"] = [
-        {"name": "pull-0", "image": APP, "state": copy.deepcopy(UNKNOWN_137)}
-    ]
-    v = classify_pod(pod, now=NOW, unschedulable_grace=60)
-    assert (v.done, v.reason) == (True, FailureReason.EVICTED)
-    assert "low on resource: memory" in v.message
-
-
-def test_an_unknown_disruption_is_left_to_the_job() -> None:
-    pod = disrupted(
-        "DeletionByDeviceTaintManager", "Device taint manager: deleting due to NoExecute taint"
-    )
-    assert classify_pod(pod, now=NOW, unschedulable_grace=60) == Verdict(done=False)
-
-
-def test_a_disruption_condition_reset_to_false_is_ignored() -> None:
-    """The disruption controller resets a DisruptionTarget that was never acted on."""
-    pod = pull_pod([APP])
-    pod["status"]["containerStatuses"] = [waiting("pull-0", APP, "ErrImagePull", RATE)]
-    pod["status"]["conditions"].append(
-        {"type": "DisruptionTarget", "status": "False", "reason": "EvictionByEvictionAPI"}
-    )
-    assert classify_pod(pod, now=NOW, unschedulable_grace=60).reason == FailureReason.RATE_LIMITED
 
 
 # --- 5. CreateContainerError is retried ----------------------------------------------------------
