@@ -15,6 +15,7 @@ Import it as `from stack import run_stack` (tests/ is on sys.path: rootdir conft
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -30,8 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from google.protobuf.duration_pb2 import Duration
 from ips_client import IPSClient
 from prometheus_client.parser import text_string_to_metric_families
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, RegisterNamespaceRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 60.0
@@ -310,6 +315,26 @@ def run_stack(
         yield stack
     finally:
         stop_all(list(stack.procs.values()))
+
+
+async def fresh_namespace(client: Client) -> str:
+    """A new namespace on the dev server, with no custom search attribute."""
+    name = f"ips-first-{uuid.uuid4().hex[:8]}"
+    await client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(
+            namespace=name, workflow_execution_retention_period=Duration(seconds=86400)
+        )
+    )
+    deadline = time.monotonic() + 30
+    while True:  # the registry learns of a new namespace within moments
+        try:
+            await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=name)
+            )
+            return name
+        except RPCError:
+            assert time.monotonic() < deadline, f"namespace {name} never appeared"
+            await asyncio.sleep(0.2)
 
 
 @contextlib.contextmanager

@@ -11,24 +11,18 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 from api_testlib import TASKS, api_settings, new_queue, serve_api
-from google.protobuf.duration_pb2 import Duration
-from stack import KNOWN_SCENARIO, _spawn, _wait_http, free_port, run_stack
+from stack import KNOWN_SCENARIO, _spawn, _wait_http, free_port, fresh_namespace, run_stack
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.operatorservice.v1 import (
     AddSearchAttributesRequest,
     ListSearchAttributesRequest,
     RemoveSearchAttributesRequest,
-)
-from temporalio.api.workflowservice.v1 import (
-    DescribeNamespaceRequest,
-    RegisterNamespaceRequest,
 )
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
@@ -43,26 +37,6 @@ from common.temporal import SearchAttr
 pytestmark = pytest.mark.integration
 
 EXPECTED = {a.value: a.indexed_type for a in SearchAttr}
-
-
-async def fresh_namespace(client: Client) -> str:
-    """A new namespace on the dev server, with no custom search attribute."""
-    name = f"ips-first-{uuid.uuid4().hex[:8]}"
-    await client.workflow_service.register_namespace(
-        RegisterNamespaceRequest(
-            namespace=name, workflow_execution_retention_period=Duration(seconds=86400)
-        )
-    )
-    deadline = time.monotonic() + 30
-    while True:  # the registry learns of a new namespace within moments
-        try:
-            await client.workflow_service.describe_namespace(
-                DescribeNamespaceRequest(namespace=name)
-            )
-            return name
-        except RPCError:
-            assert time.monotonic() < deadline, f"namespace {name} never appeared"
-            await asyncio.sleep(0.2)
 
 
 async def custom_attributes(client: Client, namespace: str) -> dict[str, Any]:
