@@ -22,9 +22,13 @@ COPY api ./api
 COPY worker ./worker
 COPY kubesim ./kubesim
 COPY cli ./cli
+COPY client/python ./client/python
+# Two wheels, ips and ips-client (the `ips create/get/list/cancel/watch` commands), installed
+# from those files: ips-client is not on any index, so it never comes from one (docs/deploy.md).
 # dumb-init (a static binary shipped as a wheel) runs as PID 1: it forwards SIGTERM to the
 # process group and reaps zombies, so `kubectl delete pod` drains the worker gracefully.
-RUN /opt/ips/bin/pip install --no-cache-dir . dumb-init==1.2.5.post1 \
+RUN /opt/ips/bin/pip wheel --no-cache-dir --no-deps --wheel-dir /wheels ./client/python . \
+    && /opt/ips/bin/pip install --no-cache-dir /wheels/*.whl dumb-init==1.2.5.post1 \
     && /opt/ips/bin/python -m compileall -q /opt/ips/lib
 
 # ---- runtime: the same slim base, no compilers, no pip cache, no source tree, non-root ----

@@ -11,9 +11,10 @@ from typing import Annotated
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
-from temporalio.service import RetryConfig
+from temporalio.service import RetryConfig, RPCError
 
 from api.errors import TemporalUnavailable, Unauthorized
+from api.search_attributes import SearchAttributeRegistration
 from api.store import TaskStore
 from common.settings import Settings
 from common.temporal import connect
@@ -39,6 +40,7 @@ class TemporalConnector:
         self._lock = asyncio.Lock()
         self._failed_at = 0.0
         self._last_error = ""
+        self.search_attributes = SearchAttributeRegistration(settings.temporal_namespace)
 
     @property
     def connected(self) -> bool:
@@ -67,7 +69,15 @@ class TemporalConnector:
                 self._last_error = f"Temporal at {address} is unreachable: {err or 'timed out'}"
                 raise TemporalUnavailable(self._last_error) from err
             log.info("connected to Temporal at %s", address)
+            await self._register_search_attributes(self._client)
             return self._client
+
+    async def _register_search_attributes(self, client: Client) -> None:
+        """Before the first request uses the client: tasks need the attributes to start."""
+        try:
+            await asyncio.wait_for(self.search_attributes.ensure(client), CONNECT_TIMEOUT_SECONDS)
+        except (RPCError, TimeoutError) as err:  # /readyz tries again on each probe
+            log.warning("could not check the search attributes yet: %s", err or "timed out")
 
 
 def get_settings(request: Request) -> Settings:

@@ -218,6 +218,11 @@ async def temporal_errors(what: str) -> AsyncIterator[None]:
     except RPCError as err:
         if err.status in _UNAVAILABLE:
             raise TemporalUnavailable(f"{what}: Temporal did not answer ({err.message})") from err
+        if "no mapping defined for search attribute" in err.message:  # see GET /readyz
+            raise TemporalUnavailable(
+                f"{what}: the search attributes are not registered yet ({err.message}); "
+                "GET /readyz names them and the command that adds them"
+            ) from err
         raise TemporalError(f"{what}: {err.message}") from err
     except TimeoutError as err:
         raise TemporalUnavailable(f"{what}: Temporal did not answer in time") from err

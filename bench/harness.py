@@ -40,6 +40,7 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 
 from bench.engine_bench import run_history
 from common import temporal as t
+from common.search_attributes import ensure_search_attributes
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "bench" / "results"
@@ -135,7 +136,7 @@ class TemporalServer:
         while True:
             try:
                 client = await self.client()
-                await t.ensure_search_attributes(client, "default")
+                await ensure_search_attributes(client, "default")
                 return
             except Exception:
                 if time.monotonic() > deadline:

@@ -22,8 +22,9 @@ from types import FrameType
 
 import httpx
 
+from common.search_attributes import ensure_search_attributes
 from common.settings import Settings, load_settings
-from common.temporal import connect, ensure_search_attributes
+from common.temporal import connect
 
 _PR_SET_PDEATHSIG = 1
 

@@ -84,9 +84,9 @@ def sim(ctx: typer.Context) -> None:
     raise typer.Exit(sim_main(list(ctx.args)))
 
 
-from cli import client as _client  # noqa: E402 - the client commands (issue 6)
+from cli.client_commands import register_client_commands  # noqa: E402
 
-_client.register(app)
+register_client_commands(app)
 
 if __name__ == "__main__":  # pragma: no cover
     app()

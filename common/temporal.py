@@ -1,21 +1,18 @@
 """Temporal names, typed search attributes and the one way to build a client.
 
+Registering the search attributes: common/search_attributes.py.
+
 Every client (API, worker, CLI, tests, replayer) goes through `connect`, so all of them use the
 pydantic data converter and the same TLS / API-key settings.
 """
 
 from __future__ import annotations
 
-import logging
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
 from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.api.operatorservice.v1 import (
-    AddSearchAttributesRequest,
-    ListSearchAttributesRequest,
-)
 from temporalio.client import Client, TLSConfig
 from temporalio.common import (
     SearchAttributeKey,
@@ -23,8 +20,6 @@ from temporalio.common import (
 from temporalio.contrib.pydantic import pydantic_data_converter
 
 from common.settings import Settings
-
-log = logging.getLogger(__name__)
 
 WORKFLOW_NAME = "PrewarmWorkflow"
 QUERY_PROGRESS = "progress"
@@ -131,17 +126,3 @@ async def connect(settings: Settings, **kwargs: object) -> Client:
         api_key=api_key,
         **kwargs,  # type: ignore[arg-type]
     )
-
-
-async def ensure_search_attributes(client: Client, namespace: str) -> list[str]:
-    """Register missing custom search attributes; idempotent. Returns the names it added."""
-    resp = await client.operator_service.list_search_attributes(
-        ListSearchAttributesRequest(namespace=namespace)
-    )
-    missing = {a.value: a.indexed_type for a in SearchAttr if a.value not in resp.custom_attributes}
-    if missing:
-        await client.operator_service.add_search_attributes(
-            AddSearchAttributesRequest(namespace=namespace, search_attributes=missing)
-        )
-        log.info("registered search attributes %s", sorted(missing))
-    return sorted(missing)

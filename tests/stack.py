@@ -15,6 +15,7 @@ Import it as `from stack import run_stack` (tests/ is on sys.path: rootdir conft
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import json
 import os
@@ -30,8 +31,12 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+from google.protobuf.duration_pb2 import Duration
 from ips_client import IPSClient
 from prometheus_client.parser import text_string_to_metric_families
+from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, RegisterNamespaceRequest
+from temporalio.client import Client
+from temporalio.service import RPCError
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 60.0
@@ -113,6 +118,15 @@ class Stack:
     kubeconfig: Path
     metrics_urls: dict[str, str]
     procs: dict[str, Proc] = field(default_factory=dict)
+    worker_env: dict[str, str] = field(default_factory=dict)
+    work_dir: Path = ROOT
+
+    def start_worker(self) -> Proc:
+        """Start `ips worker` (a stack made with `with_worker=False`); waits for its metrics."""
+        proc = _spawn("worker", ["worker"], self.worker_env, self.work_dir)
+        self.procs["worker"] = proc
+        _wait_http(proc, self.metrics_urls["worker"], time.monotonic() + START_TIMEOUT)
+        return proc
 
     def client(self, token: str | None = None, **kwargs: Any) -> IPSClient:
         """A client of this stack's API, with its token unless another is given."""
@@ -245,8 +259,10 @@ def run_stack(
     token: str | None = None,
     log_level: str = "INFO",
     extra_env: dict[str, str] | None = None,
+    with_worker: bool = True,
 ) -> Iterator[Stack]:
-    """`ips sim`, `ips worker` and `ips api` as subprocesses; all stopped on exit."""
+    """`ips sim`, `ips worker` and `ips api` as subprocesses; all stopped on exit. With
+    `with_worker=False` the worker starts only on `stack.start_worker()` (a first deploy)."""
     scenario = scenario if scenario is not None else KNOWN_SCENARIO
     work_dir.mkdir(parents=True, exist_ok=True)
     scenario_path = work_dir / "scenario.json"
@@ -279,6 +295,8 @@ def run_stack(
             "worker": f"http://127.0.0.1:{metrics_port}/metrics",
             "temporal": f"http://127.0.0.1:{sdk_port}/metrics",
         },
+        worker_env=worker_env,
+        work_dir=work_dir,
     )
     try:
         deadline = time.monotonic() + START_TIMEOUT
@@ -289,12 +307,34 @@ def run_stack(
         stack.procs["sim"] = _spawn("sim", sim_args, base_env(), work_dir)
         stack.procs["api"] = _spawn("api", ["api"], api_env, work_dir)
         _wait_file(stack.procs["sim"], kubeconfig, deadline)
-        stack.procs["worker"] = _spawn("worker", ["worker"], worker_env, work_dir)
+        if with_worker:
+            stack.procs["worker"] = _spawn("worker", ["worker"], worker_env, work_dir)
         _wait_http(stack.procs["api"], f"{stack.url}/readyz", deadline)
-        _wait_http(stack.procs["worker"], stack.metrics_urls["worker"], deadline)
+        if with_worker:
+            _wait_http(stack.procs["worker"], stack.metrics_urls["worker"], deadline)
         yield stack
     finally:
         stop_all(list(stack.procs.values()))
+
+
+async def fresh_namespace(client: Client) -> str:
+    """A new namespace on the dev server, with no custom search attribute."""
+    name = f"ips-first-{uuid.uuid4().hex[:8]}"
+    await client.workflow_service.register_namespace(
+        RegisterNamespaceRequest(
+            namespace=name, workflow_execution_retention_period=Duration(seconds=86400)
+        )
+    )
+    deadline = time.monotonic() + 30
+    while True:  # the registry learns of a new namespace within moments
+        try:
+            await client.workflow_service.describe_namespace(
+                DescribeNamespaceRequest(namespace=name)
+            )
+            return name
+        except RPCError:
+            assert time.monotonic() < deadline, f"namespace {name} never appeared"
+            await asyncio.sleep(0.2)
 
 
 @contextlib.contextmanager

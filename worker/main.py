@@ -1,8 +1,9 @@
 """`ips worker`: the Temporal worker, the only component that talks to Kubernetes.
 
-Registers the search attributes if missing, serves Prometheus metrics (METRICS_PORT for ours,
-TEMPORAL_METRICS_PORT for the Temporal SDK's), and on SIGTERM stops polling, lets in-flight
-activities finish or heartbeat their progress, and exits; a restarted worker resumes them.
+Registers the search attributes if missing (common/search_attributes.py; the API does too),
+serves Prometheus metrics (METRICS_PORT for ours, TEMPORAL_METRICS_PORT for the Temporal SDK's),
+and on SIGTERM stops polling, lets in-flight activities finish or heartbeat their progress, and
+exits; a restarted worker resumes them.
 """
 
 from __future__ import annotations
@@ -23,8 +24,9 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 from activities.kube import Kube, KubeConfigError
 from activities.prewarm import PrewarmActivities
 from common.observability import setup_logging
+from common.search_attributes import SearchAttributesMissing, ensure_search_attributes
 from common.settings import Settings, load_settings
-from common.temporal import connect, ensure_search_attributes
+from common.temporal import connect
 from workflows.prewarm import PrewarmWorkflow
 
 log = logging.getLogger(__name__)
@@ -123,6 +125,6 @@ def run() -> None:
     setup_logging(settings, "worker")
     try:
         asyncio.run(serve(settings))
-    except KubeConfigError as err:
+    except (KubeConfigError, SearchAttributesMissing) as err:
         log.error("%s", err)
         raise SystemExit(2) from None

@@ -9,6 +9,7 @@ from http import HTTPStatus
 from fastapi import APIRouter, Request
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, ConfigDict
+from temporalio.client import Client
 
 from api.deps import TemporalConnector
 from api.errors import TemporalUnavailable, error_response
@@ -38,7 +39,8 @@ async def healthz() -> Health:
     responses=error_responses(HTTPStatus.SERVICE_UNAVAILABLE),
 )
 async def readyz(request: Request) -> Health | JSONResponse:
-    """200 when Temporal answers a health check within 2 s; 503 with the reason otherwise."""
+    """200 when Temporal answers a health check within 2 s and IPS's search attributes exist;
+    503 with the reason otherwise."""
     connector: TemporalConnector = request.app.state.temporal
     try:
         client = await connector.get()
@@ -59,7 +61,18 @@ async def readyz(request: Request) -> Health | JSONResponse:
         return error_response(
             HTTPStatus.SERVICE_UNAVAILABLE, "not ready", "Temporal reports itself unhealthy"
         )
+    if reason := await _search_attributes_not_ready(connector, client):
+        return error_response(HTTPStatus.SERVICE_UNAVAILABLE, "not ready", reason)
     return Health(status="ready")
+
+
+async def _search_attributes_not_ready(connector: TemporalConnector, client: Client) -> str | None:
+    """Missing search attributes IPS may not add (Temporal Cloud): which, and the command."""
+    try:
+        async with asyncio.timeout(READY_TIMEOUT_SECONDS):
+            return await connector.search_attributes.not_ready_reason(client)
+    except Exception as err:
+        return f"could not check the search attributes: {err or type(err).__name__}"
 
 
 # Some load balancers probe with HEAD; undocumented duplicates of the GETs.

@@ -1,6 +1,6 @@
 """docker-compose.yml: it parses (`docker-compose config`), every service is health-checked,
-IPS waits for healthy dependencies, env names are Settings fields, ports match the docs, and
-the admin-tools start script really registers our search attributes (run against a dev server).
+IPS waits for a healthy Temporal, env names are Settings fields, ports match the docs, and no
+separate step registers the search attributes (the API and the worker do it themselves).
 """
 
 from __future__ import annotations
@@ -13,7 +13,6 @@ import subprocess
 import sys
 import time
 import urllib.request
-import uuid
 from http import HTTPStatus
 from pathlib import Path
 from typing import Any
@@ -21,8 +20,6 @@ from typing import Any
 import pytest
 import yaml
 from temporalio.api.enums.v1 import IndexedValueType
-
-from common.temporal import SearchAttr
 
 from .conftest import ROOT, settings_env_names, tool
 
@@ -88,8 +85,10 @@ def test_dependencies_wait_for_health(compose: dict[str, Any]) -> None:
         for dep, cond in (svc.get("depends_on") or {}).items():
             assert cond == {"condition": "service_healthy"}, f"{name} -> {dep}"
             assert dep in services
-    assert set(services["ips-api"]["depends_on"]) == {"temporal-admin-tools"}
-    assert set(services["ips-worker"]["depends_on"]) == {"temporal-admin-tools"}
+    # The API and the worker register the search attributes themselves (either may start
+    # first: tests/api/test_api_first_deploy.py), so they wait for a healthy Temporal only.
+    assert set(services["ips-api"]["depends_on"]) == {"temporal"}
+    assert set(services["ips-worker"]["depends_on"]) == {"temporal"}
     assert set(services["temporal-admin-tools"]["depends_on"]) == {"temporal"}
     assert set(services["temporal"]["depends_on"]) == {"postgresql"}
     assert services["kubesim"]["profiles"] == ["sim"]
@@ -211,11 +210,14 @@ def test_kubesim_service_command_serves_the_compose_kubeconfig(
 
 
 @pytest.mark.unit
-def test_search_attribute_list_matches_common(compose: dict[str, Any]) -> None:
-    listed = env_of(compose["services"]["temporal-admin-tools"])["IPS_SEARCH_ATTRIBUTES"].split()
-    assert dict(p.split("=") for p in listed) == {
-        a.value: TYPE_NAMES[a.indexed_type] for a in SearchAttr
-    }
+def test_no_separate_search_attribute_step(compose: dict[str, Any]) -> None:
+    """No one-shot or script registers the attributes: a second list to keep in step with
+    common.temporal.SearchAttr would only drift. The API's healthcheck (/readyz) is 503 while
+    they are missing and cannot be added."""
+    text = COMPOSE.read_text()
+    assert "search-attribute create" not in text
+    assert "IPS_SEARCH_ATTRIBUTES" not in text
+    assert "/readyz" in " ".join(compose["services"]["ips-api"]["healthcheck"]["test"])
 
 
 @pytest.mark.unit
@@ -224,59 +226,3 @@ def test_images_are_pinned(compose: dict[str, Any]) -> None:
         image = re.sub(r"\$\{[A-Z_]+:-([^}]+)\}", r"\1", svc["image"])
         assert re.fullmatch(r"[\w./-]+:[\w.-]+", image), f"{name}: {image} has no tag"
         assert not image.endswith(":latest"), name
-
-
-def _admin_tools_script(compose: dict[str, Any], ready: Path) -> str:
-    script: str = compose["services"]["temporal-admin-tools"]["command"][0]
-    script = script.replace("$$", "$").replace("/tmp/ips-search-attributes-ready", str(ready))
-    assert "exec tail -f /dev/null" in script
-    return script.replace("exec tail -f /dev/null", "true")
-
-
-@pytest.mark.integration
-def test_admin_tools_registers_search_attributes(
-    compose: dict[str, Any], dev_address: str, tmp_path: Path
-) -> None:
-    """The compose start script, run as-is against a fresh namespace, twice (idempotent)."""
-    namespace = f"compose-{uuid.uuid4().hex[:8]}"
-    temporal = tool("temporal")
-    env = {
-        **os.environ,
-        "PATH": f"{Path(temporal).parent}:{os.environ['PATH']}",
-        "TEMPORAL_ADDRESS": dev_address,
-        "TEMPORAL_NAMESPACE": namespace,
-        "IPS_SEARCH_ATTRIBUTES": env_of(compose["services"]["temporal-admin-tools"])[
-            "IPS_SEARCH_ATTRIBUTES"
-        ],
-    }
-    subprocess.run(
-        [temporal, "operator", "namespace", "create", "--namespace", namespace],
-        env=env,
-        check=True,
-        capture_output=True,
-        timeout=30,
-    )
-    ready = tmp_path / "ready"
-    script = _admin_tools_script(compose, ready)
-    first = subprocess.run(
-        ["sh", "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-    assert first.returncode == 0, first.stderr
-    assert ready.exists()
-    listed = subprocess.run(
-        [temporal, "operator", "search-attribute", "list", "-o", "json"],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=30,
-        check=True,
-    ).stdout
-    for attr in SearchAttr:
-        assert attr.value in listed
-    ready.unlink()
-    second = subprocess.run(
-        ["sh", "-c", script], env=env, capture_output=True, text=True, timeout=60, check=False
-    )
-    assert second.returncode == 0, second.stderr
-    assert second.stdout.count("already registered") == len(SearchAttr)
-    assert ready.exists()

@@ -29,8 +29,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from common.models import TaskSpec, TaskView
+from common.search_attributes import ensure_search_attributes
 from common.settings import Settings
-from common.temporal import SearchAttr, connect, ensure_search_attributes
+from common.temporal import SearchAttr, connect
 from kubesim.testing import SimHandle, start_sim
 from workflows.prewarm import PrewarmWorkflow
 
