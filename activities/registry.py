@@ -29,16 +29,19 @@ import httpx
 from temporalio import activity
 from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_attempt, wait_exponential
 
+from activities.errors import KubernetesNotFound
+from activities.kube import Kube
 from activities.registry_auth import (
     DOCKER_HUB,
     Credentials,
+    Keyring,
     merge_keyrings,
     parse_challenge,
     parse_docker_config,
     plain_http_allowed,
     registry_key,
 )
-from common.imageref import parse
+from common.imageref import ParsedRef, parse
 from common.preflight import (
     ACTIVITY_RESOLVE_IMAGES,
     ImagePlatform,
@@ -128,7 +131,7 @@ class RegistryClient:
     def __init__(
         self,
         *,
-        keyring: dict[str, Credentials] | None = None,
+        keyring: Keyring | None = None,
         insecure_registries: list[str] | None = None,
         verify: ssl.SSLContext | bool = True,
         transport: httpx.AsyncBaseTransport | None = None,
@@ -141,7 +144,7 @@ class RegistryClient:
             verify=verify, transport=transport, timeout=TIMEOUT, follow_redirects=True
         )
         self._base: dict[str, str] = {}
-        self._auth: dict[tuple[str, str], str] = {}
+        self._auth: dict[tuple[str, str, Credentials | None], str] = {}
 
     async def __aenter__(self) -> RegistryClient:
         return self
@@ -183,24 +186,35 @@ class RegistryClient:
         if ref is None:
             raise RegistryNotFound(f"{image}: not a valid image reference")
         host = DOCKER_HUB_API if ref.domain == DOCKER_HUB else ref.domain
-        cred_key = registry_key(ref.domain)
-        reference = ref.digest or ref.tag or "latest"
         what = f"{ref.name}:{ref.tag or 'latest'}" if not ref.digest else ref.canonical()
-        resp = await self._get(host, cred_key, ref.path, f"manifests/{reference}", what, ACCEPT)
+        candidates: list[Credentials | None] = [*self.keyring.get(registry_key(ref.domain), [])]
+        for i, creds in enumerate(candidates or [None]):
+            try:
+                return await self._resolve_with(image, ref, host, creds, what)
+            except RegistryUnauthorized:
+                if i + 1 >= len(candidates):
+                    raise
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    async def _resolve_with(
+        self, image: str, ref: ParsedRef, host: str, creds: Credentials | None, what: str
+    ) -> ResolvedImage:
+        reference = ref.digest or ref.tag or "latest"
+        resp = await self._get(host, creds, ref.path, f"manifests/{reference}", what, ACCEPT)
         body = resp.content
         digest = ref.digest or f"sha256:{hashlib.sha256(body).hexdigest()}"
         doc = self._json(body, what)
         media_type = doc.get("mediaType") or resp.headers.get("content-type", "").split(";")[0]
         if media_type in INDEX_TYPES:
-            platforms = await self._index_platforms(host, cred_key, ref.path, doc, what)
+            platforms = await self._index_platforms(host, creds, ref.path, doc, what)
         elif media_type in MANIFEST_TYPES:
-            platforms = [await self._single_platform(host, cred_key, ref.path, doc, digest, what)]
+            platforms = [await self._single_platform(host, creds, ref.path, doc, digest, what)]
         else:
             raise RegistryUnreachable(f"{what}: unsupported manifest type {media_type!r}")
         return ResolvedImage(image=image, digest=digest, media_type=media_type, platforms=platforms)
 
     async def _index_platforms(
-        self, host: str, cred_key: str, repo: str, index: dict[str, Any], what: str
+        self, host: str, creds: Credentials | None, repo: str, index: dict[str, Any], what: str
     ) -> list[ImagePlatform]:
         entries = []
         for desc in index.get("manifests") or []:
@@ -214,9 +228,7 @@ class RegistryClient:
             entries.append(desc)
 
         async def one(desc: dict[str, Any]) -> ImagePlatform:
-            resp = await self._get(
-                host, cred_key, repo, f"manifests/{desc['digest']}", what, ACCEPT
-            )
+            resp = await self._get(host, creds, repo, f"manifests/{desc['digest']}", what, ACCEPT)
             manifest = self._json(resp.content, what)
             plat = desc["platform"]
             return ImagePlatform(
@@ -230,12 +242,18 @@ class RegistryClient:
         return list(await asyncio.gather(*(one(d) for d in entries)))
 
     async def _single_platform(
-        self, host: str, cred_key: str, repo: str, manifest: dict[str, Any], digest: str, what: str
+        self,
+        host: str,
+        creds: Credentials | None,
+        repo: str,
+        manifest: dict[str, Any],
+        digest: str,
+        what: str,
     ) -> ImagePlatform:
         config_digest = (manifest.get("config") or {}).get("digest")
         if not config_digest:
             raise RegistryUnreachable(f"{what}: manifest has no config")
-        resp = await self._get(host, cred_key, repo, f"blobs/{config_digest}", what, "*/*")
+        resp = await self._get(host, creds, repo, f"blobs/{config_digest}", what, "*/*")
         config = self._json(resp.content, what)
         return ImagePlatform(
             os=config.get("os", ""),
@@ -287,15 +305,15 @@ class RegistryClient:
         return self._base[host]
 
     async def _get(
-        self, host: str, cred_key: str, repo: str, path: str, what: str, accept: str
+        self, host: str, creds: Credentials | None, repo: str, path: str, what: str, accept: str
     ) -> httpx.Response:
         base = await self._base_url(host)
         scope = f"repository:{repo}:pull"
         url = f"{base}/v2/{repo}/{path}"
         for attempt in range(2):
             headers = {"Accept": accept}
-            if (host, scope) in self._auth:
-                headers["Authorization"] = self._auth[(host, scope)]
+            if (host, scope, creds) in self._auth:
+                headers["Authorization"] = self._auth[(host, scope, creds)]
             try:
                 resp = await self.http.get(url, headers=headers)
             except httpx.TransportError as exc:
@@ -303,7 +321,7 @@ class RegistryClient:
             if resp.status_code == httpx.codes.UNAUTHORIZED and attempt == 0:
                 challenge = parse_challenge(resp.headers.get("www-authenticate"))
                 if challenge is not None and await self._authorize(
-                    host, cred_key, scope, challenge.scheme, challenge.params, what
+                    host, creds, scope, challenge.scheme, challenge.params, what
                 ):
                     continue
             if resp.is_success:
@@ -312,15 +330,20 @@ class RegistryClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _authorize(
-        self, host: str, cred_key: str, scope: str, scheme: str, params: dict[str, str], what: str
+        self,
+        host: str,
+        creds: Credentials | None,
+        scope: str,
+        scheme: str,
+        params: dict[str, str],
+        what: str,
     ) -> bool:
-        """Set the Authorization for (host, scope) from a challenge; False when there is
-        nothing to try (Basic with no credentials, an unknown scheme)."""
-        creds = self.keyring.get(cred_key)
+        """Set the Authorization for (host, scope, creds) from a challenge; False when there
+        is nothing to try (Basic with no credentials, an unknown scheme)."""
         if scheme == "basic":
             if creds is None:
                 return False
-            self._auth[(host, scope)] = _basic(creds)
+            self._auth[(host, scope, creds)] = _basic(creds)
             return True
         if scheme != "bearer" or not params.get("realm"):
             return False
@@ -344,7 +367,7 @@ class RegistryClient:
         token = body.get("token") or body.get("access_token")
         if not isinstance(token, str) or not token:
             raise RegistryUnreachable(f"{what}: token server answered without a token")
-        self._auth[(host, scope)] = f"Bearer {token}"
+        self._auth[(host, scope, creds)] = f"Bearer {token}"
         return True
 
 
@@ -360,6 +383,21 @@ def _layers_size(manifest: dict[str, Any]) -> int:
 # --- the activity ---------------------------------------------------------------------------
 
 SecretReader = Callable[[str], Awaitable[dict[str, Any] | None]]
+
+
+def kube_secret_reader(kube: Kube) -> SecretReader:
+    """Reads a pull secret from K8S_NAMESPACE through the worker's rate-limited client
+    (a `get` on that Secret by name: RBAC can name each allowed secret in `resourceNames`)."""
+
+    async def read(name: str) -> dict[str, Any] | None:
+        try:
+            return await kube.call(
+                "get", "secrets", kube.core.read_namespaced_secret, name, kube.namespace
+            )
+        except KubernetesNotFound:
+            return None
+
+    return read
 
 
 class RegistryActivities:
@@ -381,7 +419,7 @@ class RegistryActivities:
     def all(self) -> list[Any]:
         return [self.resolve_images]
 
-    async def keyring(self, names: list[str]) -> tuple[dict[str, Credentials], list[str]]:
+    async def keyring(self, names: list[str]) -> tuple[Keyring, list[str]]:
         """Credentials from the named pull secrets; what could not be used becomes a warning
         (the kubelet, too, pulls without a secret it cannot read)."""
         rings: list[dict[str, Credentials]] = []

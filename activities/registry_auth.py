@@ -5,7 +5,10 @@
   `auth` (base64 `user:password`). Keys are matched to a registry by host[:port] after removing
   any scheme and path, as the kubelet's keyring does for plain host keys
   (pkg/credentialprovider/keyring.go, `parseSchemelessURL`); the Docker Hub aliases all count
-  as `docker.io`. The first secret that names a host wins, in the task's order.
+  as `docker.io`. Every secret that names a host gives one set of credentials, in the task's
+  order; they are tried in turn, as the kubelet does (pkg/kubelet/kuberuntime/
+  kuberuntime_image.go, `PullImage`: each matching credential until one pulls, and no
+  anonymous attempt once credentials exist).
 - `WWW-Authenticate` challenges (`Bearer realm="...",service="...",scope="..."` or `Basic`)
   are parsed per RFC 7235, the way the distribution client does
   (registry/client/auth/challenge/authchallenge.go).
@@ -80,12 +83,16 @@ def parse_docker_config(raw: bytes | str) -> dict[str, Credentials]:
     return out
 
 
-def merge_keyrings(keyrings: list[dict[str, Credentials]]) -> dict[str, Credentials]:
-    """The first keyring (secret) that names a host wins."""
-    out: dict[str, Credentials] = {}
+Keyring = dict[str, list[Credentials]]
+
+
+def merge_keyrings(keyrings: list[dict[str, Credentials]]) -> Keyring:
+    """host -> every secret's credentials for it, in the secrets' order, without repeats."""
+    out: Keyring = {}
     for ring in keyrings:
         for host, creds in ring.items():
-            out.setdefault(host, creds)
+            if creds not in out.setdefault(host, []):
+                out[host].append(creds)
     return out
 
 

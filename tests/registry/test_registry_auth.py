@@ -62,10 +62,13 @@ def test_malformed_config_names_the_problem(raw: str, why: str) -> None:
         parse_docker_config(raw)
 
 
-def test_first_secret_wins() -> None:
+def test_every_secret_counts_in_order_without_repeats() -> None:
     a = {"r.example.com": Credentials("a", "1")}
     b = {"r.example.com": Credentials("b", "2"), "q.example.com": Credentials("q", "3")}
-    assert merge_keyrings([a, b]) == {**b, "r.example.com": Credentials("a", "1")}
+    assert merge_keyrings([a, b, a]) == {
+        "r.example.com": [Credentials("a", "1"), Credentials("b", "2")],
+        "q.example.com": [Credentials("q", "3")],
+    }
 
 
 @pytest.mark.parametrize(

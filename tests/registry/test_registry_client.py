@@ -110,9 +110,18 @@ async def test_no_credentials_is_unauthorized_with_registry_message(tls_registry
 
 
 async def test_wrong_password_is_unauthorized(tls_registry: Served) -> None:
-    keyring = {tls_registry.registry.host: Credentials(USER, "wrong")}
-    with pytest.raises(RegistryUnauthorized):
+    keyring = {tls_registry.registry.host: [Credentials(USER, "wrong")]}
+    with pytest.raises(RegistryUnauthorized) as err:
         await resolve(tls_registry.ref("multi"), verify=ctx(tls_registry), keyring=keyring)
+    assert "UNAUTHORIZED: authentication required" in err.value.message
+
+
+async def test_each_secrets_credentials_are_tried_in_turn(tls_registry: Served) -> None:
+    """As the kubelet: every matching credential until one works."""
+    host = tls_registry.registry.host
+    keyring = {host: [Credentials(USER, "wrong"), Credentials(USER, PASSWORD)]}
+    got = await resolve(tls_registry.ref("multi"), verify=ctx(tls_registry), keyring=keyring)
+    assert_matches(got, tls_registry.images["multi"])
 
 
 async def test_unreachable_registry(registry_tools: None) -> None:
@@ -150,7 +159,7 @@ async def test_tls_without_the_test_ca_is_unreachable_and_never_falls_back_to_ht
 ) -> None:
     """The default trust store does not know the test CA; the registry is on loopback, so
     plain HTTP is tried, and its 400 (an HTTPS server) keeps the TLS error."""
-    keyring = {tls_registry.registry.host: Credentials(USER, PASSWORD)}
+    keyring = {tls_registry.registry.host: [Credentials(USER, PASSWORD)]}
     with pytest.raises(RegistryUnreachable) as err:
         await resolve(tls_registry.ref("single"), keyring=keyring)
     assert "CERTIFICATE_VERIFY_FAILED" in err.value.message
@@ -178,13 +187,13 @@ async def test_anonymous_token_denied_is_unauthorized(token_registry: Served) ->
 
 
 async def test_token_auth_with_credentials(token_registry: Served) -> None:
-    keyring = {token_registry.registry.host: Credentials(USER, PASSWORD)}
+    keyring = {token_registry.registry.host: [Credentials(USER, PASSWORD)]}
     got = await resolve(f"{token_registry.registry.host}/private/single:1", keyring=keyring)
     assert_matches(got, token_registry.images["single"])
 
 
 async def test_token_server_refusal_carries_its_message(token_registry: Served) -> None:
-    keyring = {token_registry.registry.host: Credentials(USER, "wrong")}
+    keyring = {token_registry.registry.host: [Credentials(USER, "wrong")]}
     with pytest.raises(RegistryUnauthorized) as err:
         await resolve(token_registry.ref("single"), keyring=keyring)
     assert "incorrect username or password" in err.value.message
