@@ -41,6 +41,13 @@ from activities.registry_auth import (
     plain_http_allowed,
     registry_key,
 )
+from activities.registry_errors import (
+    RegistryError,
+    RegistryNotFound,
+    RegistryUnauthorized,
+    RegistryUnreachable,
+    error_for,
+)
 from common.imageref import ParsedRef, parse
 from common.preflight import (
     ACTIVITY_RESOLVE_IMAGES,
@@ -65,56 +72,6 @@ ACCEPT = ", ".join((*INDEX_TYPES, *MANIFEST_TYPES))
 DOCKER_HUB_API = "registry-1.docker.io"
 TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the distribution spec's recommended manifest limit
-
-
-class RegistryError(Exception):
-    kind = PreflightError.UNREACHABLE
-
-    def __init__(self, message: str, status: int | None = None) -> None:
-        super().__init__(message)
-        self.message = message
-        self.status = status
-
-
-class RegistryNotFound(RegistryError):
-    kind = PreflightError.NOT_FOUND
-
-
-class RegistryUnauthorized(RegistryError):
-    kind = PreflightError.UNAUTHORIZED
-
-
-class RegistryUnreachable(RegistryError):
-    kind = PreflightError.UNREACHABLE
-
-
-def registry_message(resp: httpx.Response) -> str:
-    """The registry's own words: `CODE: message` of each entry of the spec's `errors` body,
-    or a token server's `details`/`error`, else the HTTP reason."""
-    try:
-        body = resp.json()
-    except ValueError:
-        body = None
-    parts: list[str] = []
-    if isinstance(body, dict):
-        for err in body.get("errors") or []:
-            if isinstance(err, dict) and (err.get("message") or err.get("code")):
-                code, msg = err.get("code"), err.get("message")
-                parts.append(f"{code}: {msg}" if code and msg else str(code or msg))
-        for key in ("details", "error_description", "error"):
-            if not parts and isinstance(body.get(key), str) and body[key]:
-                parts.append(body[key])
-    text = "; ".join(parts) or (resp.reason_phrase or "")
-    return f"HTTP {resp.status_code}: {text}".rstrip(": ")
-
-
-def _error_for(resp: httpx.Response, what: str) -> RegistryError:
-    msg = f"{what}: {registry_message(resp)}"
-    if resp.status_code == httpx.codes.NOT_FOUND:
-        return RegistryNotFound(msg, resp.status_code)
-    if resp.status_code in (httpx.codes.UNAUTHORIZED, httpx.codes.FORBIDDEN):
-        return RegistryUnauthorized(msg, resp.status_code)
-    return RegistryUnreachable(msg, resp.status_code)
 
 
 def ssl_context(ca_file: str | None) -> ssl.SSLContext:
@@ -326,7 +283,7 @@ class RegistryClient:
                     continue
             if resp.is_success:
                 return resp
-            raise _error_for(resp, what)
+            raise error_for(resp, what)
         raise AssertionError("unreachable")  # pragma: no cover
 
     async def _authorize(
@@ -362,7 +319,7 @@ class RegistryClient:
         except httpx.TransportError as exc:
             raise RegistryUnreachable(f"{what}: token: {type(exc).__name__}: {exc}") from None
         if not resp.is_success:
-            raise _error_for(resp, f"{what}: token")
+            raise error_for(resp, f"{what}: token")
         body = self._json(resp.content, f"{what}: token")
         token = body.get("token") or body.get("access_token")
         if not isinstance(token, str) or not token:

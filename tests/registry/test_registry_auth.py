@@ -9,7 +9,6 @@ import json
 import httpx
 import pytest
 
-from activities.registry import registry_message
 from activities.registry_auth import (
     Challenge,
     Credentials,
@@ -20,6 +19,7 @@ from activities.registry_auth import (
     plain_http_allowed,
     registry_key,
 )
+from activities.registry_errors import registry_message
 from common.preflight import ResolvedImage
 
 pytestmark = pytest.mark.unit

@@ -11,16 +11,13 @@ import httpx
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.registry import (
-    OCI_INDEX,
-    OCI_MANIFEST,
-    RegistryActivities,
-    RegistryClient,
+from activities.registry import OCI_INDEX, OCI_MANIFEST, RegistryActivities, RegistryClient
+from activities.registry_auth import Credentials
+from activities.registry_errors import (
     RegistryNotFound,
     RegistryUnauthorized,
     RegistryUnreachable,
 )
-from activities.registry_auth import Credentials
 from common.preflight import PreflightError, ResolvedImage, ResolveImagesInput
 from common.settings import Settings
 from tests.registry.conftest import PASSWORD, USER, Served
