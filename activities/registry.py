@@ -23,6 +23,7 @@ import json
 import logging
 import ssl
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -74,11 +75,11 @@ TIMEOUT = httpx.Timeout(10.0, connect=5.0)
 MAX_MANIFEST_BYTES = 4 * 1024 * 1024  # the distribution spec's recommended manifest limit
 
 
-def ssl_context(ca_file: str | None) -> ssl.SSLContext:
+def ssl_context(ca_file: Path | None) -> ssl.SSLContext:
     """The system roots, plus the given CA bundle (REGISTRY_CA_FILE)."""
     ctx = ssl.create_default_context()
-    if ca_file:
-        ctx.load_verify_locations(cafile=ca_file)
+    if ca_file is not None:
+        ctx.load_verify_locations(cafile=str(ca_file))
     return ctx
 
 
@@ -404,7 +405,7 @@ class RegistryActivities:
     @activity.defn(name=ACTIVITY_RESOLVE_IMAGES)
     async def resolve_images(self, inp: ResolveImagesInput) -> ResolveImagesResult:
         keyring, warnings = await self.keyring(list(inp.image_pull_secrets))
-        verify = ssl_context(str(self.settings.registry_ca_file or "") or None)
+        verify = ssl_context(self.settings.registry_ca_file)
         async with RegistryClient(
             keyring=keyring,
             insecure_registries=self.settings.insecure_registries,
