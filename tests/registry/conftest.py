@@ -63,8 +63,8 @@ def test_ca(tmp_path_factory: pytest.TempPathFactory, registry_tools: None) -> C
 def _serve(
     reg: Registry, layouts: dict[str, OciImage], ns: str, *, private: bool = False
 ) -> Iterator[Served]:
-    reg.start()
     try:
+        reg.start()
         for name, img in layouts.items():
             reg.push(img.layout, img.tag, f"{ns}/{name}")
         if private:

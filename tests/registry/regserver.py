@@ -30,11 +30,10 @@ import subprocess
 import tarfile
 import threading
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
@@ -194,6 +193,7 @@ class Registry:
     ca: CA | None = None
     port: int = field(default_factory=free_port)
     proc: subprocess.Popen[bytes] | None = None
+    log: IO[bytes] | None = None
 
     @property
     def host(self) -> str:
@@ -268,7 +268,8 @@ class Registry:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait(10)
-        self.log.close()
+        if self.log is not None:
+            self.log.close()
 
     def push(self, layout: Path, tag: str, repo: str) -> None:
         """`skopeo copy --all --preserve-digests oci:LAYOUT:TAG docker://HOST/REPO:TAG`."""
@@ -369,12 +370,3 @@ def build_layout(d: Path, tag: str, platforms: list[tuple[str, str]], *, index: 
     top["annotations"] = {"org.opencontainers.image.ref.name": tag}
     (d / "index.json").write_text(json.dumps({"schemaVersion": 2, "manifests": [top]}))
     return OciImage(d, tag, top["digest"], top["mediaType"], built)
-
-
-@contextlib.contextmanager
-def running(reg: Registry) -> Iterator[Registry]:
-    reg.start()
-    try:
-        yield reg
-    finally:
-        reg.stop()
