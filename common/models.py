@@ -76,6 +76,10 @@ class SkipReason(StrEnum):
     CORDONED = "Cordoned"
     TAINTED = "Tainted"
     NON_LINUX = "NonLinux"
+    # Registry-aware checks (issue 16; activities/platforms.py).
+    NO_MATCHING_PLATFORM = "NoMatchingPlatform"
+    DISK_PRESSURE = "DiskPressure"
+    INSUFFICIENT_DISK = "InsufficientDisk"
 
 
 class TolerationOperator(StrEnum):

@@ -65,6 +65,15 @@ class Settings(BaseSettings):
     priority_class_name: str | None = None
     unschedulable_grace_seconds: int = Field(default=60, ge=0, le=3600)
 
+    # Registries (preflight). Loopback registries may always use plain HTTP.
+    insecure_registries: list[str] = Field(
+        default_factory=list,
+        description="JSON list of host or host:port allowed over plain HTTP (non-loopback).",
+    )
+    registry_ca_file: Path | None = Field(
+        default=None, description="PEM bundle trusted for registry TLS, besides the system roots."
+    )
+
     # API.
     ips_api_tokens: SecretStr | None = Field(
         default=None, description="Comma-separated bearer tokens; unset means auth is off."

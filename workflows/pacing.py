@@ -1,0 +1,75 @@
+"""Adaptive pacing of pulls (pure, deterministic): an AIMD window over the Jobs in flight.
+
+When a node's pull fails with `RateLimited` (the registry answered 429), the window halves,
+down to `floor`; while pulls succeed it grows back by one Job per window's worth of successes
+(TCP congestion avoidance: additive increase, multiplicative decrease), up to `ceiling`, the
+task's own in-flight limit.
+
+One burst of 429s is one congestion event: the pulls that were already in flight when the
+window halved can still report 429s, so after a decrease the next `window-before-the-decrease`
+outcomes cannot halve it again (TCP halves at most once per round trip for the same reason).
+
+The state is a pydantic model so that it can live in the workflow's state and survive
+continue-as-new; it holds no clock and no randomness, so it replays the same.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from common.models import FailureReason, WireModel
+
+
+class AimdWindow(WireModel):
+    ceiling: int = Field(
+        ge=1, description="The task's in-flight limit; the window never exceeds it."
+    )
+    floor: int = Field(default=1, ge=1)
+    window: int = Field(default=0, ge=0, description="0 means: start at the ceiling.")
+    successes: int = Field(default=0, ge=0, description="Since the window last grew.")
+    cooldown: int = Field(default=0, ge=0, description="Outcomes left in the last 429 burst.")
+    decreases: int = Field(default=0, ge=0)
+
+    @model_validator(mode="after")
+    def _bounds(self) -> AimdWindow:
+        if self.floor > self.ceiling:
+            raise ValueError(f"floor {self.floor} is above ceiling {self.ceiling}")
+        if self.window == 0:
+            self.window = self.ceiling
+        self.window = min(max(self.window, self.floor), self.ceiling)
+        return self
+
+    def on_rate_limited(self) -> int:
+        """A node failed with RateLimited: halve (once per burst). Returns the window."""
+        if self.cooldown > 0:
+            self.cooldown -= 1
+            return self.window
+        self.cooldown = self.window
+        self.window = max(self.floor, self.window // 2)
+        self.successes = 0
+        self.decreases += 1
+        return self.window
+
+    def on_success(self) -> int:
+        """A node's pull succeeded: one step towards growing by one. Returns the window."""
+        if self.cooldown > 0:
+            self.cooldown -= 1
+        self.successes += 1
+        if self.successes >= self.window:
+            self.successes = 0
+            self.window = min(self.ceiling, self.window + 1)
+        return self.window
+
+    def on_other_outcome(self) -> int:
+        """Any other outcome (another failure reason, a skip): only ages the burst."""
+        if self.cooldown > 0:
+            self.cooldown -= 1
+        return self.window
+
+    def record(self, ok: bool, reason: FailureReason | None = None) -> int:
+        """One node outcome, as the batch activity reports it."""
+        if ok:
+            return self.on_success()
+        if reason == FailureReason.RATE_LIMITED:
+            return self.on_rate_limited()
+        return self.on_other_outcome()
