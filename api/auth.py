@@ -104,20 +104,7 @@ class AuthConfig:
         return found
 
 
-def load_auth(settings: Settings) -> AuthConfig:
-    """The auth of this deployment, or AuthConfigError: silence never turns auth off."""
-    configured = settings.ips_api_tokens is not None or settings.ips_api_tokens_file is not None
-    if settings.ips_auth == AuthMode.NONE:
-        if configured:
-            raise AuthConfigError(
-                "IPS_AUTH=none contradicts IPS_API_TOKENS / IPS_API_TOKENS_FILE: unset one"
-            )
-        return AuthConfig(AuthMode.NONE)
-    if not configured:
-        raise AuthConfigError(
-            "no API tokens: set IPS_API_TOKENS or IPS_API_TOKENS_FILE, "
-            "or IPS_AUTH=none to run the API with no authentication"
-        )
+def _read_tokens(settings: Settings) -> list[tuple[bytes, Principal]]:
     tokens: list[tuple[bytes, Principal]] = []
     if settings.ips_api_tokens is not None:
         for i, entry in enumerate(settings.ips_api_tokens.get_secret_value().split(",")):
@@ -135,6 +122,25 @@ def load_auth(settings: Settings) -> AuthConfig:
             line = line.strip()
             if line and not line.startswith("#"):
                 tokens.append(_parse_entry(line, f"IPS_API_TOKENS_FILE line {n}"))
+    return tokens
+
+
+def load_auth(settings: Settings) -> AuthConfig:
+    """The auth of this deployment, or AuthConfigError: silence never turns auth off."""
+    configured = settings.ips_api_tokens is not None or settings.ips_api_tokens_file is not None
+    if settings.ips_auth == AuthMode.NONE:
+        # An empty token variable next to IPS_AUTH=none is consistent (compose passes one).
+        if configured and _read_tokens(settings):
+            raise AuthConfigError(
+                "IPS_AUTH=none contradicts the tokens in IPS_API_TOKENS / IPS_API_TOKENS_FILE"
+            )
+        return AuthConfig(AuthMode.NONE)
+    if not configured:
+        raise AuthConfigError(
+            "no API tokens: set IPS_API_TOKENS or IPS_API_TOKENS_FILE, "
+            "or IPS_AUTH=none to run the API with no authentication"
+        )
+    tokens = _read_tokens(settings)
     if not tokens:
         raise AuthConfigError(
             "IPS_API_TOKENS / IPS_API_TOKENS_FILE is set but holds no token (empty, only "

@@ -74,6 +74,8 @@ def test_no_token_and_no_explicit_none_is_a_startup_error() -> None:
         load_auth(Settings())
     with pytest.raises(AuthConfigError, match="contradicts"):
         load_auth(Settings(ips_auth="none", ips_api_tokens="tok"))
+    # Compose passes an empty variable next to IPS_AUTH=none: consistent, auth is off.
+    assert not load_auth(Settings(ips_auth="none", ips_api_tokens="")).enabled
 
 
 def test_a_bad_token_entry_never_echoes_the_entry() -> None:

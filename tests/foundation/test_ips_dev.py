@@ -121,6 +121,16 @@ def test_dev_brings_up_the_stack_and_keeps_tasks_across_restarts(stack: DevStack
     out = stack.log.read_text()
     for what in ("OpenAPI docs", "Temporal Web UI", f":{stack.ui_port}", "--kubeconfig"):
         assert what in out, f"{what!r} not printed by ips dev"
+    # Issue 14: no tokens here, so the API runs open on purpose (IPS_AUTH=none), says so with a
+    # WARNING, and listens on loopback only.
+    assert "WARNING" in out and "NO authentication" in out, out[-3000:]
+    listening = {
+        conn.laddr.ip
+        for p in stack.children
+        for conn in getattr(p, "net_connections", p.connections)(kind="tcp")
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port == stack.api_port
+    }
+    assert listening == {"127.0.0.1"}, listening
 
     created = httpx.post(
         f"{stack.api}/api/v1/tasks",
