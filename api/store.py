@@ -417,9 +417,9 @@ class TaskStore:
         The describe still decides (unknown, another deployment's task, closed); a query answer
         is used only for a task it confirms running.
         """
-        await self._connect()
-        if not TASK_ID_RE.fullmatch(task_id):
+        if not TASK_ID_RE.fullmatch(task_id):  # before Temporal: a bad ID is a 404 even then
             raise TaskNotFound(task_id)
+        await self._connect()
         query = asyncio.create_task(self._query(task_id))
         try:
             desc = await self._describe(task_id)
@@ -677,6 +677,8 @@ class TaskStore:
 
     async def cancel(self, task_id: str, caller: Principal = ANONYMOUS) -> CancelOutcome:
         """Request a cancel and wait up to 5 s for the workflow to confirm by closing."""
+        if not TASK_ID_RE.fullmatch(task_id):
+            raise TaskNotFound(task_id)
         await self._connect()
         desc = await self._describe(task_id)
         await self._check_owner(desc, caller)
