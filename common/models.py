@@ -113,6 +113,10 @@ NAME_TOTAL_LENGTH_MAX = 255
 # name (255) + ":" + tag (128) + "@sha512:" + 128 hex: nothing valid is longer.
 IMAGE_REFERENCE_MAX = NAME_TOTAL_LENGTH_MAX + 1 + 128 + 1 + len("sha512:") + 128
 NODE_SELECTOR_MAX_ENTRIES = 32
+# nodeNames in all: the task's result echoes them and names each missing one in a failure
+# detail, and a Temporal payload may not exceed 2 MB (a 10,000 x 96-character list made a 3 MB
+# result the workflow could never complete).
+NODE_NAMES_MAX_TOTAL_CHARS = 320_000
 TOLERATION_SECONDS_MAX = 86400
 
 _LABEL_NAME_RE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
@@ -331,7 +335,10 @@ class TaskSpec(WireModel):
         "entries); empty means all.",
     )
     node_names: list[NodeName] | None = Field(
-        default=None, max_length=10000, description="Explicit node names (optional)."
+        default=None,
+        max_length=10000,
+        description="Explicit node names (optional): at most 10,000, and "
+        f"{NODE_NAMES_MAX_TOTAL_CHARS} characters in all.",
     )
     image_pull_policy: ImagePullPolicy = ImagePullPolicy.IF_NOT_PRESENT
     image_pull_secrets: list[SecretName] = Field(default_factory=list, max_length=20)
@@ -356,7 +363,15 @@ class TaskSpec(WireModel):
     @field_validator("node_names")
     @classmethod
     def _dedupe_nodes(cls, v: list[str] | None) -> list[str] | None:
-        return None if v is None else list(dict.fromkeys(v))
+        if v is None:
+            return None
+        v = list(dict.fromkeys(v))
+        total = sum(len(n) for n in v)
+        if total > NODE_NAMES_MAX_TOTAL_CHARS:
+            raise ValueError(
+                f"{total} characters of node names: at most {NODE_NAMES_MAX_TOTAL_CHARS} in all"
+            )
+        return v
 
 
 # --------------------------------------------------------------------------------------

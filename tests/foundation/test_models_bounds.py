@@ -124,3 +124,14 @@ def test_bounds_themselves_are_accepted() -> None:
     )
     assert len(spec.node_selector) == NODE_SELECTOR_MAX_ENTRIES
     assert Toleration(key="k", value="").value == ""
+
+
+def test_node_names_are_capped_in_total() -> None:
+    """10,000 long names made a task result over Temporal's 2 MB payload limit (issue 14)."""
+    from common.models import NODE_NAMES_MAX_TOTAL_CHARS
+
+    fits = [f"n{i:05d}-" + "x" * 25 for i in range(10_000)]
+    assert sum(map(len, fits)) <= NODE_NAMES_MAX_TOTAL_CHARS
+    assert TaskSpec(images=["nginx"], batch_size=1, node_names=fits).node_names == fits
+    with pytest.raises(ValidationError, match="characters of node names"):
+        TaskSpec(images=["nginx"], batch_size=1, node_names=[n + "yyyy" for n in fits])
