@@ -69,6 +69,20 @@ def test_a_token_file_with_only_comments_is_a_startup_error(tmp_path: Path) -> N
         load_auth(Settings(ips_api_tokens_file=tmp_path / "absent"))
 
 
+def test_token_file_roles_are_backward_compatible(tmp_path: Path) -> None:
+    """The old format (one bare token a line, # comments) still loads, with every right."""
+    f = tmp_path / "tokens"
+    f.write_text("# ops\nold-token\n  ci-token   write \ndash read\nroot ADMIN\n")
+    auth = load_auth(Settings(ips_api_tokens_file=f))
+    roles = {tok.decode(): p.role.label for tok, p in auth.tokens}
+    assert roles == {"old-token": "admin", "ci-token": "write", "dash": "read", "root": "admin"}
+    ids = {p.id for _, p in auth.tokens}
+    assert len(ids) == 4 and not any("token" in i.removeprefix("token-") for i in ids)
+    with pytest.raises(AuthConfigError, match="line 2"):
+        f.write_text("# ops\nci-token writer\n")
+        load_auth(Settings(ips_api_tokens_file=f))
+
+
 def test_no_token_and_no_explicit_none_is_a_startup_error() -> None:
     with pytest.raises(AuthConfigError, match="IPS_AUTH=none"):
         load_auth(Settings())
