@@ -11,7 +11,7 @@ from common.models import IMAGE_REFERENCE_RE, ImagePullPolicy, TaskSpec, Tolerat
 from common.settings import Settings
 
 DEFAULT_REGISTRY = "docker.io"
-# Taints kubeadm (and most distributions) put on control-plane nodes.
+# Taints (and labels) kubeadm and most distributions put on control-plane nodes.
 CONTROL_PLANE_TAINT_KEYS = frozenset(
     {"node-role.kubernetes.io/control-plane", "node-role.kubernetes.io/master"}
 )
@@ -69,6 +69,13 @@ def check_policy(spec: TaskSpec, settings: Settings) -> None:
         raise PolicyViolation(
             "imagePullPolicy: Always is not allowed here (IPS_ALLOW_ALWAYS_PULL=false)"
         )
+    if not settings.ips_allow_control_plane:
+        for key in spec.node_selector:
+            if key in CONTROL_PLANE_TAINT_KEYS:
+                raise PolicyViolation(
+                    f"nodeSelector: {key} selects control-plane nodes, which is not allowed "
+                    "here (IPS_ALLOW_CONTROL_PLANE=false)"
+                )
     for i, tol in enumerate(spec.tolerations):
         if (
             not tol.key

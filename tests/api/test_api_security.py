@@ -180,6 +180,10 @@ async def test_a_read_token_reads_but_never_writes(http: httpx.AsyncClient) -> N
             {"tolerations": [{"key": "node-role.kubernetes.io/master", "operator": "Exists"}]},
             "IPS_ALLOW_CONTROL_PLANE",
         ),
+        (
+            {"nodeSelector": {"node-role.kubernetes.io/control-plane": ""}},
+            "IPS_ALLOW_CONTROL_PLANE",
+        ),
     ],
 )
 async def test_closed_policy_by_default_is_a_403_naming_the_rule(
