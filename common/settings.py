@@ -120,6 +120,8 @@ class Settings(BaseSettings):
 
     # Observability.
     metrics_port: int = Field(default=9090, ge=0, le=65535)
+    # Where the worker's two metrics ports listen: loopback unless a deployment opens them.
+    metrics_host: str = Field(default="127.0.0.1", min_length=1, max_length=253)
     # The Temporal SDK's own Prometheus metrics (worker only; 0 disables).
     temporal_metrics_port: int = Field(default=9091, ge=0, le=65535)
     log_level: LogLevel = LogLevel.INFO

@@ -135,6 +135,7 @@ def test_every_published_port_binds_loopback_only(compose: dict[str, Any]) -> No
             assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond localhost"
     api = env_of(compose["services"]["ips-api"])
     assert api["SERVER_HOST"] == "0.0.0.0"  # inside its container, behind the loopback publish
+    assert env_of(compose["services"]["ips-worker"])["METRICS_HOST"] == "0.0.0.0"
     assert api["IPS_AUTH"] == "${IPS_AUTH:-token}"  # closed unless IPS_AUTH=none is exported
 
 

@@ -364,6 +364,8 @@ def test_configmap_is_valid_settings(
     assert tls_config(s) is False
     assert s.ips_allowed_registries == [] and s.ips_allowed_pull_secrets == []
     assert not s.ips_allow_always_pull and s.ips_max_running_tasks == 20
+    # Loopback is the code's default; a pod must listen on its own interfaces to be reached.
+    assert s.server_host == s.metrics_host == "0.0.0.0"
 
 
 def test_mtls_overlay_builds_a_tls_client_config(

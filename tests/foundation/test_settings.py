@@ -54,7 +54,8 @@ def test_tokens_file(tmp_path: Path) -> None:
 
 def test_api_listens_on_loopback_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("SERVER_HOST", raising=False)
-    assert Settings().server_host == "127.0.0.1"
+    monkeypatch.delenv("METRICS_HOST", raising=False)
+    assert Settings().server_host == Settings().metrics_host == "127.0.0.1"
 
 
 def test_policy_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
