@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -13,7 +13,8 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from temporalio.client import Client
 from temporalio.service import RetryConfig, RPCError
 
-from api.errors import TemporalUnavailable, Unauthorized
+from api.auth import Principal, Role
+from api.errors import Forbidden, TemporalUnavailable, Unauthorized
 from api.search_attributes import SearchAttributeRegistration
 from api.store import TaskStore
 from common.settings import Settings
@@ -103,29 +104,37 @@ Store = Annotated[TaskStore, Depends(get_store)]
 
 _bearer = HTTPBearer(
     auto_error=False,
-    description="Required only when IPS_API_TOKENS or IPS_API_TOKENS_FILE is set.",
+    description="A token from IPS_API_TOKENS or IPS_API_TOKENS_FILE (unless IPS_AUTH=none).",
 )
 
 
-def require_token(
+def get_principal(
     request: Request,
-    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
-) -> None:
-    """Bearer-token check when tokens are configured; constant time, and never logged."""
-    tokens: list[bytes] = request.app.state.api_tokens
-    if not tokens:
-        return
-    if credentials is None or credentials.scheme.lower() != "bearer":
+    _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """The caller AuthMiddleware identified (before the body was read); 401 if none did."""
+    principal = request.scope.get("state", {}).get("principal")
+    if not isinstance(principal, Principal):
         raise Unauthorized(
             "this API requires 'Authorization: Bearer <token>'",
             headers={"WWW-Authenticate": "Bearer"},
         )
-    given = credentials.credentials.encode()
-    # Compare against every token, whatever matches, so timing says nothing about which.
-    ok = False
-    for token in tokens:
-        ok |= hmac.compare_digest(given, token)
-    if not ok:
-        raise Unauthorized(
-            "invalid bearer token", headers={"WWW-Authenticate": 'Bearer error="invalid_token"'}
-        )
+    return principal
+
+
+CallerDep = Annotated[Principal, Depends(get_principal)]
+
+
+def require_role(needed: Role) -> Callable[[Principal], Principal]:
+    def check(principal: CallerDep) -> Principal:
+        if not principal.may(needed):
+            raise Forbidden(
+                f"this token has role {principal.role.label}; this call needs {needed.label}"
+            )
+        return principal
+
+    return check
+
+
+Reader = Annotated[Principal, Depends(require_role(Role.READ))]
+Writer = Annotated[Principal, Depends(require_role(Role.WRITE))]

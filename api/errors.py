@@ -62,6 +62,25 @@ class Unauthorized(ApiError):
     error = "unauthorized"
 
 
+class Forbidden(ApiError):
+    """The caller is known but may not do this: its token's role, or the operator's policy."""
+
+    status = HTTPStatus.FORBIDDEN
+    error = "forbidden"
+
+
+class PolicyViolation(Forbidden):
+    error = "forbidden by policy"
+
+
+class TooManyTasks(ApiError):
+    status = HTTPStatus.TOO_MANY_REQUESTS
+    error = "too many running tasks"
+
+    def __init__(self, details: str, retry_after: int) -> None:
+        super().__init__(details, headers={"Retry-After": str(retry_after)})
+
+
 class TaskNotFound(ApiError):
     status = HTTPStatus.NOT_FOUND
     error = "task not found"

@@ -7,6 +7,7 @@ behind a load balancer change nothing a client sees.
 from __future__ import annotations
 
 import logging
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from http import HTTPStatus
@@ -17,6 +18,7 @@ from fastapi import FastAPI
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi_offline import FastAPIOffline
 
+from api.auth import AuthConfigError, AuthMiddleware, load_auth
 from api.deps import TemporalConnector
 from api.errors import TemporalUnavailable, install_error_handlers
 from api.middleware import BodyLimitMiddleware, MetricsMiddleware
@@ -31,9 +33,9 @@ Pre-pulls container images onto the nodes of a Kubernetes cluster, in batches. E
 durable Temporal workflow; this API starts, reads, lists and cancels them and keeps no state of
 its own.
 
-Errors always have the envelope `{"error", "details"[, "taskId"]}`. When `IPS_API_TOKENS` or
-`IPS_API_TOKENS_FILE` is set, every `/api/*` call needs `Authorization: Bearer <token>`.
-See docs/api.md.
+Errors always have the envelope `{"error", "details"[, "taskId"]}`. Every `/api/*` call needs
+`Authorization: Bearer <token>` (a token with role read, write or admin) unless the operator
+set `IPS_AUTH=none`. See docs/api.md and docs/security.md.
 """
 
 
@@ -64,7 +66,7 @@ def _openapi_without_422(app: FastAPI) -> Any:
             routes=app.routes,
             tags=app.openapi_tags,
         )
-        auth_on = bool(app.state.api_tokens)
+        auth_on = app.state.auth.enabled
         for path in schema.get("paths", {}).values():
             for op in path.values():
                 responses = op.get("responses", {})
@@ -84,7 +86,9 @@ def _openapi_without_422(app: FastAPI) -> Any:
 
 
 def create_app(settings: Settings | None = None) -> FastAPI:
+    """The app; AuthConfigError when the settings would leave auth silently off."""
     settings = settings or load_settings()
+    auth = load_auth(settings)
     # Swagger UI and ReDoc served from the package, not a CDN: /docs works on air-gapped clusters.
     app = FastAPIOffline(
         title="Image Prewarm Service",
@@ -99,7 +103,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.temporal = TemporalConnector(settings)
-    app.state.api_tokens = [tok.encode() for tok in settings.api_tokens()]
+    app.state.auth = auth
     install_error_handlers(app)
     app.include_router(health.router)
     app.include_router(metrics.router)
@@ -108,6 +112,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     # Outermost last: metrics see every request, 413s included.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_body_bytes)
+    # Outside the body cap: an unauthenticated caller gets 401 before any byte of body is read.
+    app.add_middleware(AuthMiddleware, config=auth)
     if settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,
@@ -117,18 +123,30 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             expose_headers=["Location"],
         )
     app.add_middleware(MetricsMiddleware)
-    if app.state.api_tokens:
-        log.info("bearer-token auth is on (%d token(s))", len(app.state.api_tokens))
+    if auth.enabled:
+        log.info("bearer-token auth is on (%d token(s))", len(auth.tokens))
+    else:
+        log.warning(
+            "IPS_AUTH=none: the API has NO authentication; anyone who reaches %s:%d can pull "
+            "images onto every node",
+            settings.server_host,
+            settings.server_port,
+        )
     return app
 
 
 def serve() -> None:
-    """`ips api`: settings from the environment, JSON logs, uvicorn on SERVER_PORT."""
+    """`ips api`: settings from the environment, JSON logs, uvicorn on SERVER_HOST:SERVER_PORT."""
     settings = load_settings()
     setup_logging(settings, "api")
+    try:
+        app = create_app(settings)
+    except AuthConfigError as err:
+        print(f"invalid configuration: {err}", file=sys.stderr)
+        raise SystemExit(2) from None
     uvicorn.run(
-        create_app(settings),
-        host="0.0.0.0",
+        app,
+        host=settings.server_host,
         port=settings.server_port,
         log_config=None,
         access_log=True,

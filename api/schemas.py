@@ -38,6 +38,14 @@ _EXAMPLES: dict[HTTPStatus, dict[str, Any]] = {
         "error": "unauthorized",
         "details": "this API requires 'Authorization: Bearer <token>'",
     },
+    HTTPStatus.FORBIDDEN: {
+        "error": "forbidden by policy",
+        "details": "imagePullPolicy: Always is not allowed here (IPS_ALLOW_ALWAYS_PULL=false)",
+    },
+    HTTPStatus.TOO_MANY_REQUESTS: {
+        "error": "too many running tasks",
+        "details": "20 tasks are running, the most IPS_MAX_RUNNING_TASKS allows; retry later",
+    },
     HTTPStatus.NOT_FOUND: {
         "error": "task not found",
         "details": "no task with ID 'task-20260116-151234-a1b2c3d4'",
@@ -66,7 +74,11 @@ _EXAMPLES: dict[HTTPStatus, dict[str, Any]] = {
 _DESCRIPTIONS = {
     HTTPStatus.BAD_REQUEST: "Invalid input: malformed JSON, a field breaking a rule (named), "
     "an unknown status filter, limit > 100 or a negative offset.",
-    HTTPStatus.UNAUTHORIZED: "Auth is on and the bearer token is missing or wrong.",
+    HTTPStatus.UNAUTHORIZED: "The bearer token is missing or wrong (unless IPS_AUTH=none).",
+    HTTPStatus.FORBIDDEN: "The token's role does not allow this call, or the operator's "
+    "policy forbids the request (the rule is named).",
+    HTTPStatus.TOO_MANY_REQUESTS: "IPS_MAX_RUNNING_TASKS tasks are running; retry after "
+    "Retry-After seconds.",
     HTTPStatus.NOT_FOUND: "No such task.",
     HTTPStatus.CONFLICT: "Idempotency-Key reused with a different body.",
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE: "Body larger than MAX_BODY_BYTES (1 MiB by default).",

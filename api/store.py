@@ -46,7 +46,15 @@ from temporalio.common import (
 from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError, RPCStatusCode
 
-from api.errors import Conflict, TaskNotFound, TemporalError, TemporalUnavailable
+from api.auth import ANONYMOUS, Principal, Role
+from api.errors import (
+    Conflict,
+    Forbidden,
+    TaskNotFound,
+    TemporalError,
+    TemporalUnavailable,
+    TooManyTasks,
+)
 from common import temporal as t
 from common.models import (
     PrewarmInput,
@@ -64,11 +72,13 @@ from common.settings import Settings
 
 log = logging.getLogger(__name__)
 
-TASK_ID_RE = re.compile(r"^task-\d{8}-\d{6}-[0-9a-f]{8}$")
+TASK_ID_RE = re.compile(r"task-[0-9]{8}-[0-9]{6}-[0-9a-f]{8}")  # fullmatch, ASCII digits
 RESERVATION_WORKFLOW = "IpsIdempotencyReservation"
 MEMO_BODY_HASH = "bodyHash"
 MEMO_TASK_ID = "taskId"
 MEMO_IDEMPOTENCY_KEY = "idempotencyKey"
+MEMO_OWNER = "owner"
+RUNNING_CAP_RETRY_AFTER_SECONDS = 30
 
 QUERY_TIMEOUT = timedelta(seconds=2)
 _CLOSED_MEANWHILE = "closed"  # the query was refused: the task closed after the describe
@@ -110,9 +120,11 @@ def body_hash(spec: TaskSpec) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def reservation_id(task_queue: str, key: str) -> str:
-    """Deterministic per (deployment, key): two concurrent retries race for this one ID."""
-    digest = hashlib.sha256(f"{task_queue}\0{key}".encode()).hexdigest()[:40]
+def reservation_id(task_queue: str, key: str, owner: str = ANONYMOUS.id) -> str:
+    """Deterministic per (deployment, caller, key): two concurrent retries race for this one ID,
+    and one caller's key never finds another caller's task."""
+    scoped = key if owner == ANONYMOUS.id else f"{owner}\0{key}"
+    digest = hashlib.sha256(f"{task_queue}\0{scoped}".encode()).hexdigest()[:40]
     return f"ips-idempotency-{digest}"
 
 
@@ -264,13 +276,16 @@ class TaskStore:
 
     # --- create ---------------------------------------------------------------------------
 
-    async def create(self, spec: TaskSpec, idempotency_key: str | None) -> CreateOutcome:
+    async def create(
+        self, spec: TaskSpec, idempotency_key: str | None, caller: Principal = ANONYMOUS
+    ) -> CreateOutcome:
         await self._connect()
         digest = body_hash(spec)
         now = utcnow().replace(microsecond=0)
         task_id, created_at = new_task_id(now), now
+        await self._check_running_cap(idempotency_key, caller)
         if idempotency_key is not None:
-            task_id, created_at = await self._reserve(idempotency_key, digest, task_id, now)
+            task_id, created_at = await self._reserve(idempotency_key, digest, task_id, now, caller)
         task = TaskCreated(
             task_id=task_id,
             status=TaskStatus.PENDING,
@@ -282,7 +297,11 @@ class TaskStore:
         pairs: list[SearchAttributePair[Any]] = [SearchAttributePair(t.STATUS_KEY, "pending")]
         if idempotency_key is not None:
             pairs.append(SearchAttributePair(t.IDEMPOTENCY_KEY, idempotency_key))
-        memo: dict[str, Any] = {t.MEMO_TASK: task.model_dump(mode="json"), MEMO_BODY_HASH: digest}
+        memo: dict[str, Any] = {
+            t.MEMO_TASK: task.model_dump(mode="json"),
+            MEMO_BODY_HASH: digest,
+            MEMO_OWNER: caller.id,
+        }
         try:
             async with temporal_errors("starting the task"):
                 await self.client.start_workflow(
@@ -298,7 +317,7 @@ class TaskStore:
                 )
         except WorkflowAlreadyStartedError:
             if idempotency_key is None:  # 32 random bits in the same second: just try again
-                return await self.create(spec, None)
+                return await self.create(spec, None, caller)
             # Another request with the same key (and body) got there first: the same task.
             desc = await self._describe(task_id)
             existing = await _memo_task(desc) or task
@@ -312,8 +331,31 @@ class TaskStore:
         )
         return CreateOutcome(task, created=True)
 
+    async def _check_running_cap(self, key: str | None, caller: Principal) -> None:
+        """429 when IPS_MAX_RUNNING_TASKS tasks run; a retry of a reserved key is never refused.
+
+        Visibility counts lag a little, so the cap is approximate under a burst of creates."""
+        cap = self.settings.ips_max_running_tasks
+        if cap <= 0:
+            return
+        query = f"{self._base_query(None)} AND ExecutionStatus = 'Running'"
+        if await self._count(query) < cap:
+            return
+        if key is not None:
+            rid = reservation_id(self.queue, key, caller.id)
+            try:
+                await self.client.get_workflow_handle(rid).describe(rpc_timeout=RPC_TIMEOUT)
+                return  # a retry of an accepted request: answered as before, never refused
+            except RPCError as err:
+                if err.status != RPCStatusCode.NOT_FOUND:
+                    raise TemporalUnavailable(f"checking the key: {err.message}") from err
+        raise TooManyTasks(
+            f"{cap} tasks are running, the most IPS_MAX_RUNNING_TASKS allows; retry later",
+            retry_after=RUNNING_CAP_RETRY_AFTER_SECONDS,
+        )
+
     async def _reserve(
-        self, key: str, digest: str, task_id: str, now: datetime
+        self, key: str, digest: str, task_id: str, now: datetime, caller: Principal
     ) -> tuple[str, datetime]:
         """Claim the key with a deterministic workflow ID, or read the task that claimed it.
 
@@ -322,7 +364,7 @@ class TaskStore:
         exactly one reserves; both then start the prewarm workflow under the reserved task ID,
         and the slower start collides with WorkflowAlreadyStartedError.
         """
-        rid = reservation_id(self.queue, key)
+        rid = reservation_id(self.queue, key, caller.id)
         memo = {MEMO_TASK_ID: task_id, "createdAt": now.isoformat(), MEMO_BODY_HASH: digest}
         try:
             async with temporal_errors("reserving the idempotency key"):
@@ -358,7 +400,7 @@ class TaskStore:
     # --- get ------------------------------------------------------------------------------
 
     async def _describe(self, task_id: str) -> WorkflowExecutionDescription:
-        if not TASK_ID_RE.match(task_id):
+        if not TASK_ID_RE.fullmatch(task_id):
             raise TaskNotFound(task_id)
         try:
             async with temporal_errors("reading the task"):
@@ -380,9 +422,9 @@ class TaskStore:
         The describe still decides (unknown, another deployment's task, closed); a query answer
         is used only for a task it confirms running.
         """
-        await self._connect()
-        if not TASK_ID_RE.match(task_id):
+        if not TASK_ID_RE.fullmatch(task_id):  # before Temporal: a bad ID is a 404 even then
             raise TaskNotFound(task_id)
+        await self._connect()
         query = asyncio.create_task(self._query(task_id))
         try:
             desc = await self._describe(task_id)
@@ -623,10 +665,28 @@ class TaskStore:
             status=final.status,
         )
 
-    async def cancel(self, task_id: str) -> CancelOutcome:
+    async def _check_owner(self, desc: WorkflowExecution, caller: Principal) -> None:
+        """A write token cancels only the tasks it created; an admin token any task."""
+        if caller.may(Role.ADMIN):
+            return
+        try:
+            owner = (await desc.memo()).get(MEMO_OWNER)
+        except Exception:  # an unreadable memo: no proven owner
+            owner = None
+        if owner != caller.id:
+            raise Forbidden(
+                "this token did not create the task; only its creator or an admin token "
+                "may cancel it",
+                task_id=desc.id,
+            )
+
+    async def cancel(self, task_id: str, caller: Principal = ANONYMOUS) -> CancelOutcome:
         """Request a cancel and wait up to 5 s for the workflow to confirm by closing."""
+        if not TASK_ID_RE.fullmatch(task_id):
+            raise TaskNotFound(task_id)
         await self._connect()
         desc = await self._describe(task_id)
+        await self._check_owner(desc, caller)
         if desc.status != WorkflowExecutionStatus.RUNNING:
             await self._already_finished(desc)
         loop = asyncio.get_running_loop()

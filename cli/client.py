@@ -24,6 +24,7 @@ from typing import Annotated, Any
 import typer
 from ips_client import (
     TASKS_PATH,
+    Forbidden,
     IPSClient,
     IPSError,
     ServiceUnavailable,
@@ -118,8 +119,10 @@ def api_errors() -> Iterator[None]:
     """Every API or connection error becomes one line on stderr and an exit code."""
     try:
         yield
-    except ServiceUnavailable as err:
+    except ServiceUnavailable as err:  # 429 too: retry later
         _fail(str(err), Exit.API_UNAVAILABLE)
+    except Forbidden as err:  # a role or the operator's policy: a token change may not help
+        _fail(str(err), Exit.API_ERROR)
     except Unauthorized as err:
         _fail(f"{err} — set IPS_TOKEN to a token the API accepts", Exit.API_ERROR)
     except IPSError as err:

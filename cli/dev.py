@@ -142,6 +142,10 @@ def run_dev(
 
     host, port = _split_address(settings.temporal_address)
     env = {"IPS_LOG_FORMAT": os.environ.get("IPS_LOG_FORMAT", "console")}
+    if settings.ips_api_tokens is None and settings.ips_api_tokens_file is None:
+        # A laptop stack: no tokens unless you give some. The API says so with a WARNING, and
+        # listens on SERVER_HOST (127.0.0.1 unless you change it).
+        env.setdefault("IPS_AUTH", os.environ.get("IPS_AUTH", "none"))
     deadline = time.monotonic() + startup_timeout
     try:
         if _port_open(host, port):

@@ -105,17 +105,30 @@ _DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
 _DOMAIN_NAME = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*"
 _IPV6 = r"\[(?:[a-fA-F0-9:]+)\]"
 _DOMAIN = rf"(?:{_DOMAIN_NAME}|{_IPV6})(?::[0-9]+)?"
-_TAG = r"[\w][\w.-]{0,127}"
-_DIGEST = r"[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,}"
+# The tag grammar in ASCII (Python's \w would admit any Unicode letter).
+_TAG = r"[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}"
+# Only the digest algorithms runtimes verify (opencontainers/go-digest), each at its exact
+# length in lowercase hex: an unbounded digest once made a 1 MB Job manifest per node.
+DIGEST_HEX_LENGTHS = {"sha256": 64, "sha384": 96, "sha512": 128}
+_DIGEST = "|".join(f"{alg}:[0-9a-f]{{{n}}}" for alg, n in DIGEST_HEX_LENGTHS.items())
 _NAME = rf"(?:{_DOMAIN}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+# Always used with fullmatch: `$` would also accept a trailing newline.
 IMAGE_REFERENCE_RE = re.compile(
-    rf"^(?P<name>{_NAME})(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?$"
+    rf"(?P<name>{_NAME})(?::(?P<tag>{_TAG}))?(?:@(?P<digest>{_DIGEST}))?", re.ASCII
 )
 NAME_TOTAL_LENGTH_MAX = 255
+# name (255) + ":" + tag (128) + "@sha512:" + 128 hex: nothing valid is longer.
+IMAGE_REFERENCE_MAX = NAME_TOTAL_LENGTH_MAX + 1 + 128 + 1 + len("sha512:") + 128
+NODE_SELECTOR_MAX_ENTRIES = 32
+# nodeNames in all: the task's result echoes them and names each missing one in a failure
+# detail, and a Temporal payload may not exceed 2 MB (a 10,000 x 96-character list made a 3 MB
+# result the workflow could never complete).
+NODE_NAMES_MAX_TOTAL_CHARS = 320_000
+TOLERATION_SECONDS_MAX = 86400
 
-_LABEL_NAME_RE = re.compile(r"^([A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?)$")
+_LABEL_NAME_RE = re.compile(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?")
 _DNS1123_SUBDOMAIN_RE = re.compile(
-    r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$"
+    r"[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*"
 )
 
 
@@ -124,11 +137,16 @@ def validate_image_reference(ref: str) -> str:
     ref = ref.strip()
     if not ref:
         raise ValueError("image reference must not be empty")
-    m = IMAGE_REFERENCE_RE.match(ref)
+    if len(ref) > IMAGE_REFERENCE_MAX:
+        raise ValueError(
+            f"image reference of {len(ref)} characters: at most {IMAGE_REFERENCE_MAX} allowed"
+        )
+    m = IMAGE_REFERENCE_RE.fullmatch(ref)
     if m is None:
         raise ValueError(
             f"{ref!r} is not a valid image reference "
-            "(expected [registry[:port]/]name[:tag][@digest], lowercase name components)"
+            "(expected [registry[:port]/]name[:tag][@digest], lowercase name components, "
+            "an ASCII tag, a sha256/sha384/sha512 digest of 64/96/128 lowercase hex)"
         )
     if len(m.group("name")) > NAME_TOTAL_LENGTH_MAX:
         raise ValueError(
@@ -140,11 +158,11 @@ def validate_image_reference(ref: str) -> str:
 def validate_label_key(key: str) -> str:
     prefix, sep, name = key.rpartition("/")
     if sep:
-        if not prefix or len(prefix) > 253 or not _DNS1123_SUBDOMAIN_RE.match(prefix):
+        if not prefix or len(prefix) > 253 or not _DNS1123_SUBDOMAIN_RE.fullmatch(prefix):
             raise ValueError(
                 f"label key {key!r}: prefix must be a DNS-1123 subdomain of at most 253 characters"
             )
-    if not name or len(name) > 63 or not _LABEL_NAME_RE.match(name):
+    if not name or len(name) > 63 or not _LABEL_NAME_RE.fullmatch(name):
         raise ValueError(
             f"label key {key!r}: name must be 1-63 characters, alphanumeric at both ends, "
             "with '-', '_' or '.' between"
@@ -155,7 +173,7 @@ def validate_label_key(key: str) -> str:
 def validate_label_value(value: str) -> str:
     if value == "":
         return value
-    if len(value) > 63 or not _LABEL_NAME_RE.match(value):
+    if len(value) > 63 or not _LABEL_NAME_RE.fullmatch(value):
         raise ValueError(
             f"label value {value!r}: must be at most 63 characters, alphanumeric at both ends, "
             "with '-', '_' or '.' between"
@@ -164,7 +182,7 @@ def validate_label_value(value: str) -> str:
 
 
 def validate_dns1123_subdomain(name: str) -> str:
-    if not name or len(name) > 253 or not _DNS1123_SUBDOMAIN_RE.match(name):
+    if not name or len(name) > 253 or not _DNS1123_SUBDOMAIN_RE.fullmatch(name):
         raise ValueError(
             f"{name!r} is not a valid DNS-1123 subdomain "
             "(lowercase alphanumerics, '-' and '.', at most 253 characters)"
@@ -174,21 +192,24 @@ def validate_dns1123_subdomain(name: str) -> str:
 
 # The same rules in the OpenAPI schema (ECMA-262 regex: no named groups), so clients and
 # schema-driven tools see them; validation itself stays in the validators above.
-_IMAGE_PATTERN = (
-    r"^\s*"
-    + re.sub(r"\(\?P<\w+>", "(", IMAGE_REFERENCE_RE.pattern).removeprefix("^").removesuffix("$")
-    + r"\s*$"
-)
+_IMAGE_PATTERN = r"^\s*" + re.sub(r"\(\?P<\w+>", "(", IMAGE_REFERENCE_RE.pattern) + r"\s*$"
 _DNS1123_SCHEMA = {
     "type": "string",
     "minLength": 1,
     "maxLength": 253,
-    "pattern": _DNS1123_SUBDOMAIN_RE.pattern,
+    "pattern": f"^{_DNS1123_SUBDOMAIN_RE.pattern}$",
 }
 ImageRef = Annotated[
     str,
     AfterValidator(validate_image_reference),
-    WithJsonSchema({"type": "string", "minLength": 1, "pattern": _IMAGE_PATTERN}),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "minLength": 1,
+            "maxLength": IMAGE_REFERENCE_MAX,
+            "pattern": _IMAGE_PATTERN,
+        }
+    ),
 ]
 NodeName = Annotated[
     str, AfterValidator(validate_dns1123_subdomain), WithJsonSchema(_DNS1123_SCHEMA)
@@ -269,12 +290,14 @@ class Toleration(WireModel):
     operator: TolerationOperator = TolerationOperator.EQUAL
     value: str | None = None
     effect: TaintEffect | None = None
-    toleration_seconds: int | None = Field(default=None, ge=0)
+    toleration_seconds: int | None = Field(default=None, ge=0, le=TOLERATION_SECONDS_MAX)
 
     @model_validator(mode="after")
     def _check(self) -> Toleration:
         if self.key:
             validate_label_key(self.key)
+        if self.value:
+            validate_label_value(self.value)
         if self.operator == TolerationOperator.EXISTS and self.value:
             raise ValueError("toleration with operator Exists must not set a value")
         if self.operator == TolerationOperator.EQUAL and not self.key:
@@ -313,10 +336,16 @@ class TaskSpec(WireModel):
     )
     batch_size: int = Field(ge=1, le=100, description="Nodes per batch (1-100).")
     node_selector: dict[str, str] = Field(
-        default_factory=dict, description="Label selector for target nodes; empty means all."
+        default_factory=dict,
+        max_length=NODE_SELECTOR_MAX_ENTRIES,
+        description=f"Label selector for target nodes (at most {NODE_SELECTOR_MAX_ENTRIES} "
+        "entries); empty means all.",
     )
     node_names: list[NodeName] | None = Field(
-        default=None, max_length=10000, description="Explicit node names (optional)."
+        default=None,
+        max_length=10000,
+        description="Explicit node names (optional): at most 10,000, and "
+        f"{NODE_NAMES_MAX_TOTAL_CHARS} characters in all.",
     )
     image_pull_policy: ImagePullPolicy = ImagePullPolicy.IF_NOT_PRESENT
     image_pull_secrets: list[SecretName] = Field(default_factory=list, max_length=20)
@@ -341,7 +370,15 @@ class TaskSpec(WireModel):
     @field_validator("node_names")
     @classmethod
     def _dedupe_nodes(cls, v: list[str] | None) -> list[str] | None:
-        return None if v is None else list(dict.fromkeys(v))
+        if v is None:
+            return None
+        v = list(dict.fromkeys(v))
+        total = sum(len(n) for n in v)
+        if total > NODE_NAMES_MAX_TOTAL_CHARS:
+            raise ValueError(
+                f"{total} characters of node names: at most {NODE_NAMES_MAX_TOTAL_CHARS} in all"
+            )
+        return v
 
 
 # --------------------------------------------------------------------------------------

@@ -10,6 +10,7 @@ import logging
 import re
 import sys
 import time
+from collections.abc import Mapping
 
 from prometheus_client import Counter, Histogram
 from pythonjsonlogger.json import JsonFormatter
@@ -47,17 +48,24 @@ API_REQUEST_SECONDS = Histogram(
 _BEARER = re.compile(r"(?i)(bearer\s+)[A-Za-z0-9._~+/=-]+")
 
 
+def _redact(value: object) -> object:
+    return _BEARER.sub(r"\1[REDACTED]", value) if isinstance(value, str) else value
+
+
 class RedactingFilter(logging.Filter):
-    """Last line of defence: no bearer token reaches a log sink, whatever the caller logged."""
+    """Last line of defence: no bearer token reaches a log sink, whatever the caller logged.
+
+    `record.args` keeps its shape: a tuple stays a tuple, and a dict (`log.info("%(who)s",
+    {"who": ...})`) stays a dict, so the line still formats."""
 
     def filter(self, record: logging.LogRecord) -> bool:
         if isinstance(record.msg, str) and "earer" in record.msg:
             record.msg = _BEARER.sub(r"\1[REDACTED]", record.msg)
-        if record.args:
-            record.args = tuple(
-                _BEARER.sub(r"\1[REDACTED]", a) if isinstance(a, str) else a
-                for a in (record.args if isinstance(record.args, tuple) else (record.args,))
-            )
+        args = record.args
+        if isinstance(args, Mapping):
+            record.args = {k: _redact(v) for k, v in args.items()}
+        elif isinstance(args, tuple):
+            record.args = tuple(_redact(a) for a in args)
         return True
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 import sys
 from enum import StrEnum
 from pathlib import Path
+from typing import Annotated
 
 from pydantic import (
     AliasChoices,
@@ -17,12 +18,34 @@ from pydantic import (
     field_validator,
     model_validator,
 )
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 
 class LogFormat(StrEnum):
     JSON = "json"
     CONSOLE = "console"
+
+
+class AuthMode(StrEnum):
+    """IPS_AUTH: `token` (bearer tokens required) or `none` (no auth: an explicit choice)."""
+
+    TOKEN = "token"
+    NONE = "none"
+
+
+# A list from the environment: a JSON list, or comma-separated words.
+CommaList = Annotated[list[str], NoDecode]
+
+
+def _comma_list(v: object) -> object:
+    if isinstance(v, str):
+        text = v.strip()
+        if text.startswith("["):
+            import json
+
+            return json.loads(text)
+        return [part.strip() for part in text.split(",") if part.strip()]
+    return v
 
 
 class LogLevel(StrEnum):
@@ -35,10 +58,15 @@ class LogLevel(StrEnum):
 class Settings(BaseSettings):
     """Environment variable names are the field names upper-cased (e.g. SERVER_PORT)."""
 
-    model_config = SettingsConfigDict(env_prefix="", case_sensitive=False, extra="ignore")
+    # hide_input_in_errors: a whole-model error would otherwise print every input, secrets included.
+    model_config = SettingsConfigDict(
+        env_prefix="", case_sensitive=False, extra="ignore", hide_input_in_errors=True
+    )
 
     # The seed's three.
     server_port: int = Field(default=8080, ge=1, le=65535)
+    # The API's listen address: loopback unless a deployment opens it (compose, Kubernetes).
+    server_host: str = Field(default="127.0.0.1", min_length=1, max_length=253)
     k8s_namespace: str = Field(default="default", min_length=1, max_length=63)
     # Must be a statically linked busybox: dynamically linked helpers break on Alpine and
     # distroless images (kube-fledged #176, #246). The musl build is static.
@@ -76,14 +104,33 @@ class Settings(BaseSettings):
 
     # API.
     ips_api_tokens: SecretStr | None = Field(
-        default=None, description="Comma-separated bearer tokens; unset means auth is off."
+        default=None, description="Comma-separated bearer tokens, each `TOKEN [read|write|admin]`."
     )
     ips_api_tokens_file: Path | None = None
+    # Unset: tokens are required (a start-up error without any). `none` turns auth off, loudly.
+    ips_auth: AuthMode | None = None
     cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
 
+    # Policy: what a caller may ask for (docs/security.md). Enforced by the API (400/403/429).
+    # Registry prefixes an image must start with (`docker.io/library`, `registry.example.com/`);
+    # empty allows every registry.
+    ips_allowed_registries: CommaList = Field(default_factory=list)
+    # Pull Secrets a task may name (they live in K8S_NAMESPACE); empty allows none.
+    ips_allowed_pull_secrets: CommaList = Field(default_factory=list)
+    # `{"operator": "Exists"}` with no key tolerates every taint.
+    ips_allow_keyless_tolerations: bool = False
+    # Tolerating the control-plane taints (node-role.kubernetes.io/control-plane, .../master).
+    ips_allow_control_plane: bool = False
+    # imagePullPolicy Always: a registry pull on every node even when the image is there.
+    ips_allow_always_pull: bool = False
+    # Tasks running at once (all callers); a POST over it gets 429. 0 means no cap.
+    ips_max_running_tasks: int = Field(default=20, ge=0, le=100000)
+
     # Observability.
     metrics_port: int = Field(default=9090, ge=0, le=65535)
+    # Where the worker's two metrics ports listen: loopback unless a deployment opens them.
+    metrics_host: str = Field(default="127.0.0.1", min_length=1, max_length=253)
     # The Temporal SDK's own Prometheus metrics (worker only; 0 disables).
     temporal_metrics_port: int = Field(default=9091, ge=0, le=65535)
     log_level: LogLevel = LogLevel.INFO
@@ -101,29 +148,39 @@ class Settings(BaseSettings):
             raise ValueError("TEMPORAL_TLS=false contradicts TEMPORAL_TLS_CERT/TEMPORAL_TLS_CA")
         return self
 
+    @field_validator("ips_allowed_registries", "ips_allowed_pull_secrets", mode="before")
+    @classmethod
+    def _lists(cls, v: object) -> object:
+        return _comma_list(v)
+
     @field_validator("log_level", mode="before")
     @classmethod
     def _upper(cls, v: object) -> object:
         return v.upper() if isinstance(v, str) else v
 
-    def api_tokens(self) -> list[str]:
-        """Tokens from IPS_API_TOKENS and IPS_API_TOKENS_FILE (one a line, # comments)."""
-        tokens: list[str] = []
-        if self.ips_api_tokens is not None:
-            tokens += [t.strip() for t in self.ips_api_tokens.get_secret_value().split(",")]
-        if self.ips_api_tokens_file is not None:
-            for line in self.ips_api_tokens_file.read_text().splitlines():
-                line = line.strip()
-                if line and not line.startswith("#"):
-                    tokens.append(line)
-        return [t for t in tokens if t]
+
+def secret_fields() -> set[str]:
+    """Settings whose values must never be printed (SecretStr fields)."""
+    return {
+        name for name, info in Settings.model_fields.items() if "SecretStr" in str(info.annotation)
+    }
 
 
 def format_settings_error(err: ValidationError) -> str:
+    """One line per problem naming the variable; a value is shown only for a non-secret field."""
+    secrets = secret_fields()
     lines = ["invalid configuration:"]
     for e in err.errors():
-        var = "_".join(str(p) for p in e["loc"]).upper() or "?"
-        lines.append(f"  {var}={e.get('input')!r}: {e['msg']}")
+        loc = [str(p) for p in e["loc"]]
+        var = "_".join(loc).upper() or "settings"
+        value = e.get("input")
+        shown = (
+            loc
+            and loc[0] not in secrets
+            and isinstance(value, str | int | float)
+            and len(str(value)) <= 200
+        )
+        lines.append(f"  {var}={value!r}: {e['msg']}" if shown else f"  {var}: {e['msg']}")
     return "\n".join(lines)
 
 

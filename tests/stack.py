@@ -43,7 +43,8 @@ START_TIMEOUT = 60.0
 # Env vars of the outer shell that must not leak into a stack's processes.
 _SCRUB = ("IPS_TOKEN", "IPS_URL", "IPS_API_TOKENS", "IPS_API_TOKENS_FILE", "KUBECONFIG",
           "TEMPORAL_ADDRESS", "TEMPORAL_TASK_QUEUE", "SERVER_PORT", "METRICS_PORT",
-          "TEMPORAL_METRICS_PORT", "LOG_FORMAT", "IPS_LOG_FORMAT", "LOG_LEVEL")  # fmt: skip
+          "TEMPORAL_METRICS_PORT", "LOG_FORMAT", "IPS_LOG_FORMAT", "LOG_LEVEL", "IPS_AUTH",
+          "SERVER_HOST", "IPS_MAX_RUNNING_TASKS")  # fmt: skip
 
 
 def free_port() -> int:
@@ -283,8 +284,11 @@ def run_stack(
         **common, METRICS_PORT=str(metrics_port), TEMPORAL_METRICS_PORT=str(sdk_port)
     )
     api_env = base_env(**common, SERVER_PORT=str(api_port), METRICS_PORT="0")
+    api_env.setdefault("IPS_MAX_RUNNING_TASKS", "0")
     if token:
         api_env["IPS_API_TOKENS"] = f"other-token-{uuid.uuid4().hex[:8]},{token}"
+    else:
+        api_env["IPS_AUTH"] = "none"
     stack = Stack(
         url=f"http://127.0.0.1:{api_port}",
         token=token,
@@ -343,7 +347,10 @@ def run_api_without_temporal(work_dir: Path) -> Iterator[str]:
     work_dir.mkdir(parents=True, exist_ok=True)
     port = free_port()
     env = base_env(
-        TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}", SERVER_PORT=str(port), LOG_FORMAT="json"
+        TEMPORAL_ADDRESS=f"127.0.0.1:{free_port()}",
+        SERVER_PORT=str(port),
+        LOG_FORMAT="json",
+        IPS_AUTH="none",
     )
     proc = _spawn("api-no-temporal", ["api"], env, work_dir)
     try:

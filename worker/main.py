@@ -68,10 +68,14 @@ async def build_worker(
     )
 
 
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host
+
+
 def _runtime(settings: Settings) -> Runtime | None:
     if not settings.temporal_metrics_port:
         return None
-    bind = f"0.0.0.0:{settings.temporal_metrics_port}"
+    bind = f"{_host(settings.metrics_host)}:{settings.temporal_metrics_port}"
     return Runtime(telemetry=TelemetryConfig(metrics=PrometheusConfig(bind_address=bind)))
 
 
@@ -93,7 +97,7 @@ async def _connect(settings: Settings) -> Client:
 async def serve(settings: Settings) -> None:
     kube = Kube(settings)  # fails fast, before anything else, on a bad KUBECONFIG
     if settings.metrics_port:
-        start_http_server(settings.metrics_port)
+        start_http_server(settings.metrics_port, addr=settings.metrics_host)
     client = await _connect(settings)
     added = await ensure_search_attributes(client, settings.temporal_namespace)
     if added:

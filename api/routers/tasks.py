@@ -5,10 +5,11 @@ from __future__ import annotations
 from http import HTTPStatus
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Header, Path, Query, Response
+from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 
-from api.deps import Store, require_token
+from api.deps import Reader, SettingsDep, Store, Writer
+from api.policy import check_policy
 from api.schemas import ConflictBody, error_responses
 from common.models import CancelResult, TaskCreated, TaskList, TaskSpec, TaskStatus, TaskView
 from common.observability import TASKS_STARTED
@@ -18,9 +19,11 @@ PREFIX = "/api/v1/tasks"
 router = APIRouter(
     prefix=PREFIX,
     tags=["tasks"],
-    dependencies=[Depends(require_token)],
     responses=error_responses(
-        HTTPStatus.UNAUTHORIZED, HTTPStatus.BAD_GATEWAY, HTTPStatus.SERVICE_UNAVAILABLE
+        HTTPStatus.UNAUTHORIZED,
+        HTTPStatus.FORBIDDEN,
+        HTTPStatus.BAD_GATEWAY,
+        HTTPStatus.SERVICE_UNAVAILABLE,
     ),
 )
 
@@ -63,14 +66,24 @@ TaskId = Annotated[
             HTTPStatus.BAD_REQUEST,
             HTTPStatus.CONFLICT,
             HTTPStatus.REQUEST_ENTITY_TOO_LARGE,
+            HTTPStatus.TOO_MANY_REQUESTS,
         ),
     },
 )
 async def create_task(
-    spec: TaskSpec, store: Store, response: Response, idempotency_key: IdempotencyKey = None
+    spec: TaskSpec,
+    caller: Writer,
+    settings: SettingsDep,
+    store: Store,
+    response: Response,
+    idempotency_key: IdempotencyKey = None,
 ) -> TaskCreated:
-    """Start one durable prewarm workflow; the task ID is its workflow ID."""
-    outcome = await store.create(spec, idempotency_key)
+    """Start one durable prewarm workflow; the task ID is its workflow ID.
+
+    403 when the operator's policy forbids the request (the rule is named); 429 with
+    Retry-After when IPS_MAX_RUNNING_TASKS tasks are running."""
+    check_policy(spec, settings)
+    outcome = await store.create(spec, idempotency_key, caller)
     response.headers["Location"] = f"{PREFIX}/{outcome.task.task_id}"
     if outcome.created:
         TASKS_STARTED.inc()
@@ -86,6 +99,7 @@ async def create_task(
     responses=error_responses(HTTPStatus.BAD_REQUEST),
 )
 async def list_tasks(
+    _caller: Reader,
     store: Store,
     status: Annotated[TaskStatus | None, Query(description="Only tasks in this status.")] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size (1-100).")] = 10,
@@ -102,7 +116,7 @@ async def list_tasks(
     summary="Get a task with its progress",
     responses=error_responses(HTTPStatus.NOT_FOUND),
 )
-async def get_task(task_id: TaskId, store: Store) -> TaskView:
+async def get_task(task_id: TaskId, _caller: Reader, store: Store) -> TaskView:
     """Live progress from the workflow (bounded to 2 s); the last recorded state otherwise."""
     return await store.get(task_id)
 
@@ -124,9 +138,11 @@ async def get_task(task_id: TaskId, store: Store) -> TaskView:
         **error_responses(HTTPStatus.NOT_FOUND),
     },
 )
-async def cancel_task(task_id: TaskId, store: Store) -> Any:
-    """A Temporal cancel: the current batch's Jobs are cleaned up and progress is frozen."""
-    outcome = await store.cancel(task_id)
+async def cancel_task(task_id: TaskId, caller: Writer, store: Store) -> Any:
+    """A Temporal cancel: the current batch's Jobs are cleaned up and progress is frozen.
+
+    A write token cancels the tasks it created; an admin token cancels any task."""
+    outcome = await store.cancel(task_id, caller)
     if outcome.confirmed:
         return CancelResult(
             task_id=task_id, status="cancelled", message="Task cancelled successfully"

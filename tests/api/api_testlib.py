@@ -36,6 +36,10 @@ def api_settings(address: str, queue: str, **overrides: Any) -> Settings:
         "ips_api_tokens_file": None,
         "cors_origins": [],
         "log_format": LogFormat.CONSOLE,
+        # Tests with tokens set them; the rest run the API open, as `ips dev` does.
+        "ips_auth": None if {"ips_api_tokens", "ips_api_tokens_file"} & set(overrides) else "none",
+        # Modules share a queue and leave tasks running; the cap has its own test.
+        "ips_max_running_tasks": 0,
     }
     values.update(overrides)
     return Settings(**values)

@@ -269,7 +269,9 @@ async def test_the_test_api_script_passes_with_auth_on(
 ) -> None:
     """Same queue and worker, a second API replica with auth on: the script sends the token;
     without it the script reports the 401s and exits non-zero."""
-    settings = stack_settings.model_copy(update={"ips_api_tokens": SecretStr("t0ken-a,t0ken-b")})
+    settings = stack_settings.model_copy(
+        update={"ips_api_tokens": SecretStr("t0ken-a,t0ken-b"), "ips_auth": None}
+    )
     with serve_api(settings) as server:
         await run_test_api_script(server.url, token="t0ken-b")
         text = await run_test_api_script(server.url, ok=False)

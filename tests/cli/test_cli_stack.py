@@ -41,7 +41,13 @@ ESC = "\x1b"
 
 @pytest.fixture(scope="module")
 def stack(dev_address: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
-    with run_stack(dev_address, tmp_path_factory.mktemp("cli"), token=TOKEN) as s:
+    # The task names pull secret regcred: the operator's policy must allow it (issue 14).
+    with run_stack(
+        dev_address,
+        tmp_path_factory.mktemp("cli"),
+        token=TOKEN,
+        extra_env={"IPS_ALLOWED_PULL_SECRETS": "regcred"},
+    ) as s:
         yield s
 
 
@@ -311,3 +317,13 @@ def test_watch_rides_out_an_api_restart(stack: Stack) -> None:
     assert watch.returncode == 0, out + err
     assert "API unavailable for" in out and "cannot reach the IPS API" in out, out
     assert f"task {task_id} completed: 6/6 nodes, 6 completed, 0 failed" in out.splitlines()[-1]
+
+
+def test_a_policy_refusal_names_the_rule_and_exits_4(stack: Stack) -> None:
+    """Issue 14: a 403 from the operator's policy is no token problem: no IPS_TOKEN hint."""
+    out = stack.ips(
+        "create", "--image", "nginx:1", "--batch-size", "1", "--pull-secret", "someone-elses"
+    )
+    assert out.returncode == 4, out.stderr
+    line = one_error_line(out)
+    assert "IPS_ALLOWED_PULL_SECRETS" in line and "IPS_TOKEN" not in line, line

@@ -106,7 +106,7 @@ def test_ips_env_names_are_settings(compose: dict[str, Any]) -> None:
 def test_ports_match_the_docs(compose: dict[str, Any]) -> None:
     services = compose["services"]
     published = {
-        name: {int(p.split(":")[0]): int(p.split(":")[1]) for p in svc.get("ports", [])}
+        name: {int(p.split(":")[-2]): int(p.split(":")[-1]) for p in svc.get("ports", [])}
         for name, svc in services.items()
     }
     assert published["ips-api"] == {8080: int(env_of(services["ips-api"])["SERVER_PORT"])}
@@ -124,6 +124,18 @@ def test_ports_match_the_docs(compose: dict[str, Any]) -> None:
     # The healthchecks probe the ports the services listen on.
     assert "localhost:8080/readyz" in " ".join(services["ips-api"]["healthcheck"]["test"])
     assert "localhost:9090/metrics" in " ".join(services["ips-worker"]["healthcheck"]["test"])
+
+
+@pytest.mark.unit
+def test_every_published_port_binds_loopback_only(compose: dict[str, Any]) -> None:
+    """Issue 14: Temporal (no auth), the UI and the API were published on every interface."""
+    for name, svc in compose["services"].items():
+        for port in svc.get("ports", []):
+            assert str(port).startswith("127.0.0.1:"), f"{name} publishes {port} beyond localhost"
+    api = env_of(compose["services"]["ips-api"])
+    assert api["SERVER_HOST"] == "0.0.0.0"  # inside its container, behind the loopback publish
+    assert env_of(compose["services"]["ips-worker"])["METRICS_HOST"] == "0.0.0.0"
+    assert api["IPS_AUTH"] == "${IPS_AUTH:-token}"  # closed unless IPS_AUTH=none is exported
 
 
 def _volumes(service: dict[str, Any]) -> dict[str, str]:
@@ -155,7 +167,7 @@ def test_kubeconfig_mounts_match_env(compose: dict[str, Any]) -> None:
     kubeconfig = yaml.safe_load(host_file.read_text())
     port = _sim_arg(compose, "--port")
     assert kubeconfig["clusters"][0]["cluster"]["server"] == f"http://kubesim:{port}"
-    assert compose["services"]["kubesim"]["ports"] == [f"{port}:{port}"]
+    assert compose["services"]["kubesim"]["ports"] == [f"127.0.0.1:{port}:{port}"]
     docs = (ROOT / "docs/deploy.md").read_text()
     assert f"IPS_KUBECONFIG={sim_path} docker compose --profile sim up -d" in docs
 

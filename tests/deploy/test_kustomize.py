@@ -25,6 +25,7 @@ from .conftest import containers, find, one, restricted_violations, settings_env
 pytestmark = pytest.mark.unit
 
 NS = "ips"
+PULL_NS = "ips-pull"
 ROLE_RULES = {
     ("batch", "jobs", verb)
     for verb in ("create", "get", "list", "watch", "delete", "deletecollection")
@@ -57,6 +58,7 @@ def test_base_has_every_piece(base: list[dict[str, Any]]) -> None:
     assert kinds == sorted(
         [
             ("Namespace", NS),
+            ("Namespace", PULL_NS),
             ("ServiceAccount", "ips-api"),
             ("ServiceAccount", "ips-worker"),
             ("ConfigMap", "ips-config"),
@@ -70,13 +72,21 @@ def test_base_has_every_piece(base: list[dict[str, Any]]) -> None:
             ("PodDisruptionBudget", "ips-api"),
             ("PodDisruptionBudget", "ips-worker"),
             ("NetworkPolicy", "default-deny"),
+            ("NetworkPolicy", "default-deny"),
             ("NetworkPolicy", "ips-api"),
             ("NetworkPolicy", "ips-worker"),
         ]
     )
+    in_pull_ns = {("Role", "ips-worker"), ("RoleBinding", "ips-worker")}
     for d in base:
         if d["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
-            assert d["metadata"]["namespace"] == NS, d["metadata"]["name"]
+            key = (d["kind"], d["metadata"]["name"])
+            expected = PULL_NS if key in in_pull_ns else NS
+            if key == ("NetworkPolicy", "default-deny"):
+                continue  # one in each namespace, checked below
+            assert d["metadata"]["namespace"] == expected, key
+    deny = {d["metadata"]["namespace"] for d in find(base, "NetworkPolicy")}
+    assert deny == {NS, PULL_NS}
 
 
 def test_overlays_exist_and_render(overlays: dict[str, list[dict[str, Any]]]) -> None:
@@ -96,7 +106,7 @@ def test_rbac_is_exactly_least_privilege(
         (role,) = find(docs, "Role")
         assert flatten(cluster_role["rules"]) == CLUSTER_ROLE_RULES, label
         assert flatten(role["rules"]) == ROLE_RULES, label
-        assert role["metadata"]["namespace"] == NS
+        assert role["metadata"]["namespace"] == PULL_NS
         for rule in [*cluster_role["rules"], *role["rules"]]:
             for key in ("apiGroups", "resources", "verbs"):
                 assert "*" not in rule[key], f"{label}: wildcard in {key}"
@@ -133,12 +143,38 @@ def test_work_namespace_is_the_role_namespace(base: list[dict[str, Any]]) -> Non
     assert config["K8S_NAMESPACE"] == one(base, "Role", "ips-worker")["metadata"]["namespace"]
 
 
+def test_pull_jobs_run_apart_from_the_api_tokens(
+    base: list[dict[str, Any]], overlays: dict[str, list[dict[str, Any]]]
+) -> None:
+    """Issue 14: the worker can create pods only where no IPS secret lives, so a compromised
+    worker cannot mount the API tokens (or the Temporal credentials) in a pod."""
+    for label, docs in all_docs(base, overlays):
+        config = one(docs, "ConfigMap", "ips-config")["data"]
+        assert config["K8S_NAMESPACE"] == PULL_NS, label
+        # Every Secret IPS's own pods use is in `ips`, never in the pull namespace.
+        for dep in find(docs, "Deployment"):
+            assert dep["metadata"]["namespace"] == NS, label
+            for c in containers(dep):
+                for env in c.get("env", []):
+                    if "secretKeyRef" in env.get("valueFrom", {}):
+                        assert dep["metadata"]["namespace"] != config["K8S_NAMESPACE"]
+        # The worker's namespaced rights (jobs, pods) exist in the pull namespace only.
+        roles = find(docs, "Role")
+        assert [r["metadata"]["namespace"] for r in roles] == [PULL_NS], label
+        (binding,) = find(docs, "RoleBinding")
+        assert binding["metadata"]["namespace"] == PULL_NS
+        assert binding["subjects"] == [WORKER_SA]
+        labels = one(docs, "Namespace", PULL_NS)["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted", label
+
+
 # --- pod security ------------------------------------------------------------------------
 
 
 def test_namespace_enforces_restricted(base: list[dict[str, Any]]) -> None:
-    labels = one(base, "Namespace", NS)["metadata"]["labels"]
-    assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
+    for ns in (NS, PULL_NS):
+        labels = one(base, "Namespace", ns)["metadata"]["labels"]
+        assert labels["pod-security.kubernetes.io/enforce"] == "restricted"
 
 
 def test_deployments_meet_restricted_and_harden_further(
@@ -263,7 +299,7 @@ def test_probe_paths_are_api_routes(base: list[dict[str, Any]]) -> None:
         sock.bind(("127.0.0.1", 0))
         dead = f"127.0.0.1:{sock.getsockname()[1]}"
     (api,) = one(base, "Deployment", "ips-api")["spec"]["template"]["spec"]["containers"]
-    client = TestClient(create_app(Settings(temporal_address=dead)))
+    client = TestClient(create_app(Settings(temporal_address=dead, ips_auth="none")))
     live = client.get(api["livenessProbe"]["httpGet"]["path"])
     assert live.status_code == HTTPStatus.OK
     ready = client.get(api["readinessProbe"]["httpGet"]["path"])
@@ -283,9 +319,10 @@ def test_pdbs_select_their_pods(base: list[dict[str, Any]]) -> None:
 
 
 def test_network_policies(base: list[dict[str, Any]]) -> None:
-    deny = one(base, "NetworkPolicy", "default-deny")["spec"]
-    assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
-    assert "ingress" not in deny and "egress" not in deny
+    for policy in find(base, "NetworkPolicy", "default-deny"):  # in ips and in ips-pull
+        deny = policy["spec"]
+        assert deny["podSelector"] == {} and set(deny["policyTypes"]) == {"Ingress", "Egress"}
+        assert "ingress" not in deny and "egress" not in deny
     api = one(base, "NetworkPolicy", "ips-api")["spec"]
     ingress_ports = {p["port"] for r in api["ingress"] for p in r["ports"]}
     assert ingress_ports == {8080}
@@ -322,8 +359,12 @@ def test_configmap_is_valid_settings(
     for key, value in one(base, "ConfigMap", "ips-config")["data"].items():
         monkeypatch.setenv(key, value)
     s = Settings()
-    assert s.k8s_namespace == NS and s.server_port == 8080 and s.metrics_port == 9090
+    assert s.k8s_namespace == PULL_NS and s.server_port == 8080 and s.metrics_port == 9090
     assert tls_config(s) is False
+    assert s.ips_allowed_registries == [] and s.ips_allowed_pull_secrets == []
+    assert not s.ips_allow_always_pull and s.ips_max_running_tasks == 20
+    # Loopback is the code's default; a pod must listen on its own interfaces to be reached.
+    assert s.server_host == s.metrics_host == "0.0.0.0"
 
 
 def test_mtls_overlay_builds_a_tls_client_config(

@@ -26,7 +26,7 @@ from .engine_harness import run_engine
 
 pytestmark = pytest.mark.integration
 
-NS = "ips"
+NS = "ips-pull"  # the pull namespace: where the worker creates Jobs (K8S_NAMESPACE)
 GROUPS = {"jobs": "batch"}  # every other resource the worker touches is in the core group
 CLUSTER_SCOPED = {"nodes"}
 GOOD = "busybox:latest"
@@ -41,9 +41,9 @@ def allowed(rules: list[dict[str, Any]], verb: str, resource: str) -> bool:
 
 
 def authorize(docs: list[dict[str, Any]], verb: str, resource: str) -> bool:
-    """As the RBAC authorizer decides for ServiceAccount ips-worker in namespace `ips`.
+    """As the RBAC authorizer decides for ServiceAccount ips-worker in the pull namespace.
 
-    A GET of namespace `ips` is evaluated as a request in namespace `ips` (so a Role there can
+    A GET of that namespace is evaluated as a request in it (so a Role there can
     allow it); any other cluster-scoped request needs the ClusterRole.
     """
     role = one(docs, "Role", "ips-worker")
@@ -112,7 +112,7 @@ async def test_rbac_covers_every_call_of_a_real_task(
     applied: dict[str, list[str]],
     base_docs: list[dict[str, Any]],
 ) -> None:
-    """One task that succeeds and one that fails (events read, clean-up run), in namespace ips.
+    """One task that succeeds and one that fails (events read, clean-up run), in the pull namespace.
 
     Only the worker's calls count: kubectl's (the `applied` fixture) are taken off first.
     """

@@ -48,6 +48,7 @@ class DevStack:
         self.temporal_port = _free_port()
         self.ui_port = _free_port()
         self.api_port = _free_port()
+        self.metrics_port = _free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.children: list[psutil.Process] = []
         self.log = state_dir / "dev.log"
@@ -62,7 +63,7 @@ class DevStack:
             **os.environ,
             "TEMPORAL_ADDRESS": f"127.0.0.1:{self.temporal_port}",
             "SERVER_PORT": str(self.api_port),
-            "METRICS_PORT": str(_free_port()),
+            "METRICS_PORT": str(self.metrics_port),
         }
         env.pop("KUBECONFIG", None)
         venv_bin = str(Path(sys.executable).parent)
@@ -121,6 +122,20 @@ def test_dev_brings_up_the_stack_and_keeps_tasks_across_restarts(stack: DevStack
     out = stack.log.read_text()
     for what in ("OpenAPI docs", "Temporal Web UI", f":{stack.ui_port}", "--kubeconfig"):
         assert what in out, f"{what!r} not printed by ips dev"
+    # Issue 14: no tokens here, so the API runs open on purpose (IPS_AUTH=none), says so with a
+    # WARNING, and listens on loopback only.
+    assert "WARNING" in out and "NO authentication" in out, out[-3000:]
+    ports = {stack.api_port, stack.metrics_port}
+    # The worker serves its metrics once it is connected: wait for that, not for a while.
+    _wait_http(f"http://127.0.0.1:{stack.metrics_port}/metrics", time.monotonic() + 30,
+               stack.proc, stack.log)  # fmt: skip
+    listening = {
+        (conn.laddr.port, conn.laddr.ip)
+        for p in stack.children
+        for conn in getattr(p, "net_connections", p.connections)(kind="tcp")
+        if conn.status == psutil.CONN_LISTEN and conn.laddr.port in ports
+    }
+    assert listening == {(port, "127.0.0.1") for port in ports}, listening
 
     created = httpx.post(
         f"{stack.api}/api/v1/tasks",

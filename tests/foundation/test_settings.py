@@ -7,8 +7,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from pydantic import ValidationError
 
-from common.settings import Settings, load_settings
+from api.auth import load_auth
+from common.settings import Settings, load_settings, secret_fields
 
 pytestmark = pytest.mark.unit
 
@@ -32,6 +34,7 @@ def test_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("WORKER_IMAGE", "busybox:1.36-musl")
     monkeypatch.setenv("LOG_LEVEL", "debug")
     monkeypatch.setenv("IPS_API_TOKENS", "a, b,,c")
+    monkeypatch.setenv("SERVER_HOST", "0.0.0.0")
     s = Settings()
     assert (s.server_port, s.k8s_namespace, s.worker_image) == (
         9999,
@@ -39,13 +42,61 @@ def test_environment_names(monkeypatch: pytest.MonkeyPatch) -> None:
         "busybox:1.36-musl",
     )
     assert s.log_level == "DEBUG"
-    assert s.api_tokens() == ["a", "b", "c"]
+    assert s.server_host == "0.0.0.0"
+    assert [tok for tok, _ in load_auth(s).tokens] == [b"a", b"b", b"c"]
 
 
 def test_tokens_file(tmp_path: Path) -> None:
     f = tmp_path / "tokens"
     f.write_text("# ops team\nt1\n\n  t2  \n")
-    assert Settings(ips_api_tokens_file=f).api_tokens() == ["t1", "t2"]
+    assert [tok for tok, _ in load_auth(Settings(ips_api_tokens_file=f)).tokens] == [b"t1", b"t2"]
+
+
+def test_api_listens_on_loopback_by_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SERVER_HOST", raising=False)
+    monkeypatch.delenv("METRICS_HOST", raising=False)
+    assert Settings().server_host == Settings().metrics_host == "127.0.0.1"
+
+
+def test_policy_lists_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("IPS_ALLOWED_REGISTRIES", "registry.example.com/team, docker.io/library")
+    monkeypatch.setenv("IPS_ALLOWED_PULL_SECRETS", '["regcred"]')
+    s = Settings()
+    assert s.ips_allowed_registries == ["registry.example.com/team", "docker.io/library"]
+    assert s.ips_allowed_pull_secrets == ["regcred"]
+    # Closed by default.
+    assert not (s.ips_allow_always_pull or s.ips_allow_keyless_tolerations)
+    assert not s.ips_allow_control_plane and s.ips_max_running_tasks > 0
+
+
+SECRET_MARKER = "s3cret-marker-7f3a"
+
+
+def test_every_secret_setting_is_known() -> None:
+    assert {"ips_api_tokens", "temporal_api_key"} <= secret_fields()
+
+
+@pytest.mark.parametrize("field", sorted(secret_fields()))
+def test_a_bad_setting_never_prints_a_secret(
+    field: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Issue 14: a whole-model error used to print the full input dict, secrets included."""
+    monkeypatch.setenv(field.upper(), SECRET_MARKER)
+    monkeypatch.setenv("TEMPORAL_TLS_CERT", "/etc/ips/tls.crt")  # without its key
+    monkeypatch.delenv("TEMPORAL_TLS_KEY", raising=False)
+    with pytest.raises(SystemExit):
+        load_settings()
+    err = capsys.readouterr().err
+    assert "TEMPORAL_TLS_CERT" in err and SECRET_MARKER not in err, err
+    with pytest.raises(ValidationError) as exc:
+        Settings()
+    assert SECRET_MARKER not in str(exc.value) and SECRET_MARKER not in repr(exc.value)
+    # A field-level error on the secret itself names it, without its value.
+    monkeypatch.delenv("TEMPORAL_TLS_CERT")
+    with pytest.raises(SystemExit):
+        load_settings(**{field: 73518911})
+    err = capsys.readouterr().err
+    assert field.upper() in err and "73518911" not in err, err
 
 
 def test_bad_value_names_the_variable(

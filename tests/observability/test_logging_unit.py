@@ -64,3 +64,18 @@ def test_bearer_tokens_and_colour_codes_never_reach_the_sink(json_lines: io.Stri
     text = json_lines.getvalue()
     assert "s3cr3t" not in text and "[REDACTED]" in text
     assert "\\u001b" not in text and "color_message" not in text
+
+
+def test_dict_style_arguments_are_redacted_and_never_lose_the_line(
+    json_lines: io.StringIO,
+) -> None:
+    """Issue 14: the filter turned a dict argument into a tuple, and the line was lost."""
+    log = logging.getLogger("ips.test")
+    log.warning("caller %(who)s sent %(auth)s", {"who": "ci", "auth": "Bearer s3cr3t-tok"})
+    log.warning("positional %s and %d", "Bearer s3cr3t-two", 7)
+    out = lines(json_lines)
+    assert [ln["message"] for ln in out] == [
+        "caller ci sent Bearer [REDACTED]",
+        "positional Bearer [REDACTED] and 7",
+    ]
+    assert "s3cr3t" not in json_lines.getvalue()

@@ -52,6 +52,11 @@ class Unauthorized(APIError):
     """401/403: no token, a wrong token, or a token without access (set IPS_TOKEN)."""
 
 
+class Forbidden(Unauthorized):
+    """403: the token is valid but its role does not allow the call, or the operator's policy
+    forbids the request (`details` name the rule). Another token will not help with a policy."""
+
+
 class TaskNotFound(APIError):
     """404: no task with this ID."""
 
@@ -74,6 +79,10 @@ class ServiceUnavailable(APIError):
     """502/503/504: the API is up but cannot serve now (e.g. Temporal unreachable). Retry."""
 
 
+class TooManyTasks(ServiceUnavailable):
+    """429: the API runs as many tasks as its operator allows; retry after `Retry-After`."""
+
+
 class Unreachable(ServiceUnavailable):
     """No HTTP answer at all: connection refused, DNS failure, timeout. Retry."""
 
@@ -91,7 +100,8 @@ _BY_STATUS: dict[int, type[APIError]] = {
     HTTPStatus.UNPROCESSABLE_ENTITY: ValidationError,
     HTTPStatus.REQUEST_ENTITY_TOO_LARGE: ValidationError,
     HTTPStatus.UNAUTHORIZED: Unauthorized,
-    HTTPStatus.FORBIDDEN: Unauthorized,
+    HTTPStatus.FORBIDDEN: Forbidden,
+    HTTPStatus.TOO_MANY_REQUESTS: TooManyTasks,
     HTTPStatus.NOT_FOUND: TaskNotFound,
     HTTPStatus.CONFLICT: Conflict,
     HTTPStatus.BAD_GATEWAY: ServiceUnavailable,
