@@ -123,8 +123,15 @@ async def test_readyz_names_what_the_namespace_refuses(dev_client: Client) -> No
     )
     queue = new_queue("ips-first")
     with serve_api(api_settings(dev_client.service_client.config.target_host, queue,
-                                temporal_namespace=namespace)) as api:  # fmt: skip
-        async with httpx.AsyncClient(base_url=api.url, timeout=30) as http:
+                                temporal_namespace=namespace,
+                                ips_api_tokens="0p3r4t0r")) as api:  # fmt: skip
+        headers = {"Authorization": "Bearer 0p3r4t0r"}
+        async with httpx.AsyncClient(base_url=api.url, timeout=30, headers=headers) as http:
+            # An anonymous probe learns only that the API is not ready (issue 14): the names and
+            # commands go to the logs and to token holders.
+            anonymous = await http.get("/readyz", headers={"Authorization": ""})
+            assert anonymous.status_code == 503, anonymous.text
+            assert "IpsStatus" not in anonymous.text, anonymous.text
             r = await http.get("/readyz")
             assert r.status_code == 503, r.text
             details = r.json()["details"]
