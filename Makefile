@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # The venv's console scripts (ips, temporal, kubectl, ...) without activating it.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: dev test lint fmt bench clean install api worker sim test-api
+.PHONY: dev test test-fast lint fmt bench clean install api worker sim test-api
 
 $(STAMP): pyproject.toml client/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -31,6 +31,9 @@ sim: $(STAMP)
 
 test: $(STAMP) ## the whole suite: unit, integration, chaos, bench smoke
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
+
+test-fast: $(STAMP) ## the unit tests only, no servers (under a minute): while you edit
+	$(BIN)/python -m pytest --fast $(PYTEST_ARGS)
 
 test-api: ## the original project's curl+jq script, against a running `make dev`
 	./test-api.sh

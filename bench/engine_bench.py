@@ -30,7 +30,7 @@ from typing import Any
 import httpx
 import yaml
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
@@ -142,9 +142,7 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                     id=tid,
                     task_queue="bench",
                     result_type=TaskView,
-                    search_attributes=TypedSearchAttributes(
-                        [SearchAttributePair(t.STATUS_KEY, "pending")]
-                    ),
+                    search_attributes=TypedSearchAttributes([t.SearchAttr.STATUS.pair("pending")]),
                 )
                 view = await handle.result()
                 makespan = time.monotonic() - started

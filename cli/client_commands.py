@@ -45,9 +45,9 @@ def _stand_in(name: str) -> Callable[[typer.Context], None]:
 def register_client_commands(app: typer.Typer) -> None:
     """The real client commands, or a stand-in for each that names what to install."""
     if client_available():
-        from cli import client
+        from cli import tasks
 
-        client.register(app)
+        tasks.register(app)
         return
     for name in CLIENT_COMMANDS:
         app.command(

@@ -8,6 +8,7 @@ pydantic data converter and the same TLS / API-key settings.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from enum import StrEnum
 from pathlib import Path
 from typing import Any
@@ -15,7 +16,11 @@ from typing import Any
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.client import Client, TLSConfig
 from temporalio.common import (
+    SearchAttributeIndexedValueType,
     SearchAttributeKey,
+    SearchAttributePair,
+    SearchAttributeUpdate,
+    SearchAttributeValue,
 )
 from temporalio.contrib.pydantic import pydantic_data_converter
 
@@ -29,55 +34,85 @@ QUERY_PROGRESS = "progress"
 MEMO_TASK = "task"
 
 
-class SearchAttr(StrEnum):
-    """Custom search attributes; the list API reads these, so it needs no worker."""
+Kind = SearchAttributeIndexedValueType
+# The typed key of each kind of attribute that IPS uses.
+_KEY_FOR: dict[Kind, Callable[[str], SearchAttributeKey[Any]]] = {
+    Kind.KEYWORD: SearchAttributeKey.for_keyword,
+    Kind.INT: SearchAttributeKey.for_int,
+    Kind.DOUBLE: SearchAttributeKey.for_float,
+}
+# What a value becomes to be stored as that kind: the counters are ints everywhere in IPS.
+_COERCE: dict[Kind, Callable[[Any], SearchAttributeValue]] = {
+    Kind.KEYWORD: str,
+    Kind.INT: int,
+    Kind.DOUBLE: float,
+}
 
-    STATUS = "IpsStatus"
-    TOTAL_NODES = "IpsTotalNodes"
-    COMPLETED_NODES = "IpsCompletedNodes"
-    FAILED_NODES = "IpsFailedNodes"
-    SKIPPED_NODES = "IpsSkippedNodes"
-    WARM_NODES = "IpsWarmNodes"
-    CURRENT_BATCH = "IpsCurrentBatch"
-    TOTAL_BATCHES = "IpsTotalBatches"
-    IDEMPOTENCY_KEY = "IpsIdempotencyKey"
+
+class SearchAttr(StrEnum):
+    """The custom search attributes, each declared once: its Temporal name and its type.
+
+    The list API reads these, so it needs no worker. A member is the attribute's name (a str,
+    for visibility queries: f"{SearchAttr.STATUS} = 'running'"); `key` is its typed key
+    (workflow upserts, describe), `indexed_type` what the namespace registers
+    (common/search_attributes.py). Names and types are fixed: committed workflow histories
+    (tests/engine/histories) and every existing namespace carry them.
+
+    SQL visibility (the dev server's SQLite, PostgreSQL, MySQL) allows at most 3 custom
+    attributes per type: Int holds the three an operator filters on, Double the next three (an
+    int value is a valid float), Keyword the rest (decimal text).
+    """
+
+    _value_: str
+    kind: Kind
+    key: SearchAttributeKey[Any]
+
+    def __new__(cls, name: str, kind: Kind) -> SearchAttr:
+        member = str.__new__(cls, name)
+        member._value_ = name
+        member.kind = kind
+        member.key = _KEY_FOR[kind](name)
+        return member
+
+    STATUS = "IpsStatus", Kind.KEYWORD
+    TOTAL_NODES = "IpsTotalNodes", Kind.INT
+    COMPLETED_NODES = "IpsCompletedNodes", Kind.INT
+    FAILED_NODES = "IpsFailedNodes", Kind.INT
+    SKIPPED_NODES = "IpsSkippedNodes", Kind.DOUBLE
+    WARM_NODES = "IpsWarmNodes", Kind.DOUBLE
+    CURRENT_BATCH = "IpsCurrentBatch", Kind.DOUBLE
+    TOTAL_BATCHES = "IpsTotalBatches", Kind.KEYWORD
+    IDEMPOTENCY_KEY = "IpsIdempotencyKey", Kind.KEYWORD
 
     @property
     def indexed_type(self) -> IndexedValueType.ValueType:
-        # SQL visibility (the dev server's SQLite, PostgreSQL, MySQL) allows at most 3 custom
-        # attributes per type: Int holds the three an operator filters on, Double the next
-        # three (an int value is a valid float), Keyword the rest (decimal text).
-        if self in (SearchAttr.STATUS, SearchAttr.IDEMPOTENCY_KEY, SearchAttr.TOTAL_BATCHES):
-            return IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD
-        if self in (SearchAttr.SKIPPED_NODES, SearchAttr.WARM_NODES, SearchAttr.CURRENT_BATCH):
-            return IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE
-        return IndexedValueType.INDEXED_VALUE_TYPE_INT
+        """The type as the operator service registers it."""
+        return IndexedValueType.ValueType(int(self.kind))
+
+    def value_set(self, value: str | int | float) -> SearchAttributeUpdate[Any]:
+        """An upsert of `value` as this attribute's type: a count becomes float(n) for a
+        Double and its decimal text for a Keyword (the server rejects an int there)."""
+        return self.key.value_set(_COERCE[self.kind](value))
+
+    def pair(self, value: str | int | float) -> SearchAttributePair[Any]:
+        """`value` as this attribute's type, for a workflow's start (TypedSearchAttributes)."""
+        return SearchAttributePair(self.key, _COERCE[self.kind](value))
 
 
-STATUS_KEY = SearchAttributeKey.for_keyword(SearchAttr.STATUS.value)
-IDEMPOTENCY_KEY = SearchAttributeKey.for_keyword(SearchAttr.IDEMPOTENCY_KEY.value)
-TOTAL_NODES_KEY = SearchAttributeKey.for_int(SearchAttr.TOTAL_NODES.value)
-COMPLETED_NODES_KEY = SearchAttributeKey.for_int(SearchAttr.COMPLETED_NODES.value)
-FAILED_NODES_KEY = SearchAttributeKey.for_int(SearchAttr.FAILED_NODES.value)
-# Double (SQL visibility caps Int at 3): set with float(n) (an int is rejected at runtime).
-SKIPPED_NODES_KEY = SearchAttributeKey.for_float(SearchAttr.SKIPPED_NODES.value)
-WARM_NODES_KEY = SearchAttributeKey.for_float(SearchAttr.WARM_NODES.value)
-CURRENT_BATCH_KEY = SearchAttributeKey.for_float(SearchAttr.CURRENT_BATCH.value)
-# Keyword holding the decimal number, e.g. TOTAL_BATCHES_KEY.value_set(str(n)).
-TOTAL_BATCHES_KEY = SearchAttributeKey.for_keyword(SearchAttr.TOTAL_BATCHES.value)
+# Every key, for test servers and tooling that register them all.
+ALL_SEARCH_ATTRIBUTE_KEYS: list[SearchAttributeKey[Any]] = [a.key for a in SearchAttr]
 
-# Every key, in SearchAttr order: for test servers and tooling that register them all.
-ALL_SEARCH_ATTRIBUTE_KEYS: list[SearchAttributeKey[Any]] = [
-    STATUS_KEY,
-    IDEMPOTENCY_KEY,
-    TOTAL_NODES_KEY,
-    COMPLETED_NODES_KEY,
-    FAILED_NODES_KEY,
-    SKIPPED_NODES_KEY,
-    WARM_NODES_KEY,
-    CURRENT_BATCH_KEY,
-    TOTAL_BATCHES_KEY,
-]
+# Names for the keys that api/store.py still reads (it is being split on another branch,
+# issue 17 item 2); new code uses SearchAttr.<NAME>.key. Delete once store.py no longer does.
+STATUS_KEY = SearchAttr.STATUS.key
+IDEMPOTENCY_KEY = SearchAttr.IDEMPOTENCY_KEY.key
+TOTAL_NODES_KEY = SearchAttr.TOTAL_NODES.key
+COMPLETED_NODES_KEY = SearchAttr.COMPLETED_NODES.key
+FAILED_NODES_KEY = SearchAttr.FAILED_NODES.key
+SKIPPED_NODES_KEY = SearchAttr.SKIPPED_NODES.key
+WARM_NODES_KEY = SearchAttr.WARM_NODES.key
+CURRENT_BATCH_KEY = SearchAttr.CURRENT_BATCH.key
+TOTAL_BATCHES_KEY = SearchAttr.TOTAL_BATCHES.key
 
 
 def _read(var: str, path: Path | None) -> bytes | None:

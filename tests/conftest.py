@@ -72,3 +72,51 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
         yield env
     finally:
         await env.shutdown()
+
+
+# --- Fast or needs servers: every test is one or the other (`make test-fast` runs the fast) ---
+
+# Fixtures that start a server (a Temporal server, kubesim, the API, a whole stack). pytest's
+# `fixturenames` is the closure, so a test that asks for `dev_client` or `http` is caught too.
+SERVER_FIXTURES = frozenset({"dev_env", "time_env", "sim", "chaos_stack", "api"})
+SERVER_MARKERS = frozenset({"integration", "image"})
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--fast",
+        action="store_true",
+        help="only the tests that need no server (marked unit): `make test-fast`",
+    )
+
+
+def needs_servers(item: pytest.Item) -> bool | None:
+    """The closest of the markers decides (a test's own over its module's): True for
+    integration or image, False for unit, None when the test says neither."""
+    for mark in item.iter_markers():
+        if mark.name == "unit":
+            return False
+        if mark.name in SERVER_MARKERS:
+            return True
+    return None
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Refuse a test that says neither `unit` nor integration/image, and a `unit` test that
+    asks for a server fixture; with --fast, keep only the unit tests. So `make test-fast`
+    runs exactly the tests that need no server, and cannot silently miss one."""
+    problems = []
+    for item in items:
+        kind = needs_servers(item)
+        servers = sorted(SERVER_FIXTURES.intersection(getattr(item, "fixturenames", ())))
+        if kind is None:
+            problems.append(f"{item.nodeid}: mark it unit (no servers) or integration")
+        elif servers and not kind:
+            problems.append(f"{item.nodeid}: marked unit but uses {', '.join(servers)}")
+    if problems:
+        raise pytest.UsageError("tests must say whether they need servers:\n" + "\n".join(problems))
+    if config.getoption("fast"):
+        slow = [item for item in items if needs_servers(item)]
+        if slow:
+            config.hook.pytest_deselected(items=slow)
+            items[:] = [item for item in items if not needs_servers(item)]

@@ -22,7 +22,6 @@ from temporalio.exceptions import (
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from common import temporal as t
     from common.models import (
         EngineState,
         FailedNodeDetail,
@@ -34,6 +33,7 @@ with workflow.unsafe.imports_passed_through():
         TaskView,
     )
     from common.observability import TASKS_FINISHED
+    from common.temporal import QUERY_PROGRESS, WORKFLOW_NAME, SearchAttr
     from workflows.types import (
         ACTIVITY_CLEANUP,
         ACTIVITY_LIST_NODES,
@@ -95,7 +95,7 @@ class _Stop(Exception):
     """Raised inside the workflow to end `failed` with a message (not a Temporal failure)."""
 
 
-@workflow.defn(name=t.WORKFLOW_NAME)
+@workflow.defn(name=WORKFLOW_NAME)
 class PrewarmWorkflow:
     """Pre-pull `spec.images` on every eligible node, batch by batch (or rolling).
 
@@ -130,7 +130,7 @@ class PrewarmWorkflow:
 
     # --- Queries and signals -------------------------------------------------------------
 
-    @workflow.query(name=t.QUERY_PROGRESS)
+    @workflow.query(name=QUERY_PROGRESS)
     def progress(self) -> TaskView:
         return self._view()
 
@@ -418,7 +418,7 @@ class PrewarmWorkflow:
 
     def _set_status(self, status: TaskStatus) -> None:
         self._st.status = status
-        workflow.upsert_search_attributes([t.STATUS_KEY.value_set(status.value)])
+        workflow.upsert_search_attributes([SearchAttr.STATUS.value_set(status)])
 
     def _finish(self, status: TaskStatus, message: str | None) -> TaskView:
         st = self._st
@@ -452,15 +452,15 @@ class PrewarmWorkflow:
         self._last_counters, self._last_upsert = counters, now
         workflow.upsert_search_attributes(
             [
-                t.TOTAL_NODES_KEY.value_set(p.total_nodes),
-                t.COMPLETED_NODES_KEY.value_set(p.completed_nodes),
-                t.FAILED_NODES_KEY.value_set(p.failed_nodes),
-                # SQL visibility caps Int at 3 attributes: these are Double and Keyword
-                # (common/temporal.py).
-                t.SKIPPED_NODES_KEY.value_set(float(p.skipped_nodes)),
-                t.WARM_NODES_KEY.value_set(float(p.already_warm_nodes)),
-                t.CURRENT_BATCH_KEY.value_set(float(p.current_batch)),
-                t.TOTAL_BATCHES_KEY.value_set(str(p.total_batches)),
+                SearchAttr.TOTAL_NODES.value_set(p.total_nodes),
+                SearchAttr.COMPLETED_NODES.value_set(p.completed_nodes),
+                SearchAttr.FAILED_NODES.value_set(p.failed_nodes),
+                # SQL visibility caps Int at 3 attributes: value_set stores these as Double
+                # and Keyword (common/temporal.py).
+                SearchAttr.SKIPPED_NODES.value_set(p.skipped_nodes),
+                SearchAttr.WARM_NODES.value_set(p.already_warm_nodes),
+                SearchAttr.CURRENT_BATCH.value_set(p.current_batch),
+                SearchAttr.TOTAL_BATCHES.value_set(p.total_batches),
             ]
         )
 

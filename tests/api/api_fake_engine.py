@@ -49,14 +49,14 @@ class FakePrewarmWorkflow:
         self.view.progress = p
         workflow.upsert_search_attributes(
             [
-                t.STATUS_KEY.value_set(status.value),
-                t.TOTAL_NODES_KEY.value_set(NODES),
-                t.COMPLETED_NODES_KEY.value_set(completed),
-                t.FAILED_NODES_KEY.value_set(failed),
-                t.SKIPPED_NODES_KEY.value_set(0.0),
-                t.WARM_NODES_KEY.value_set(0.0),
-                t.CURRENT_BATCH_KEY.value_set(float(p.current_batch)),
-                t.TOTAL_BATCHES_KEY.value_set(str(p.total_batches)),
+                t.SearchAttr.STATUS.value_set(status.value),
+                t.SearchAttr.TOTAL_NODES.value_set(NODES),
+                t.SearchAttr.COMPLETED_NODES.value_set(completed),
+                t.SearchAttr.FAILED_NODES.value_set(failed),
+                t.SearchAttr.SKIPPED_NODES.value_set(0),
+                t.SearchAttr.WARM_NODES.value_set(0),
+                t.SearchAttr.CURRENT_BATCH.value_set(p.current_batch),
+                t.SearchAttr.TOTAL_BATCHES.value_set(p.total_batches),
             ]
         )
 

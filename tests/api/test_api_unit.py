@@ -30,12 +30,13 @@ pytestmark = pytest.mark.unit
 def sa(status: str | None, **counters: float | int | str) -> TypedSearchAttributes:
     pairs: list[SearchAttributePair] = []  # type: ignore[type-arg]
     if status is not None:
-        pairs.append(SearchAttributePair(t.STATUS_KEY, status))
-    keys = {"total": t.TOTAL_NODES_KEY, "completed": t.COMPLETED_NODES_KEY,
-            "failed": t.FAILED_NODES_KEY, "warm": t.WARM_NODES_KEY,
-            "batches": t.TOTAL_BATCHES_KEY, "batch": t.CURRENT_BATCH_KEY}  # fmt: skip
+        pairs.append(t.SearchAttr.STATUS.pair(status))
+    attr = t.SearchAttr
+    attrs = {"total": attr.TOTAL_NODES, "completed": attr.COMPLETED_NODES,
+             "failed": attr.FAILED_NODES, "warm": attr.WARM_NODES,
+             "batches": attr.TOTAL_BATCHES, "batch": attr.CURRENT_BATCH}  # fmt: skip
     for name, value in counters.items():
-        pairs.append(SearchAttributePair(keys[name], value))
+        pairs.append(SearchAttributePair(attrs[name].key, value))
     return TypedSearchAttributes(pairs)
 
 

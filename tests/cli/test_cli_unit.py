@@ -14,9 +14,13 @@ import pytest
 from ips_client import IPSClient
 from typer.testing import CliRunner
 
-import cli.client as cli_client
-from cli.client import Exit, RateEstimator, parse_selector, parse_toleration
+import cli.tasks
+import cli.watch
+from cli.exit_codes import Exit
 from cli.main import app
+from cli.render import progress_bar
+from cli.tasks import parse_selector, parse_toleration
+from cli.watch import RateEstimator, follow
 
 pytestmark = pytest.mark.unit
 
@@ -87,8 +91,8 @@ def fake(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[FakeAPI]]:
     def make(url: str | None, token: str | None) -> IPSClient:
         return IPSClient(url or "http://ips.test", token, transport=httpx.MockTransport(holder[0]))
 
-    monkeypatch.setattr(cli_client, "_client", make)
-    monkeypatch.setattr(cli_client.time, "sleep", lambda s: None)
+    monkeypatch.setattr(cli.tasks, "_client", make)
+    monkeypatch.setattr(cli.watch.time, "sleep", lambda s: None)
     yield holder
 
 
@@ -306,8 +310,6 @@ def test_outage_shows_in_the_live_view_on_a_terminal(fake: list[FakeAPI]) -> Non
 
     from rich.console import Console
 
-    from cli.client import follow
-
     fake.append(
         FakeAPI(
             task("running", completed=1),
@@ -317,7 +319,7 @@ def test_outage_shows_in_the_live_view_on_a_terminal(fake: list[FakeAPI]) -> Non
     )
     buf = io.StringIO()
     console = Console(file=buf, force_terminal=True, width=120, color_system="truecolor")
-    with cli_client._client(None, None) as client:
+    with cli.tasks._client(None, None) as client:
         code = follow(client, "task-1", interval=1, give_up_after=60, console=console)
     assert code == Exit.OK
     screen = buf.getvalue()
@@ -332,7 +334,7 @@ def test_broken_pipe_exits_quietly(fake: list[FakeAPI], monkeypatch: pytest.Monk
     def broken(*args: object, **kwargs: object) -> None:
         raise BrokenPipeError
 
-    monkeypatch.setattr(cli_client, "render_task", broken)
+    monkeypatch.setattr(cli.tasks, "render_task", broken)
     out = run("get", "task-1")
     assert out.exit_code == Exit.BROKEN_PIPE and "Traceback" not in out.output
 
@@ -344,7 +346,7 @@ def test_watch_redraws_at_most_once_a_second(
     fake.append(FakeAPI(task("running", completed=1), task("running", completed=2),
                         task("completed", completed=4)))  # fmt: skip
     slept: list[float] = []
-    monkeypatch.setattr(cli_client.time, "sleep", slept.append)
+    monkeypatch.setattr(cli.watch.time, "sleep", slept.append)
     out = run("watch", "task-1")
     assert out.exit_code == Exit.OK
     assert len(slept) == 2 and all(0.9 < s <= 1.0 for s in slept), slept
@@ -357,8 +359,8 @@ def test_a_task_nobody_picks_up_gets_a_hint_once(
     fake: list[FakeAPI], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     clock = [1000.0]
-    monkeypatch.setattr(cli_client.time, "monotonic", lambda: clock[0])
-    monkeypatch.setattr(cli_client.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
+    monkeypatch.setattr(cli.watch.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(cli.watch.time, "sleep", lambda s: clock.__setitem__(0, clock[0] + s))
     fake.append(FakeAPI(*[task("pending")] * 40, task("completed", completed=4)))
     out = run("watch", "task-1")
     assert out.exit_code == Exit.OK
@@ -372,9 +374,19 @@ def test_no_color_terminal_gets_an_ascii_bar() -> None:
     from ips_client import TaskView
     from rich.console import Console
 
-    from cli.client import progress_bar
-
     view = TaskView.model_validate(task("running", completed=2))
     console = Console(file=io.StringIO(), force_terminal=True, no_color=True, width=80)
     console.print(progress_bar(console, view, 12))
     assert "[#####-----]" in console.file.getvalue()  # type: ignore[attr-defined]
+
+
+def test_list_as_json_asks_the_api_exactly_as_the_table_does(fake: list[FakeAPI]) -> None:
+    """Both go through ips_client's list parameters: same path, same query, same order."""
+    page = {"tasks": [], "total": 0, "limit": 5, "offset": 3}
+    fake.append(FakeAPI(page))
+    table = run("list", "--status", "running", "--limit", "5", "--offset", "3")
+    as_json = run("list", "--status", "running", "--limit", "5", "--offset", "3", "-o", "json")
+    assert table.exit_code == as_json.exit_code == 0
+    assert json.loads(as_json.stdout) == page
+    first, second = (str(r.url) for r in fake[0].requests)
+    assert first == second == "http://ips.test/api/v1/tasks?status=running&limit=5&offset=3"

@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import TypedSearchAttributes
 
 from common import temporal as t
 from common.models import PrewarmInput, TaskSpec, TaskStatus, TaskView
@@ -41,14 +41,12 @@ class Engine:
             id=task_id,
             task_queue=self.settings.temporal_task_queue,
             result_type=TaskView,
-            search_attributes=TypedSearchAttributes(
-                [SearchAttributePair(t.STATUS_KEY, TaskStatus.PENDING.value)]
-            ),
+            search_attributes=TypedSearchAttributes([t.SearchAttr.STATUS.pair(TaskStatus.PENDING)]),
         )
 
     async def status(self, task_id: str) -> str | None:
         desc = await self.client.get_workflow_handle(task_id).describe()
-        return desc.typed_search_attributes.get(t.STATUS_KEY)
+        return desc.typed_search_attributes.get(t.SearchAttr.STATUS.key)
 
     async def wait_status(self, task_id: str, *wanted: str, within: float = 60) -> str:
         """Poll IpsStatus (what an operator sees) until it is one of `wanted`."""

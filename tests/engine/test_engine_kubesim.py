@@ -24,7 +24,7 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import TypedSearchAttributes
 from temporalio.testing import WorkflowEnvironment
 
 from activities.jobspec import task_selector
@@ -88,7 +88,7 @@ async def submit(client: Client, queue: str, spec: TaskSpec) -> WorkflowHandle[A
         id=tid,
         task_queue=queue,
         result_type=TaskView,
-        search_attributes=TypedSearchAttributes([SearchAttributePair(t.STATUS_KEY, "pending")]),
+        search_attributes=TypedSearchAttributes([t.SearchAttr.STATUS.pair("pending")]),
     )
 
 
@@ -160,12 +160,12 @@ async def test_default_scenario_60_nodes_exact_counts(
     # The list API reads only search attributes: they carry the final counters.
     desc = await handle.describe()
     sa = desc.typed_search_attributes
-    assert sa.get(t.STATUS_KEY) == "completed"
-    assert sa.get(t.COMPLETED_NODES_KEY) == len(to_pull)
-    assert sa.get(t.TOTAL_NODES_KEY) == p.total_nodes
-    assert sa.get(t.FAILED_NODES_KEY) == 0
-    assert sa.get(t.WARM_NODES_KEY) == len(warm)
-    assert sa.get(t.SKIPPED_NODES_KEY) == len(skipped)
+    assert sa.get(t.SearchAttr.STATUS.key) == "completed"
+    assert sa.get(t.SearchAttr.COMPLETED_NODES.key) == len(to_pull)
+    assert sa.get(t.SearchAttr.TOTAL_NODES.key) == p.total_nodes
+    assert sa.get(t.SearchAttr.FAILED_NODES.key) == 0
+    assert sa.get(t.SearchAttr.WARM_NODES.key) == len(warm)
+    assert sa.get(t.SearchAttr.SKIPPED_NODES.key) == len(skipped)
 
 
 async def test_not_found_image_fails_fast(dev_env: WorkflowEnvironment, sim: SimHandle) -> None:
@@ -267,7 +267,7 @@ async def test_cancel_mid_batch_leaves_no_jobs(
     assert view.progress.current_batch == 1
     assert view.progress.completed_nodes + view.progress.failed_nodes < 5
     desc = await handle.describe()
-    assert desc.typed_search_attributes.get(t.STATUS_KEY) == "cancelled"
+    assert desc.typed_search_attributes.get(t.SearchAttr.STATUS.key) == "cancelled"
 
 
 def _free_port() -> int:

@@ -17,7 +17,7 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from temporalio.client import Client
-from temporalio.common import SearchAttributePair, TypedSearchAttributes
+from temporalio.common import TypedSearchAttributes
 from temporalio.testing import WorkflowEnvironment
 
 from activities.jobspec import task_selector
@@ -79,7 +79,7 @@ async def run(client: Client, queue: str, spec: TaskSpec) -> TaskView:
         id=tid,
         task_queue=queue,
         result_type=TaskView,
-        search_attributes=TypedSearchAttributes([SearchAttributePair(t.STATUS_KEY, "pending")]),
+        search_attributes=TypedSearchAttributes([t.SearchAttr.STATUS.pair("pending")]),
     )
     return await handle.result()
 

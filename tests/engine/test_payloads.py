@@ -44,6 +44,7 @@ def _fail(node: str) -> NodeOutcome:
     )
 
 
+@pytest.mark.integration  # the time-skipping test server
 async def test_5000_failed_nodes_keep_every_payload_small(skip_env: WorkflowEnvironment) -> None:
     names = sorted(_node(i) for i in range(N))
     mock = MockEngine(selection=NodeSelection(matched=N, targets=names), outcome=_fail)

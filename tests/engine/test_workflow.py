@@ -30,7 +30,8 @@ from tests.engine.conftest import MockEngine, failure, node_names, selection, st
 from worker.main import build_worker
 from workflows.types import NodeOutcome, NodeSelection
 
-pytestmark = pytest.mark.unit
+# The time-skipping test server runs these workflows: not in `make test-fast`.
+pytestmark = pytest.mark.integration
 
 Run = Callable[[MockEngine], Any]
 

@@ -1,31 +1,79 @@
-"""One definition of the custom search attributes: names, registered types and typed keys."""
+"""The custom search attributes: one declaration each (common.temporal.SearchAttr), with the
+names and types that existing namespaces and the committed workflow histories carry."""
 
 from __future__ import annotations
 
+import base64
+import json
+from pathlib import Path
+
 import pytest
 from temporalio.api.enums.v1 import IndexedValueType
-from temporalio.common import SearchAttributeIndexedValueType
+from temporalio.common import SearchAttributeIndexedValueType as Kind
 
-from common import temporal as t
+from common.models import TaskStatus
+from common.temporal import SearchAttr
 
 pytestmark = pytest.mark.unit
 
-_KEY_TYPE = {
-    SearchAttributeIndexedValueType.KEYWORD: IndexedValueType.INDEXED_VALUE_TYPE_KEYWORD,
-    SearchAttributeIndexedValueType.INT: IndexedValueType.INDEXED_VALUE_TYPE_INT,
-    SearchAttributeIndexedValueType.DOUBLE: IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE,
+HISTORIES = sorted((Path(__file__).parents[1] / "engine" / "histories").glob("*.json"))
+# Renaming or retyping one breaks every namespace that registered it and every running task.
+COMMITTED = {
+    "IpsStatus": Kind.KEYWORD,
+    "IpsTotalNodes": Kind.INT,
+    "IpsCompletedNodes": Kind.INT,
+    "IpsFailedNodes": Kind.INT,
+    "IpsSkippedNodes": Kind.DOUBLE,
+    "IpsWarmNodes": Kind.DOUBLE,
+    "IpsCurrentBatch": Kind.DOUBLE,
+    "IpsTotalBatches": Kind.KEYWORD,
+    "IpsIdempotencyKey": Kind.KEYWORD,
 }
 
 
-def test_every_attribute_has_one_typed_key_of_its_registered_type() -> None:
-    keys = {k.name: k for k in t.ALL_SEARCH_ATTRIBUTE_KEYS}
-    assert len(keys) == len(t.ALL_SEARCH_ATTRIBUTE_KEYS) == len(t.SearchAttr)
-    for attr in t.SearchAttr:
-        assert _KEY_TYPE[keys[attr.value].indexed_value_type] == attr.indexed_type, attr
+def test_names_and_types_are_the_committed_ones() -> None:
+    assert {a.value: a.kind for a in SearchAttr} == COMMITTED
+    for attr in SearchAttr:
+        assert (attr.key.name, attr.key.indexed_value_type) == (attr.value, attr.kind)
+        assert attr.indexed_type == IndexedValueType.Value(f"INDEXED_VALUE_TYPE_{attr.kind.name}")
+
+
+def test_a_member_is_its_name_in_visibility_queries() -> None:
+    assert f"{SearchAttr.STATUS} = 'failed'" == "IpsStatus = 'failed'"
+    assert SearchAttr("IpsTotalBatches") is SearchAttr.TOTAL_BATCHES
+
+
+def test_value_set_stores_each_count_as_its_registered_type() -> None:
+    """The server rejects an int for a Double or a Keyword: counts are converted."""
+    stored = {a: a.value_set(7).value for a in SearchAttr if a != SearchAttr.STATUS}
+    assert stored[SearchAttr.TOTAL_NODES] == 7 and type(stored[SearchAttr.TOTAL_NODES]) is int
+    assert (
+        type(stored[SearchAttr.SKIPPED_NODES]) is float and stored[SearchAttr.SKIPPED_NODES] == 7.0
+    )
+    assert stored[SearchAttr.TOTAL_BATCHES] == "7"
+    status = SearchAttr.STATUS.pair(TaskStatus.RUNNING).value
+    assert status == "running" and type(status) is str
 
 
 def test_sql_visibility_limits_hold() -> None:
     """SQL visibility (the dev server's SQLite, PostgreSQL, MySQL) allows 3 Int and 3 Double."""
-    types = [a.indexed_type for a in t.SearchAttr]
-    assert types.count(IndexedValueType.INDEXED_VALUE_TYPE_INT) <= 3
-    assert types.count(IndexedValueType.INDEXED_VALUE_TYPE_DOUBLE) <= 3
+    kinds = [a.kind for a in SearchAttr]
+    assert kinds.count(Kind.INT) <= 3
+    assert kinds.count(Kind.DOUBLE) <= 3
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+def test_committed_histories_upsert_only_declared_names_with_their_types(path: Path) -> None:
+    upserted: dict[str, str] = {}
+    for event in json.loads(path.read_text())["events"]:
+        attrs = event.get("upsertWorkflowSearchAttributesEventAttributes")
+        for name, payload in (
+            (attrs or {}).get("searchAttributes", {}).get("indexedFields", {}).items()
+        ):
+            upserted[name] = base64.b64decode(payload["metadata"]["type"]).decode()
+    assert upserted, "no upsert in the history"
+    declared = {
+        a.value: {Kind.KEYWORD: "Keyword", Kind.INT: "Int", Kind.DOUBLE: "Double"}[a.kind]
+        for a in SearchAttr
+    }
+    assert upserted == {name: declared[name] for name in upserted}
