@@ -78,7 +78,7 @@ async def time_env() -> AsyncIterator[WorkflowEnvironment]:
 
 # Fixtures that start a server (a Temporal server, kubesim, the API, a whole stack). pytest's
 # `fixturenames` is the closure, so a test that asks for `dev_client` or `http` is caught too.
-SERVER_FIXTURES = frozenset({"dev_env", "time_env", "sim", "chaos_stack", "api"})
+SERVER_FIXTURES = frozenset({"dev_env", "time_env", "sim", "chaos_stack", "api", "registry_tools"})
 SERVER_MARKERS = frozenset({"integration", "image"})
 
 
