@@ -18,6 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubesim import images as img
+from kubesim import termination
 from kubesim.scenario import Faults, Image, Scenario, build_nodes, node_conditions
 from kubesim.store import Entry, Store, now_iso
 
@@ -117,6 +118,8 @@ class PodState:
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     terminating: bool = False
     job_uid: str | None = None
+    final_phase: str | None = None  # set by the kubelet's TerminatePod (termination.py)
+    term_task: asyncio.Task[None] | None = None
 
 
 @dataclass(eq=False)
@@ -130,6 +133,8 @@ class JobState:
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     next_pod_at: float = 0.0
     sync_pending: bool = False
+    terminating: set[tuple[str, str]] = field(default_factory=set)
+    final: tuple[bool, str, str] | None = None  # the terminal condition still to add
 
 
 class Cluster:
@@ -565,7 +570,9 @@ class Cluster:
         init_failed = (
             any(c.state == "terminated" and c.exit_code != 0 for c in inits) and rp == "Never"
         )
-        if init_failed:
+        if ps.final_phase is not None and st.get("phase") not in ("Succeeded", "Failed"):
+            phase = ps.final_phase
+        elif init_failed:
             phase = "Failed"
         elif not inits_done or any(c.state == "waiting" and c.restarts == 0 for c in mains):
             phase = "Pending"
@@ -596,14 +603,16 @@ class Cluster:
 
         terminal = phase in ("Succeeded", "Failed")
         all_running = all(c.state == "running" for c in mains)
-        not_ready_reason = "PodCompleted" if terminal else "ContainersNotReady"
+        not_ready_reason = {"Succeeded": "PodCompleted", "Failed": "PodFailed"}.get(
+            phase, "ContainersNotReady"
+        )
         st["phase"] = phase
         st["conditions"] = [
             cond("PodReadyToStartContainers", not terminal or phase == "Succeeded"),
             cond(
                 "Initialized",
                 inits_done,
-                "PodCompleted" if terminal else "ContainersNotInitialized",
+                not_ready_reason if terminal else "ContainersNotInitialized",
             ),
             cond("Ready", all_running and not terminal, not_ready_reason),
             cond("ContainersReady", all_running and not terminal, not_ready_reason),
@@ -1032,13 +1041,12 @@ class Cluster:
             return self._remove_pod(namespace, name)
         if pod["metadata"].get("deletionTimestamp"):
             return e
-        if ps is not None:
-            ps.terminating = True
+        assert ps is not None
+        ps.terminating = True
         pod["metadata"]["deletionTimestamp"] = now_iso()
         pod["metadata"]["deletionGracePeriodSeconds"] = grace
         entry = self.store.update("Pod", pod)
-        terminal = pod["status"].get("phase") in ("Succeeded", "Failed")
-        self.later(0.0 if terminal else min(float(grace), 1.0), self._remove_pod, namespace, name)
+        termination.start(self, ps, grace)
         return entry
 
     def _remove_pod(self, namespace: str, name: str) -> Entry | None:
@@ -1046,6 +1054,8 @@ class Cluster:
         if ps is not None:
             if ps.task is not None:
                 ps.task.cancel()
+            if ps.term_task is not None and ps.term_task is not asyncio.current_task():
+                ps.term_task.cancel()
             for t in list(ps.tasks):
                 t.cancel()
             if ps.node and ps.node in self.nodes:
@@ -1149,6 +1159,7 @@ class Cluster:
             ):
                 ready += 1
         st["ready"] = ready
+        st["terminating"] = len(js.terminating)
         if js.succeeded:
             st["succeeded"] = js.succeeded
         if js.failed:
@@ -1207,35 +1218,23 @@ class Cluster:
     def _job_finish(
         self, js: JobState, job: dict[str, Any], ok: bool, reason: str, message: str
     ) -> None:
+        """SuccessCriteriaMet/FailureTarget now; Complete/Failed once no pod is terminating
+        (job_controller.go syncJob: the terminal condition waits for `status.terminating` 0)."""
         js.finished = True
         for t in js.timers:
             t.cancel()
-        ts = now_iso()
-
-        def cond(t: str) -> dict[str, Any]:
-            return {
-                "type": t,
-                "status": "True",
-                "lastProbeTime": ts,
-                "lastTransitionTime": ts,
-                "reason": reason,
-                "message": message,
-            }
-
         st = job["status"]
-        if ok:
-            st["conditions"] = [cond("SuccessCriteriaMet"), cond("Complete")]
-            st["completionTime"] = ts
-            self.record_event(
-                job, "Normal", "Completed", "Job completed", component="job-controller"
-            )
-        else:
-            st["conditions"] = [cond("FailureTarget"), cond("Failed")]
-            self.record_event(job, "Warning", reason, message, component="job-controller")
-        for key in list(js.active):
-            js.active.discard(key)
-            self.delete_pod(*key)
+        st["conditions"] = [
+            _job_cond("SuccessCriteriaMet" if ok else "FailureTarget", reason, message)
+        ]
+        js.final = (ok, reason, message)
+        doomed = sorted(js.active)
+        js.terminating.update(doomed)
+        js.active.clear()
+        self._job_status(js, job)
+        for key in doomed:
             js.failed += 1
+            self.delete_pod(*key)
             self.record_event(
                 job,
                 "Normal",
@@ -1243,6 +1242,27 @@ class Cluster:
                 f"Deleted pod: {key[1]}",
                 component="job-controller",
             )
+        if self._job_obj(js) is not None:
+            self._job_status(js, job)
+        self._job_final(js)
+
+    def _job_final(self, js: JobState) -> None:
+        job = self._job_obj(js)
+        if js.final is None or js.terminating or job is None:
+            return
+        ok, reason, message = js.final
+        js.final = None
+        st = job["status"]
+        st.setdefault("conditions", []).append(
+            _job_cond("Complete" if ok else "Failed", reason, message)
+        )
+        if ok:
+            st["completionTime"] = now_iso()
+            self.record_event(
+                job, "Normal", "Completed", "Job completed", component="job-controller"
+            )
+        else:
+            self.record_event(job, "Warning", reason, message, component="job-controller")
         self._job_status(js, job)
         ttl = job["spec"].get("ttlSecondsAfterFinished")
         if ttl is not None:
@@ -1274,9 +1294,16 @@ class Cluster:
         if js is None:
             return
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        phase = pod.get("status", {}).get("phase")
+        if key in js.terminating and (type_ == "DELETED" or phase in ("Succeeded", "Failed")):
+            js.terminating.discard(key)
+            job = self._job_obj(js)
+            if job is not None:
+                self._job_status(js, job)
+            self._job_final(js)
+            return
         if key not in js.active:
             return
-        phase = pod.get("status", {}).get("phase")
         if phase == "Succeeded":
             js.active.discard(key)
             js.succeeded += 1
@@ -1394,6 +1421,18 @@ class Cluster:
             "watchers": sum(len(ws) for ws in self.store.watchers.values()),
             "faults": self.faults.model_dump(by_alias=True),
         }
+
+
+def _job_cond(type_: str, reason: str, message: str) -> dict[str, Any]:
+    ts = now_iso()
+    return {
+        "type": type_,
+        "status": "True",
+        "lastProbeTime": ts,
+        "lastTransitionTime": ts,
+        "reason": reason,
+        "message": message,
+    }
 
 
 def _is_ready(raw: bytes) -> bool:
