@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from kubesim import images as img
-from kubesim import termination
-from kubesim.scenario import Faults, Image, Scenario, build_nodes, node_conditions
+from kubesim import node_lifecycle, podgc, termination
+from kubesim.scenario import Faults, Image, Scenario, build_nodes
 from kubesim.store import Entry, Store, now_iso
 
 POD_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
@@ -164,6 +164,8 @@ class Cluster:
         self.foreground: dict[str, tuple[str, str]] = {}
         self.owned: dict[str, set[tuple[str, str]]] = {}  # owner uid -> pod keys
         self.pod_ips = 0
+        self.monitor_timers: dict[str, asyncio.TimerHandle] = {}  # node lifecycle grace
+        self.evictions: dict[tuple[str, str], asyncio.TimerHandle] = {}  # taint eviction
 
     # -- clock ------------------------------------------------------------------------------
     def now(self) -> float:
@@ -288,32 +290,16 @@ class Cluster:
         e = self.store.get("Node", None, name)
         return e.obj if e else None
 
-    def set_node_ready(self, name: str, ready: bool) -> None:
-        node = self.node_obj(name)
-        if node is None:
+    def set_node_ready(self, name: str, ready: bool, mode: str = "unreachable") -> None:
+        """The kubelet stops (`unreachable`: the node turns Unknown after the grace period;
+        `notReady`: it reports Ready=False at once) or comes back (node_lifecycle.py)."""
+        if self.node_obj(name) is None or name not in self.nodes:
             raise KeyError(name)
-        ts = now_iso()
-        node["status"]["conditions"] = node_conditions(ready, ts)
-        taints = [
-            t
-            for t in node["spec"].get("taints", [])
-            if t["key"] not in ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")
-        ]
-        if not ready:
-            for effect in ("NoSchedule", "NoExecute"):
-                taints.append(
-                    {"key": "node.kubernetes.io/unreachable", "effect": effect, "timeAdded": ts}
-                )
-        self._set_taints(node, taints)
-        self.store.update("Node", node)
-        ns = self.nodes[name]
         if ready:
-            ns.down.clear()
-            ns.ready.set()
+            node_lifecycle.kubelet_up(self, name)
             self._retry_unschedulable()
         else:
-            ns.ready.clear()
-            ns.down.set()
+            node_lifecycle.kubelet_down(self, name, mode)
 
     def set_node_cordoned(self, name: str, cordoned: bool) -> None:
         node = self.node_obj(name)
@@ -357,9 +343,10 @@ class Cluster:
         if self.store.delete("Node", None, name) is None:
             raise KeyError(name)
         ns = self.nodes.pop(name)
-        # The pod garbage collector removes pods bound to nodes that no longer exist.
-        for key in list(ns.pods):
-            self.delete_pod(key[0], key[1], grace=0)
+        ns.ready.clear()
+        ns.down.set()
+        node_lifecycle.forget(self, name)
+        podgc.node_deleted(self, ns)
 
     # -- events -----------------------------------------------------------------------------
     def record_event(
@@ -554,6 +541,7 @@ class Cluster:
             return  # bound to a node that does not exist: stays Pending, as on a real cluster
         ns.pods.add(ps.key)
         ps.task = asyncio.get_running_loop().create_task(self._kubelet(ps, ns))
+        node_lifecycle.pod_on_node(self, ps)
 
     # -- kubelet ----------------------------------------------------------------------------
     def _publish(self, ps: PodState) -> dict[str, Any] | None:
@@ -617,6 +605,7 @@ class Cluster:
             cond("Ready", all_running and not terminal, not_ready_reason),
             cond("ContainersReady", all_running and not terminal, not_ready_reason),
             cond("PodScheduled", True),
+            *(c for c in old.values() if c["type"] == "DisruptionTarget"),
         ]
         if not (all_running and not terminal):
             waiting = [c.name for c in mains if c.state != "running"]
@@ -1056,6 +1045,9 @@ class Cluster:
                 ps.task.cancel()
             if ps.term_task is not None and ps.term_task is not asyncio.current_task():
                 ps.term_task.cancel()
+            eviction = self.evictions.pop(ps.key, None)
+            if eviction is not None:
+                eviction.cancel()
             for t in list(ps.tasks):
                 t.cancel()
             if ps.node and ps.node in self.nodes:

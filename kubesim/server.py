@@ -1034,7 +1034,16 @@ class Api:
     async def k_node_ready(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         self._node_or_404(name)
-        self.c.set_node_ready(name, await self._flag(request, "ready"))
+        ready = await self._flag(request, "ready")
+        body = await request.json()  # aiohttp caches the body _flag read
+        mode = body.get("mode", "unreachable") if isinstance(body, dict) else "unreachable"
+        if mode not in ("unreachable", "notReady"):
+            raise ApiError(
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+                "Invalid",
+                "mode: must be 'unreachable' or 'notReady'",
+            )
+        self.c.set_node_ready(name, ready, mode)
         return json_resp(self._entry(RESOURCES[("", "v1")]["nodes"], None, name).raw)
 
     async def k_node_cordon(self, request: web.Request) -> web.Response:

@@ -13,7 +13,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from kubesim.testing import SimHandle, start_sim
-from tests.kubesim.conftest import job_body
+from tests.kubesim.conftest import job_body, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -85,9 +85,25 @@ def test_http_control_endpoints(sim: SimHandle) -> None:
     )
     assert code == 200 and faults["http500"] == {"delete": 1.0} and faults["retryAfterSeconds"] == 5
     assert _http(sim, "DELETE", "/kubesim/faults")[2]["http500"] == {}
-    code, _, node = _http(sim, "POST", "/kubesim/nodes/compute-1/ready", {"ready": False})
-    assert code == 200 and node["status"]["conditions"][-1]["status"] == "Unknown"
-    assert any(t["key"] == "node.kubernetes.io/unreachable" for t in node["spec"]["taints"])
+    code, _, node = _http(
+        sim, "POST", "/kubesim/nodes/compute-1/ready", {"ready": False, "mode": "notReady"}
+    )
+    assert code == 200 and node["status"]["conditions"][-1]["status"] == "False"
+    assert any(t["key"] == "node.kubernetes.io/not-ready" for t in node["spec"]["taints"])
+    assert (
+        _http(sim, "POST", "/kubesim/nodes/compute-2/ready", {"ready": False, "mode": "x"})[0]
+        == 422
+    )
+    # unreachable (the default): Unknown only after node-monitor-grace-period (40 s)
+    code, _, node = _http(sim, "POST", "/kubesim/nodes/compute-2/ready", {"ready": False})
+    assert code == 200 and node["status"]["conditions"][-1]["status"] == "True"
+    wait_for(
+        lambda: (
+            _http(sim, "GET", "/api/v1/nodes/compute-2")[2]["status"]["conditions"][-1]["status"]
+            == "Unknown"
+        ),
+        what="Ready=Unknown after the grace period",
+    )
     _, _, node = _http(sim, "POST", "/kubesim/nodes/compute-1/cordon", {"cordoned": True})
     assert node["spec"]["unschedulable"] is True
     assert _http(sim, "POST", "/kubesim/nodes/ghost/ready", {"ready": True})[0] == 404

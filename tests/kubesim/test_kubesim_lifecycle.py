@@ -130,3 +130,100 @@ def test_job_deadline_failure_target_first_failed_once_no_pod_terminates() -> No
             if e["involvedObject"]["uid"] == pod["metadata"]["uid"]
         ]
         assert "Pulling" in events
+
+
+def test_pods_of_a_deleted_node_are_failed_by_pod_gc_after_quarantine() -> None:
+    with sim_with(podGcQuarantineSeconds=40) as sim:
+        core, batch = apis(sim)
+        pod = pulling_pod(sim, batch, "gc")
+        name = pod["metadata"]["name"]
+        rv = core.list_namespaced_pod("default").metadata.resource_version
+        sim.delete_node("a-1")
+        # Within the quarantine (40 s = 0.4 s real here) the pod is still there, unchanged.
+        assert core.read_namespaced_pod(name, "default").status.phase == "Pending"
+        seen = watch_until(
+            core.list_pod_for_all_namespaces,
+            rv,
+            lambda t, o: t == "DELETED" and o["metadata"]["name"] == name,
+            field_selector=f"metadata.name={name}",
+        )
+        failed = [o for t, o in seen if t == "MODIFIED" and o["status"]["phase"] == "Failed"]
+        assert failed, "Failed before the force delete"
+        conds = {c["type"]: c for c in failed[-1]["status"]["conditions"]}
+        assert conds["DisruptionTarget"]["reason"] == "DeletionByPodGC"
+        assert conds["DisruptionTarget"]["message"] == "PodGC: node no longer exists"
+        assert not failed[-1]["metadata"].get("deletionTimestamp")  # forced: no grace period
+        # No kubelet wrote the containers: they stay as they were (waiting).
+        assert "waiting" in state(failed[-1])
+
+
+def test_unreachable_node_turns_unknown_after_grace_then_taint_eviction() -> None:
+    with sim_with(time_scale=100, nodeMonitorGracePeriodSeconds=40) as sim:
+        core, batch = apis(sim)
+        pod = pulling_pod(sim, batch, "ev")
+        name = pod["metadata"]["name"]
+        node_rv = core.list_node().metadata.resource_version
+        sim.set_node_ready("a-1", False)
+        node = core.read_node("a-1")
+        ready = next(c for c in node.status.conditions if c.type == "Ready")
+        assert ready.status == "True"  # the grace period has not run out yet
+        seen = watch_until(
+            core.list_node,
+            node_rv,
+            lambda t, o: any(
+                c["type"] == "Ready" and c["status"] == "Unknown" for c in o["status"]["conditions"]
+            ),
+            field_selector="metadata.name=a-1",
+        )
+        node_obj = seen[-1][1]
+        ready_c = next(c for c in node_obj["status"]["conditions"] if c["type"] == "Ready")
+        assert ready_c["reason"] == "NodeStatusUnknown"
+        assert ready_c["message"] == "Kubelet stopped posting node status."
+        assert {(t["key"], t["effect"]) for t in node_obj["spec"]["taints"]} == {
+            ("node.kubernetes.io/unreachable", "NoSchedule"),
+            ("node.kubernetes.io/unreachable", "NoExecute"),
+        }
+        # DefaultTolerationSeconds: 300 s, then taint eviction marks and deletes the pod.
+        tol = [
+            t for t in pod["spec"]["tolerations"] if t["key"] == "node.kubernetes.io/unreachable"
+        ]
+        assert tol and tol[0]["tolerationSeconds"] == 300
+        p = wait_for(
+            lambda: (
+                (o := core.read_namespaced_pod(name, "default")).metadata.deletion_timestamp and o
+            ),
+            timeout=15,
+            what="taint eviction",
+        )
+        conds = {c.type: c for c in p.status.conditions}
+        assert conds["DisruptionTarget"].reason == "DeletionByTaintManager"
+        assert conds["DisruptionTarget"].message == "Taint manager: deleting due to NoExecute taint"
+        # The kubelet is unreachable: the pod stays Terminating, not Failed, not gone.
+        assert p.status.phase == "Pending"
+        rv = core.list_namespaced_pod("default").metadata.resource_version
+        sim.set_node_ready("a-1", True)
+        seen = watch_until(
+            core.list_pod_for_all_namespaces,
+            rv,
+            lambda t, o: t == "DELETED" and o["metadata"]["name"] == name,
+            field_selector=f"metadata.name={name}",
+        )
+        assert seen[-1][1]["status"]["phase"] == "Failed"
+        assert state(seen[-1][1])["terminated"]["reason"] == "ContainerStatusUnknown"
+        assert "DisruptionTarget" in {c["type"] for c in seen[-1][1]["status"]["conditions"]}
+
+
+def test_not_ready_kubelet_shows_at_once_and_a_short_flap_is_invisible() -> None:
+    with sim_with(nodeMonitorGracePeriodSeconds=100000) as sim:
+        core, _ = apis(sim)
+        sim.set_node_ready("a-2", False)  # unreachable, but shorter than the grace period
+        sim.set_node_ready("a-2", True)
+        sim.set_node_ready("a-3", False, mode="notReady")
+        a2 = core.read_node("a-2")
+        assert not a2.spec.taints
+        a3 = core.read_node("a-3")
+        ready = next(c for c in a3.status.conditions if c.type == "Ready")
+        assert (ready.status, ready.reason) == ("False", "KubeletNotReady")
+        assert {t.key for t in a3.spec.taints} == {"node.kubernetes.io/not-ready"}
+        sim.set_node_ready("a-3", True)
+        assert not core.read_node("a-3").spec.taints
