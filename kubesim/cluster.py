@@ -17,8 +17,8 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubesim import admission, node_lifecycle, podgc, termination
 from kubesim import images as img
-from kubesim import node_lifecycle, podgc, termination
 from kubesim.scenario import Faults, Image, Scenario, build_nodes
 from kubesim.store import Entry, Store, now_iso
 
@@ -135,6 +135,7 @@ class JobState:
     sync_pending: bool = False
     terminating: set[tuple[str, str]] = field(default_factory=set)
     final: tuple[bool, str, str] | None = None  # the terminal condition still to add
+    create_backoff: float = 0.0  # after a refused pod create: 1 s doubling to 60 s
 
 
 class Cluster:
@@ -1122,8 +1123,10 @@ class Cluster:
                     js.timers.append(self.later(wait, self._job_resync, js.uid))
             else:
                 for _ in range(want):
-                    self._create_job_pod(js, job)
-        self._job_status(js, job)
+                    if not self._create_job_pod(js, job):
+                        break
+        if self._job_obj(js) is not None:
+            self._job_status(js, job)
 
     def job_spec_changed(self, uid: str) -> None:
         """After an API write to a Job (e.g. `suspend` flipped back to false)."""
@@ -1158,7 +1161,7 @@ class Cluster:
             st["failed"] = js.failed
         self.store.update("Job", job)
 
-    def _create_job_pod(self, js: JobState, job: dict[str, Any]) -> None:
+    def _create_job_pod(self, js: JobState, job: dict[str, Any]) -> bool:
         from kubesim.validation import add_default_tolerations
 
         md = job["metadata"]
@@ -1200,12 +1203,26 @@ class Cluster:
             "spec": spec,
             "status": {"phase": "Pending", "qosClass": "BestEffort"},
         }
+        try:
+            admission.admit(self, pod, f"{md['name']}-")
+        except admission.Denied as d:
+            # RealPodControl.createPods records the event; the sync is requeued, rate limited.
+            self.record_event(
+                job, "Warning", "FailedCreate", f"Error creating: {d}", component="job-controller"
+            )
+            js.create_backoff = min(max(1.0, js.create_backoff * 2), 60.0)
+            if not js.sync_pending:
+                js.sync_pending = True
+                js.timers.append(self.later(js.create_backoff, self._job_resync, js.uid))
+            return False
+        js.create_backoff = 0.0
         entry = self.store.create("Pod", pod)
         js.active.add((md["namespace"], name))
         self.record_event(
             job, "Normal", "SuccessfulCreate", f"Created pod: {name}", component="job-controller"
         )
         self.pod_created(entry)
+        return True
 
     def _job_finish(
         self, js: JobState, job: dict[str, Any], ok: bool, reason: str, message: str

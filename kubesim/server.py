@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from kubesim import admission
 from kubesim.cluster import Cluster
 from kubesim.protobuf import ProtobufError, decode_object
 from kubesim.scenario import Faults
@@ -131,6 +132,8 @@ def status_body(
         "reason": reason,
         "code": code,
     }
+    if not reason:
+        del body["reason"]  # a webhook denial carries none
     if details is not None:
         body["details"] = details
     return body
@@ -753,6 +756,7 @@ class Api:
             self._ns_exists(ns)
         else:
             md.pop("namespace", None)
+        shown_name = str(md.get("name") or md.get("generateName") or "")
         if not md.get("name") and md.get("generateName"):
             md["name"] = md["generateName"] + "".join(
                 self.c.rng.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5)
@@ -766,6 +770,11 @@ class Api:
         if res.kind == "Job":
             self._job_selector(obj)
         if res.kind == "Pod":
+            try:
+                admission.admit(self.c, obj, shown_name)
+            except admission.Denied as d:
+                details = {"name": d.name, "kind": "pods"} if d.reason else None
+                raise ApiError(d.code, d.reason, d.message, details) from d
             obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
         elif res.kind == "Job":
             obj["status"] = {}
