@@ -106,6 +106,15 @@ RESOURCES: dict[tuple[str, str], dict[str, Resource]] = {
 ADMIT = {"Pod": admit_pod, "Job": admit_job, "Namespace": admit_namespace}
 
 
+INCONSISTENT_CONTINUE = (
+    "The provided continue parameter is too old to display a consistent list result. You can "
+    "start a new list without the continue parameter, or use the continue token in this "
+    "response to retrieve the remainder of the results. Continuing with the provided token "
+    "results in an inconsistent list - objects that were created, modified, or deleted between "
+    "the time the first chunk was returned and now may show up in the list."
+)
+
+
 class ApiError(Exception):
     def __init__(
         self,
@@ -114,10 +123,14 @@ class ApiError(Exception):
         message: str,
         details: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        *,
+        plain: bool = False,
+        list_continue: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code, self.reason, self.message = code, reason, message
         self.details, self.headers = details, headers or {}
+        self.plain, self.list_continue = plain, list_continue
 
 
 def status_body(
@@ -140,8 +153,20 @@ def status_body(
 
 
 def error_response(err: ApiError) -> web.Response:
+    if err.plain:
+        # net/http's http.Error: text/plain, nosniff, the message and a newline.
+        return web.Response(
+            text=err.message + "\n",
+            status=err.code,
+            headers={**err.headers, "X-Content-Type-Options": "nosniff"},
+            content_type="text/plain",
+            charset="utf-8",
+        )
+    body = status_body(err.code, err.reason, err.message, err.details)
+    if err.list_continue is not None:
+        body["metadata"] = {"continue": err.list_continue}
     return web.Response(
-        body=encode(status_body(err.code, err.reason, err.message, err.details)),
+        body=encode(body),
         status=err.code,
         content_type="application/json",
         headers=err.headers,
@@ -407,6 +432,16 @@ class Api:
             )
         if rng() < f.http429.get(verb, f.http429.get("*", 0.0)):
             ra = f.retry_after_seconds
+            if self.c.scenario.control_plane.apf_plain_text_429:
+                # API Priority and Fairness rejects before any handler: maxinflight.go's
+                # tooManyRequests writes plain text with Retry-After, no Status object.
+                raise ApiError(
+                    HTTPStatus.TOO_MANY_REQUESTS,
+                    "TooManyRequests",
+                    "Too many requests, please try again later.",
+                    headers={"Retry-After": str(ra)},
+                    plain=True,
+                )
             raise ApiError(
                 HTTPStatus.TOO_MANY_REQUESTS,
                 "TooManyRequests",
@@ -487,12 +522,23 @@ class Api:
                     "BadRequest",
                     "continue key is not valid: illegal base64 data",
                 ) from e
+            token_rv = int(token.get("rv", rv))
+            if 0 <= token_rv <= store.compacted_default:
+                # etcd3 store.go handleCompactedErrorForPaging: 410 with a fresh token that
+                # continues at the latest resourceVersion (rv -1).
+                fresh = {"rv": -1, "ns": start[0], "name": start[1]}
+                raise ApiError(
+                    HTTPStatus.GONE,
+                    "Expired",
+                    INCONSISTENT_CONTINUE,
+                    list_continue=base64.urlsafe_b64encode(json.dumps(fresh).encode()).decode(),
+                )
             items = [
                 e
                 for e in items
                 if (e.obj["metadata"].get("namespace", ""), e.obj["metadata"]["name"]) > start
             ]
-            meta["resourceVersion"] = str(token.get("rv", rv))
+            meta["resourceVersion"] = str(token_rv if token_rv >= 0 else rv)
         limit = request.query.get("limit")
         if limit and limit.isdigit() and int(limit) > 0 and len(items) > int(limit):
             n = int(limit)
