@@ -25,6 +25,7 @@ from kubesim.store import Entry, Store, now_iso
 POD_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 IMAGE_BACKOFF_INITIAL = 10.0
 IMAGE_BACKOFF_MAX = 300.0
+CREATE_RETRY_SECONDS = 10.0  # a failed pod sync is retried after the pod worker's back-off
 JOB_BACKOFF_INITIAL = 10.0
 JOB_BACKOFF_MAX = 360.0
 MAX_EVENTS = 100000  # oldest Events go first beyond this (a real cluster keeps them for 1 h)
@@ -276,7 +277,21 @@ class Cluster:
         if ns.status_pending:
             return
         ns.status_pending = True
-        self.later(self.scenario.defaults.node_status_update_seconds, self._node_status_flush, ns)
+        d = self.scenario.defaults
+        # The image GC manager refreshes its image list every imageCacheRefreshSeconds; the
+        # next node status update after that carries it (per-node phases, as on real nodes).
+        phase = (sum(ns.name.encode()) % 997) / 997
+        now = self.now()
+        ready_at = now
+        if d.image_cache_refresh_seconds > 0:
+            p = d.image_cache_refresh_seconds
+            off = phase * p
+            ready_at = now + (p - (now - off) % p)
+        if d.node_status_update_seconds > 0:
+            p = d.node_status_update_seconds
+            off = phase * p
+            ready_at += p - (ready_at - off) % p
+        self.later(ready_at - now, self._node_status_flush, ns)
 
     def _node_status_flush(self, ns: NodeState) -> None:
         ns.status_pending = False
@@ -286,6 +301,11 @@ class Cluster:
             if new_images != node["status"].get("images"):
                 node["status"]["images"] = new_images
                 self.store.update("Node", node)
+
+    def node_arch(self, name: str) -> str:
+        node = self.node_obj(name)
+        labels = (node or {}).get("metadata", {}).get("labels") or {}
+        return str(labels.get("kubernetes.io/arch", "amd64"))
 
     def node_obj(self, name: str) -> dict[str, Any] | None:
         e = self.store.get("Node", None, name)
@@ -717,7 +737,9 @@ class Cluster:
             for c in fresh:
                 if c.backoff_until > self.now() and ps.key in self.pods:
                     c.reason = "ImagePullBackOff"
-                    c.message = f'Back-off pulling image "{c.image}": ErrImagePull: {c.last_error}'
+                    c.message = img.backoff_message(
+                        c.image, c.last_error, self.scenario.defaults.kubelet_version
+                    )
                     self.record_event(
                         pod,
                         "Normal",
@@ -749,7 +771,12 @@ class Cluster:
     def _pull_outcome(
         self, ns: NodeState, image: Image, ref: str, pod: dict[str, Any]
     ) -> str | None:
+        if image.platforms is not None and self.node_arch(ns.name) not in image.platforms:
+            return "platform"
         if image.not_found:
+            host = img.split_ref(ref)[0].split("/", 1)[0]
+            if host in self.scenario.defaults.token_auth_registries:
+                return "insufficientScope"
             return "notFound"
         if image.private_secret is not None:
             names = {s.get("name") for s in pod["spec"].get("imagePullSecrets") or []}
@@ -907,6 +934,31 @@ class Cluster:
             down.cancel()
         return ns.ready.is_set() and sleeper.done() and not sleeper.cancelled()
 
+    async def _create_container_errors(
+        self, ps: PodState, ns: NodeState, c: ContainerState, pod: dict[str, Any]
+    ) -> None:
+        """CreateContainerError is not fatal: the kubelet retries at its next pod sync."""
+        image = self.scenario.image(c.image)
+        key = "create:" + img.normalize(c.image)
+        attempt = 0
+        while ns.flaky_failures[key] < image.create_failures:
+            ns.flaky_failures[key] += 1
+            c.state, c.reason = "waiting", "CreateContainerError"
+            c.message = img.create_error(c.name, ps.key[1], ps.key[0], ps.uid, attempt)
+            self.record_event(
+                pod,
+                "Warning",
+                "Failed",
+                f"Error: {c.message}",
+                component="kubelet",
+                host=ns.name,
+                field_path=self._fp(c),
+            )
+            self._publish(ps)
+            await self.sleep(CREATE_RETRY_SECONDS)
+            await ns.ready.wait()
+            attempt += 1
+
     def _start_failure(self, c: ContainerState, pod: dict[str, Any]) -> str | None:
         """The executable a shell-less image cannot exec, if any."""
         image = self.scenario.image(c.image)
@@ -929,6 +981,7 @@ class Cluster:
     ) -> None:
         """Create, start and (for run-to-completion pods) finish one container."""
         fp = self._fp(c)
+        await self._create_container_errors(ps, ns, c, pod)
         c.container_id = "containerd://" + secrets.token_hex(32)
         bad = self._start_failure(c, pod)
         self.record_event(

@@ -120,6 +120,14 @@ class Image(_Model):
     shell: bool = True
     flaky: Flaky | None = None
     pull_seconds: float | LogNormal | None = None
+    platforms: list[Literal["amd64", "arm64"]] | None = Field(
+        default=None, description="Architectures in its manifest list; omitted: every one."
+    )
+    create_failures: int = Field(
+        default=0,
+        ge=0,
+        description="The first k container creates on each node fail (CreateContainerError).",
+    )
 
     @field_validator("size", mode="before")
     @classmethod
@@ -168,9 +176,19 @@ class Defaults(_Model):
     kubelet_version: str = "v1.33.2"
     max_images: int = Field(default=50, ge=1, description="The kubelet's nodeStatusMaxImages.")
     node_status_update_seconds: float = Field(
-        default=1.0,
+        default=10.0,
         ge=0,
-        description="Pulled images show in node.status.images this long after a pull.",
+        description="nodeStatusUpdateFrequency: the node status (and its images) tick.",
+    )
+    image_cache_refresh_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="The image GC manager's image list cache refresh period.",
+    )
+    token_auth_registries: list[str] = Field(
+        default=[],
+        description="Registry hosts with token auth: a missing repository answers "
+        "insufficient_scope, not 404.",
     )
 
     @field_validator("image_size", mode="before")
