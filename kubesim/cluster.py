@@ -17,7 +17,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubesim import admission, node_lifecycle, podgc, termination
+from kubesim import admission, controller_pace, node_lifecycle, podgc, termination
 from kubesim import images as img
 from kubesim.scenario import Faults, Image, Scenario, build_nodes
 from kubesim.store import Entry, Store, now_iso
@@ -137,6 +137,7 @@ class JobState:
     terminating: set[tuple[str, str]] = field(default_factory=set)
     final: tuple[bool, str, str] | None = None  # the terminal condition still to add
     create_backoff: float = 0.0  # after a refused pod create: 1 s doubling to 60 s
+    token_ready: bool = False  # the rate limiter's tokens for the next creates are reserved
 
 
 class Cluster:
@@ -166,6 +167,8 @@ class Cluster:
         self.foreground: dict[str, tuple[str, str]] = {}
         self.owned: dict[str, set[tuple[str, str]]] = {}  # owner uid -> pod keys
         self.pod_ips = 0
+        cp = scenario.control_plane
+        self.pace = controller_pace.TokenBucket(cp.controller_qps, cp.controller_burst)
         self.monitor_timers: dict[str, asyncio.TimerHandle] = {}  # node lifecycle grace
         self.evictions: dict[tuple[str, str], asyncio.TimerHandle] = {}  # taint eviction
 
@@ -1168,6 +1171,16 @@ class Cluster:
             )
             return
         want = min(spec["parallelism"], spec["completions"] - js.succeeded) - len(js.active)
+        if want > 0 and not js.token_ready:
+            # The controller's client waits for its rate limiter: 2 requests per new pod.
+            delay = self.pace.reserve(self.now(), 2 * want)
+            if delay > 0:
+                js.token_ready = True
+                if not js.sync_pending:
+                    js.sync_pending = True
+                    js.timers.append(self.later(delay, self._job_resync, js.uid))
+                self._job_status(js, job)
+                return
         if want > 0:
             wait = js.next_pod_at - self.now()
             if wait > 0:
@@ -1175,7 +1188,8 @@ class Cluster:
                     js.sync_pending = True
                     js.timers.append(self.later(wait, self._job_resync, js.uid))
             else:
-                for _ in range(want):
+                js.token_ready = False
+                for _ in range(want):  # slow start: stop at the first refused create
                     if not self._create_job_pod(js, job):
                         break
         if self._job_obj(js) is not None:

@@ -212,6 +212,10 @@ class ControlPlane(_Model):
     default_toleration_seconds: int = Field(
         default=300, ge=0, description="DefaultTolerationSeconds admission."
     )
+    controller_qps: float = Field(
+        default=20.0, ge=0, description="kube-controller-manager --kube-api-qps (0: unlimited)."
+    )
+    controller_burst: int = Field(default=30, ge=1, description="--kube-api-burst.")
     apf_plain_text_429: bool = Field(
         default=True, description="429 answers as API Priority and Fairness: plain text."
     )

@@ -140,3 +140,20 @@ def test_quota_limit_range_pod_security_and_webhook() -> None:
             'Error creating: pods "second-" is forbidden: exceeded quota: q, requested: pods=1, '
             "used: pods=1, limited: pods=1"
         )
+
+
+def test_job_controller_pace_pods_trail_their_jobs() -> None:
+    sc = {
+        "nodeGroups": [{"name": "a", "count": 10}],
+        "controlPlane": {"controllerQps": 0.02, "controllerBurst": 2},
+    }
+    with start_sim(nodes=None, scenario=sc, time_scale=100) as sim:
+        _, batch = _apis(sim)
+        for i in range(10):
+            batch.create_namespaced_job(
+                "default", job_body(f"p{i}", [{"name": "c", "image": "busybox"}])
+            )
+        jobs = sim.objects("jobs", "default")
+        pods = sim.objects("pods", "default")
+        assert len(jobs) == 10 and len(pods) <= 3  # burst 2 = one pod, then 0.02 QPS
+        wait_for(lambda: len(sim.objects("pods", "default")) == 10, timeout=30, what="all pods")
