@@ -89,9 +89,10 @@ class ContainerState:
                     "reason": self.reason,
                     "startedAt": self.started_at,
                     "finishedAt": self.finished_at,
-                    "containerID": self.container_id,
                 }
             }
+            if self.container_id:
+                st["terminated"]["containerID"] = self.container_id
             if self.message:
                 st["terminated"]["message"] = self.message
         out: dict[str, Any] = {
@@ -943,11 +944,11 @@ class Cluster:
         """CreateContainerError is not fatal: the kubelet retries at its next pod sync."""
         image = self.scenario.image(c.image)
         key = "create:" + img.normalize(c.image)
-        attempt = 0
         while ns.flaky_failures[key] < image.create_failures:
             ns.flaky_failures[key] += 1
             c.state, c.reason = "waiting", "CreateContainerError"
-            c.message = img.create_error(c.name, ps.key[1], ps.key[0], ps.uid, attempt)
+            # The attempt in the name is the restart count: it never started, so it stays.
+            c.message = img.create_error(c.name, ps.key[1], ps.key[0], ps.uid, c.restarts)
             self.record_event(
                 pod,
                 "Warning",
@@ -960,7 +961,6 @@ class Cluster:
             self._publish(ps)
             await self.sleep(CREATE_RETRY_SECONDS)
             await ns.ready.wait()
-            attempt += 1
 
     def _start_failure(self, c: ContainerState, pod: dict[str, Any]) -> str | None:
         """The executable a shell-less image cannot exec, if any."""
