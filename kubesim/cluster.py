@@ -17,7 +17,7 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubesim import admission, controller_pace, node_lifecycle, podgc, termination
+from kubesim import admission, controller_pace, node_lifecycle, podgc, termination, timeline
 from kubesim import images as img
 from kubesim.scenario import Faults, Image, Scenario, build_nodes
 from kubesim.store import Entry, Store, now_iso
@@ -216,6 +216,7 @@ class Cluster:
         for node in build_nodes(scenario, self.seed, created):
             self._add_node_object(node)
         self.store.listen("Pod", self._on_pod_event)
+        timeline.start(self)
 
     def _add_node_object(self, node: dict[str, Any]) -> None:
         meta = node.pop("_kubesim")
@@ -801,7 +802,7 @@ class Cluster:
         jitter = 1 + self.rng.uniform(-d.pull_jitter, d.pull_jitter)
         if present:
             return d.pull_overhead_seconds * jitter
-        ps = image.pull_seconds
+        ps = image.pull_seconds if image.pull_seconds is not None else d.pull_seconds
         if isinstance(ps, int | float):
             return float(ps) * jitter
         if ps is not None:
@@ -1246,7 +1247,7 @@ class Cluster:
             }
         )
         spec = copy.deepcopy(tmpl["spec"])
-        add_default_tolerations(spec)
+        add_default_tolerations(spec, self.scenario.control_plane.default_toleration_seconds)
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",

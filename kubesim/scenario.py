@@ -174,6 +174,11 @@ class Defaults(_Model):
     pull_jitter: float = Field(default=0.2, ge=0, le=1)
     container_run_seconds: float = Field(default=0.5, ge=0)
     kubelet_version: str = "v1.33.2"
+    pull_seconds: float | LogNormal | None = Field(
+        default=None,
+        description="Every image's pull duration unless the image sets its own; omitted: "
+        "pullOverheadSeconds + size / node bandwidth.",
+    )
     max_images: int = Field(default=50, ge=1, description="The kubelet's nodeStatusMaxImages.")
     node_status_update_seconds: float = Field(
         default=10.0,
@@ -260,6 +265,17 @@ class Admission(_Model):
     webhooks: list[Webhook] = []
 
 
+class TimelineStep(_Model):
+    """Something that happens to a node `at` simulated seconds after kubesim starts."""
+
+    at: float = Field(ge=0)
+    action: Literal["notReady", "unreachable", "ready", "deleteNode", "cordon", "uncordon"]
+    node: str
+    seconds: float | None = Field(
+        default=None, gt=0, description="notReady/unreachable: the node is back after this."
+    )
+
+
 class Scenario(_Model):
     node_groups: list[NodeGroup] = [NodeGroup(name="default", count=3)]
     images: list[Image] = []
@@ -269,6 +285,7 @@ class Scenario(_Model):
     defaults: Defaults = Defaults()
     control_plane: ControlPlane = ControlPlane()
     admission: Admission = Admission()
+    timeline: list[TimelineStep] = []
 
     @model_validator(mode="after")
     def _unique(self) -> Scenario:
@@ -310,6 +327,10 @@ def load_scenario(source: str | Path | dict[str, Any] | Scenario | None) -> Scen
     if isinstance(source, dict):
         return Scenario.model_validate(source)
     path = Path(source)
+    if not path.exists() and isinstance(source, str) and "/" not in source:
+        packaged = resources.files("kubesim").joinpath(f"scenarios/{source}.yaml")
+        if packaged.is_file():  # a built-in scenario by name: "slow-pulls"
+            return Scenario.model_validate(yaml.safe_load(packaged.read_text()) or {})
     text = path.read_text()
     data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     return Scenario.model_validate(data or {})

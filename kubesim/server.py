@@ -31,7 +31,14 @@ from kubesim.selectors import (
 )
 from kubesim.store import Conflict, Entry, WatchEvent, encode
 from kubesim.tables import table
-from kubesim.validation import Invalid, admit_generic, admit_job, admit_namespace, admit_pod
+from kubesim.validation import (
+    Invalid,
+    add_default_tolerations,
+    admit_generic,
+    admit_job,
+    admit_namespace,
+    admit_pod,
+)
 
 K8S_VERSION = {
     "major": "1",
@@ -809,6 +816,9 @@ class Api:
             )
         for k in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "generation"):
             md.pop(k, None)
+        if res.kind == "Pod" and isinstance(obj.get("spec"), dict):
+            seconds = self.c.scenario.control_plane.default_toleration_seconds
+            add_default_tolerations(obj["spec"], seconds)
         try:
             ADMIT.get(res.kind, admit_generic)(obj)
         except Invalid as e:
