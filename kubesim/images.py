@@ -98,9 +98,10 @@ def create_error(container: str, pod: str, namespace: str, uid: str, attempt: in
 
 
 def backoff_message(image: str, last_error: str | None, kubelet_version: str) -> str:
-    """The ImagePullBackOff waiting message: kubelet 1.33 appends the last pull error."""
+    """The ImagePullBackOff waiting message: from kubelet 1.32 on it carries the last pull error
+    (kubernetes/kubernetes#127918, merged for 1.32: `image_manager.go` `prevPullErrMsg`)."""
     base = f'Back-off pulling image "{image}"'
-    if kubelet_minor(kubelet_version) >= 33 and last_error:
+    if kubelet_minor(kubelet_version) >= 32 and last_error:
         return f"{base}: ErrImagePull: {last_error}"
     return base
 
