@@ -52,7 +52,8 @@ def _waiting_when(sim: SimHandle, job: str, reason: str) -> dict[str, Any]:
 
 
 @pytest.mark.parametrize(
-    ("version", "suffix"), [("v1.31.9", False), ("v1.30.0", False), ("v1.32.4", True), ("v1.33.2", True)]
+    ("version", "suffix"),
+    [("v1.31.9", False), ("v1.30.0", False), ("v1.32.4", True), ("v1.33.2", True)],
 )
 def test_backoff_message_by_kubelet_version(version: str, suffix: bool) -> None:
     with start_sim(nodes=None, scenario=scenario(kubeletVersion=version), time_scale=100) as sim:
