@@ -227,3 +227,19 @@ def test_not_ready_kubelet_shows_at_once_and_a_short_flap_is_invisible() -> None
         assert {t.key for t in a3.spec.taints} == {"node.kubernetes.io/not-ready"}
         sim.set_node_ready("a-3", True)
         assert not core.read_node("a-3").spec.taints
+
+
+def test_default_toleration_seconds_is_a_setting() -> None:
+    with sim_with(defaultTolerationSeconds=30) as sim:
+        core, batch = apis(sim)
+        pod = pulling_pod(sim, batch, "tol")
+        direct = core.create_namespaced_pod(
+            "default",
+            {"metadata": {"name": "d"}, "spec": {"containers": [{"name": "c", "image": SLOW}]}},
+        )
+        for tols in (pod["spec"]["tolerations"], direct.to_dict()["spec"]["tolerations"]):
+            secs = {t["key"]: t.get("tolerationSeconds", t.get("toleration_seconds")) for t in tols}
+            assert secs == {
+                "node.kubernetes.io/not-ready": 30,
+                "node.kubernetes.io/unreachable": 30,
+            }
