@@ -45,6 +45,9 @@ class NodeState:
     pulling: int = 0
     status_pending: bool = False
     down: asyncio.Event = field(default_factory=asyncio.Event)
+    # Cleared while a network partition cuts the kubelet off the API server: it keeps working
+    # but writes nothing (statuses, events, node status) until the partition heals.
+    reachable: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(eq=False)
@@ -121,6 +124,7 @@ class PodState:
     terminating: bool = False
     job_uid: str | None = None
     final_phase: str | None = None  # set by the kubelet's TerminatePod (termination.py)
+    dirty: bool = False  # a status the kubelet could not write (partition)
     term_task: asyncio.Task[None] | None = None
 
 
@@ -223,6 +227,7 @@ class Cluster:
         self.node_index += 1
         ready = asyncio.Event()
         ns = NodeState(node["metadata"]["name"], meta["group"], meta["bandwidth"], ready)
+        ns.reachable.set()
         if node["status"]["conditions"][-1]["status"] == "True":
             ready.set()
         else:
@@ -300,6 +305,9 @@ class Cluster:
 
     def _node_status_flush(self, ns: NodeState) -> None:
         ns.status_pending = False
+        if not ns.reachable.is_set():
+            ns.status_pending = True  # flushed when the partition heals
+            return
         node = self.node_obj(ns.name)
         if node is not None and self.nodes.get(ns.name) is ns:
             new_images = self._status_images(ns)
@@ -318,7 +326,9 @@ class Cluster:
 
     def set_node_ready(self, name: str, ready: bool, mode: str = "unreachable") -> None:
         """The kubelet stops (`unreachable`: the node turns Unknown after the grace period;
-        `notReady`: it reports Ready=False at once) or comes back (node_lifecycle.py)."""
+        `notReady`: it reports Ready=False at once), is cut off from the API server
+        (`partitioned`: Unknown after the grace period, but it keeps pulling) or comes back
+        (node_lifecycle.py)."""
         if self.node_obj(name) is None or name not in self.nodes:
             raise KeyError(name)
         if ready:
@@ -386,6 +396,8 @@ class Cluster:
         host: str | None = None,
         field_path: str | None = None,
     ) -> None:
+        if component == "kubelet" and host and not self._reachable(host):
+            return  # a partitioned kubelet's events never reach the API server
         md = obj["metadata"]
         ns = md.get("namespace") or "default"
         key = (md["uid"], field_path or "", reason, message, type_)
@@ -570,11 +582,19 @@ class Cluster:
         node_lifecycle.pod_on_node(self, ps)
 
     # -- kubelet ----------------------------------------------------------------------------
+    def _reachable(self, node: str) -> bool:
+        ns = self.nodes.get(node)
+        return ns is None or ns.reachable.is_set()
+
     def _publish(self, ps: PodState) -> dict[str, Any] | None:
         """Rebuild the pod's status from the kubelet's state and store it."""
         pod = self._pod(ps)
         if pod is None:
             return None
+        if not self._reachable(ps.node or ""):
+            ps.dirty = True  # the status manager retries once the API server is reachable
+            return pod
+        ps.dirty = False
         spec = pod["spec"]
         rp = spec.get("restartPolicy", "Always")
         st = pod["status"]
@@ -665,6 +685,7 @@ class Cluster:
     async def _kubelet(self, ps: PodState, ns: NodeState) -> None:
         """One pod's life on its node: init containers in order, then the containers."""
         try:
+            await ns.reachable.wait()  # a partitioned kubelet does not see new pods
             await ns.ready.wait()
             pod = self._publish(ps)
             if pod is None:

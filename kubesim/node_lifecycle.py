@@ -6,6 +6,9 @@
   NoSchedule and NoExecute taints: kubernetes/kubernetes
   `pkg/controller/nodelifecycle/node_lifecycle_controller.go` (`tryUpdateNodeHealth`,
   `doNoExecuteTaintingPass`, `markNodeForTainting`).
+- A kubelet cut off by a network partition (`partitioned`) looks the same from the API, but
+  keeps pulling and running; it writes its pods' statuses (and the node's images) when the
+  partition heals. Its events in between are lost.
 - A kubelet that reports `Ready=False` itself (`notReady`, e.g. the runtime is down) shows at
   once, with the `node.kubernetes.io/not-ready` taints.
 - Taint eviction deletes each pod on a node with a NoExecute taint it does not tolerate at once,
@@ -63,10 +66,14 @@ def _set_node(
 
 
 def kubelet_down(cluster: Cluster, name: str, mode: str = "unreachable") -> None:
-    """The kubelet stops working; what the API shows depends on `mode`."""
+    """The kubelet stops working (or, `partitioned`, keeps working cut off from the API
+    server); what the API shows depends on `mode`."""
     ns = cluster.nodes[name]
-    ns.ready.clear()
-    ns.down.set()
+    if mode == "partitioned":
+        ns.reachable.clear()
+    else:
+        ns.ready.clear()
+        ns.down.set()
     timers = cluster.monitor_timers
     old = timers.pop(name, None)
     if old is not None:
@@ -81,7 +88,7 @@ def kubelet_down(cluster: Cluster, name: str, mode: str = "unreachable") -> None
 def _grace_expired(cluster: Cluster, name: str) -> None:
     cluster.monitor_timers.pop(name, None)
     ns = cluster.nodes.get(name)
-    if ns is None or ns.ready.is_set():
+    if ns is None or (ns.ready.is_set() and ns.reachable.is_set()):
         return
     _set_node(cluster, name, node_conditions(False, now_iso()), UNREACHABLE)
 
@@ -94,6 +101,15 @@ def kubelet_up(cluster: Cluster, name: str) -> None:
     _set_node(cluster, name, node_conditions(True, now_iso()), None)
     ns.down.clear()
     ns.ready.set()
+    if not ns.reachable.is_set():
+        # The partition heals: the status manager writes what the kubelet did meanwhile.
+        ns.reachable.set()
+        for key in sorted(ns.pods):
+            ps = cluster.pods.get(key)
+            if ps is not None and ps.dirty:
+                cluster._publish(ps)
+        if ns.status_pending:
+            cluster._node_status_flush(ns)
 
 
 def forget(cluster: Cluster, name: str) -> None:

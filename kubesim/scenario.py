@@ -269,7 +269,9 @@ class TimelineStep(_Model):
     """Something that happens to a node `at` simulated seconds after kubesim starts."""
 
     at: float = Field(ge=0)
-    action: Literal["notReady", "unreachable", "ready", "deleteNode", "cordon", "uncordon"]
+    action: Literal[
+        "notReady", "unreachable", "partitioned", "ready", "deleteNode", "cordon", "uncordon"
+    ]
     node: str
     seconds: float | None = Field(
         default=None, gt=0, description="notReady/unreachable: the node is back after this."

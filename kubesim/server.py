@@ -1102,11 +1102,11 @@ class Api:
         ready = await self._flag(request, "ready")
         body = await request.json()  # aiohttp caches the body _flag read
         mode = body.get("mode", "unreachable") if isinstance(body, dict) else "unreachable"
-        if mode not in ("unreachable", "notReady"):
+        if mode not in ("unreachable", "notReady", "partitioned"):
             raise ApiError(
                 HTTPStatus.UNPROCESSABLE_ENTITY,
                 "Invalid",
-                "mode: must be 'unreachable' or 'notReady'",
+                "mode: must be 'unreachable', 'notReady' or 'partitioned'",
             )
         self.c.set_node_ready(name, ready, mode)
         return json_resp(self._entry(RESOURCES[("", "v1")]["nodes"], None, name).raw)

@@ -95,6 +95,7 @@ async def _terminate(cluster: Cluster, ps: PodState, grace: int) -> None:
         if ns is None:
             return  # the pod GC takes care of pods on nodes that are gone
         await ns.ready.wait()  # an unreachable kubelet: the pod stays Terminating
+        await ns.reachable.wait()  # a partitioned one does not see the deletion yet
         pod = cluster._pod(ps)
         if pod is None:
             return

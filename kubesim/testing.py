@@ -127,7 +127,8 @@ class SimHandle:
 
     def set_node_ready(self, name: str, ready: bool, mode: str = "unreachable") -> None:
         """False: the kubelet stops; `unreachable` shows after node-monitor-grace-period,
-        `notReady` (the kubelet reports Ready=False) at once."""
+        `notReady` (the kubelet reports Ready=False) at once; `partitioned` looks like
+        `unreachable` but the kubelet keeps pulling and reports when the partition heals."""
         self.call(lambda: self.cluster.set_node_ready(name, ready, mode))
 
     def set_node_cordoned(self, name: str, cordoned: bool) -> None:

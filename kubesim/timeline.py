@@ -17,7 +17,7 @@ def start(cluster: Cluster) -> None:
 def _run(cluster: Cluster, step: TimelineStep) -> None:
     if step.node not in cluster.nodes:
         return  # scaled away (--nodes) or already deleted
-    if step.action in ("notReady", "unreachable"):
+    if step.action in ("notReady", "unreachable", "partitioned"):
         cluster.set_node_ready(step.node, False, step.action)
         if step.seconds is not None:
             cluster.later(step.seconds, _back, cluster, step.node)

@@ -243,3 +243,39 @@ def test_default_toleration_seconds_is_a_setting() -> None:
                 "node.kubernetes.io/not-ready": 30,
                 "node.kubernetes.io/unreachable": 30,
             }
+
+
+def test_partitioned_kubelet_keeps_pulling_and_reports_when_it_heals() -> None:
+    with start_sim(
+        nodes=None,
+        scenario={
+            "nodeGroups": [{"name": "a", "count": 2}],
+            "images": [{"name": "registry.example.com/mid:1", "pullSeconds": 300}],
+            "controlPlane": {"nodeMonitorGracePeriodSeconds": 40},
+        },
+        time_scale=100,
+    ) as sim:
+        core, batch = apis(sim)
+        batch.create_namespaced_job(
+            "default",
+            job_body("p", [{"name": "c", "image": "registry.example.com/mid:1"}], node="a-1"),
+        )
+        pod = wait_for(
+            lambda: (p := job_pods(sim, "p")) and p[0]["status"].get("startTime") and p[0],
+            what="pulling",
+        )
+        sim.set_node_ready("a-1", False, mode="partitioned")
+        wait_for(
+            lambda: any(
+                c.type == "Ready" and c.status == "Unknown"
+                for c in core.read_node("a-1").status.conditions
+            ),
+            what="Unknown after the grace period",
+        )
+        # The pull finishes on the node (300 s), but the API does not hear of it.
+        wait_for(lambda: ("a-1", "registry.example.com/mid:1") in sim.pull_counts(), what="pull")
+        stale = core.read_namespaced_pod(pod["metadata"]["name"], "default")
+        assert stale.status.phase == "Pending"
+        assert stale.status.container_statuses[0].state.waiting is not None
+        sim.set_node_ready("a-1", True)
+        wait_for(lambda: job_pods(sim, "p")[0]["status"]["phase"] == "Succeeded", what="healed")
