@@ -17,7 +17,16 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
-from kubesim import admission, controller_pace, node_lifecycle, podgc, termination, timeline
+from kubesim import (
+    admission,
+    controller_pace,
+    create_errors,
+    job_conditions,
+    node_lifecycle,
+    podgc,
+    termination,
+    timeline,
+)
 from kubesim import images as img
 from kubesim.scenario import Faults, Image, Scenario, build_nodes
 from kubesim.store import Entry, Store, now_iso
@@ -25,7 +34,6 @@ from kubesim.store import Entry, Store, now_iso
 POD_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
 IMAGE_BACKOFF_INITIAL = 10.0
 IMAGE_BACKOFF_MAX = 300.0
-CREATE_RETRY_SECONDS = 10.0  # a failed pod sync is retried after the pod worker's back-off
 JOB_BACKOFF_INITIAL = 10.0
 JOB_BACKOFF_MAX = 360.0
 MAX_EVENTS = 100000  # oldest Events go first beyond this (a real cluster keeps them for 1 h)
@@ -963,26 +971,7 @@ class Cluster:
     async def _create_container_errors(
         self, ps: PodState, ns: NodeState, c: ContainerState, pod: dict[str, Any]
     ) -> None:
-        """CreateContainerError is not fatal: the kubelet retries at its next pod sync."""
-        image = self.scenario.image(c.image)
-        key = "create:" + img.normalize(c.image)
-        while ns.flaky_failures[key] < image.create_failures:
-            ns.flaky_failures[key] += 1
-            c.state, c.reason = "waiting", "CreateContainerError"
-            # The attempt in the name is the restart count: it never started, so it stays.
-            c.message = img.create_error(c.name, ps.key[1], ps.key[0], ps.uid, c.restarts)
-            self.record_event(
-                pod,
-                "Warning",
-                "Failed",
-                f"Error: {c.message}",
-                component="kubelet",
-                host=ns.name,
-                field_path=self._fp(c),
-            )
-            self._publish(ps)
-            await self.sleep(CREATE_RETRY_SECONDS)
-            await ns.ready.wait()
+        await create_errors.create_container_errors(self, ps, ns, c, pod)
 
     def _start_failure(self, c: ContainerState, pod: dict[str, Any]) -> str | None:
         """The executable a shell-less image cannot exec, if any."""
@@ -1316,55 +1305,10 @@ class Cluster:
     def _job_finish(
         self, js: JobState, job: dict[str, Any], ok: bool, reason: str, message: str
     ) -> None:
-        """SuccessCriteriaMet/FailureTarget now; Complete/Failed once no pod is terminating
-        (job_controller.go syncJob: the terminal condition waits for `status.terminating` 0)."""
-        js.finished = True
-        for t in js.timers:
-            t.cancel()
-        st = job["status"]
-        st["conditions"] = [
-            _job_cond("SuccessCriteriaMet" if ok else "FailureTarget", reason, message)
-        ]
-        js.final = (ok, reason, message)
-        doomed = sorted(js.active)
-        js.terminating.update(doomed)
-        js.active.clear()
-        self._job_status(js, job)
-        for key in doomed:
-            js.failed += 1
-            self.delete_pod(*key)
-            self.record_event(
-                job,
-                "Normal",
-                "SuccessfulDelete",
-                f"Deleted pod: {key[1]}",
-                component="job-controller",
-            )
-        if self._job_obj(js) is not None:
-            self._job_status(js, job)
-        self._job_final(js)
+        job_conditions.finish(self, js, job, ok, reason, message)
 
     def _job_final(self, js: JobState) -> None:
-        job = self._job_obj(js)
-        if js.final is None or js.terminating or job is None:
-            return
-        ok, reason, message = js.final
-        js.final = None
-        st = job["status"]
-        st.setdefault("conditions", []).append(
-            _job_cond("Complete" if ok else "Failed", reason, message)
-        )
-        if ok:
-            st["completionTime"] = now_iso()
-            self.record_event(
-                job, "Normal", "Completed", "Job completed", component="job-controller"
-            )
-        else:
-            self.record_event(job, "Warning", reason, message, component="job-controller")
-        self._job_status(js, job)
-        ttl = job["spec"].get("ttlSecondsAfterFinished")
-        if ttl is not None:
-            self.later(float(ttl), self._job_ttl, js.uid)
+        job_conditions.final(self, js)
 
     def _job_ttl(self, uid: str) -> None:
         js = self.jobs.get(uid)
@@ -1519,18 +1463,6 @@ class Cluster:
             "watchers": sum(len(ws) for ws in self.store.watchers.values()),
             "faults": self.faults.model_dump(by_alias=True),
         }
-
-
-def _job_cond(type_: str, reason: str, message: str) -> dict[str, Any]:
-    ts = now_iso()
-    return {
-        "type": type_,
-        "status": "True",
-        "lastProbeTime": ts,
-        "lastTransitionTime": ts,
-        "reason": reason,
-        "message": message,
-    }
 
 
 def _is_ready(raw: bytes) -> bool:
