@@ -155,5 +155,6 @@ def test_job_controller_pace_pods_trail_their_jobs() -> None:
             )
         jobs = sim.objects("jobs", "default")
         pods = sim.objects("pods", "default")
-        assert len(jobs) == 10 and len(pods) <= 3  # burst 2 = one pod, then 0.02 QPS
+        # burst 2 = one pod, then 0.02 QPS (2 tokens per real second here): far from 10
+        assert len(jobs) == 10 and len(pods) <= 5
         wait_for(lambda: len(sim.objects("pods", "default")) == 10, timeout=30, what="all pods")
