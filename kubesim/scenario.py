@@ -329,7 +329,7 @@ def load_scenario(source: str | Path | dict[str, Any] | Scenario | None) -> Scen
     if isinstance(source, dict):
         return Scenario.model_validate(source)
     path = Path(source)
-    if not path.exists() and isinstance(source, str) and "/" not in source:
+    if not path.exists() and "/" not in str(source):
         packaged = resources.files("kubesim").joinpath(f"scenarios/{source}.yaml")
         if packaged.is_file():  # a built-in scenario by name: "slow-pulls"
             return Scenario.model_validate(yaml.safe_load(packaged.read_text()) or {})

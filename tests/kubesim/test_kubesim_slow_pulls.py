@@ -84,3 +84,12 @@ def test_slow_pulls_scenario() -> None:
         assert pulling and pulling[0]["count"] == 2
         ready = next(c for c in core.read_node("compute-3").status.conditions if c.type == "Ready")
         assert ready.status == "True"
+
+
+def test_built_in_scenarios_by_name_as_the_cli_passes_them() -> None:
+    from pathlib import Path
+
+    assert load_scenario(Path("slow-pulls")).timeline
+    assert load_scenario(Path("default")).node_groups[0].name == "compute"
+    with pytest.raises(FileNotFoundError):
+        load_scenario(Path("no-such-scenario"))
