@@ -38,7 +38,7 @@ def _parser() -> argparse.ArgumentParser:
         "--scenario",
         type=Path,
         default=None,
-        help="scenario file, YAML or JSON (default: built-in)",
+        help="scenario file, YAML or JSON, or a built-in one by name: default, slow-pulls",
     )
     p.add_argument(
         "--time-scale",

@@ -17,8 +17,18 @@ from collections import Counter, deque
 from dataclasses import dataclass, field
 from typing import Any
 
+from kubesim import (
+    admission,
+    controller_pace,
+    create_errors,
+    job_conditions,
+    node_lifecycle,
+    podgc,
+    termination,
+    timeline,
+)
 from kubesim import images as img
-from kubesim.scenario import Faults, Image, Scenario, build_nodes, node_conditions
+from kubesim.scenario import Faults, Image, Scenario, build_nodes
 from kubesim.store import Entry, Store, now_iso
 
 POD_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
@@ -43,6 +53,9 @@ class NodeState:
     pulling: int = 0
     status_pending: bool = False
     down: asyncio.Event = field(default_factory=asyncio.Event)
+    # Cleared while a network partition cuts the kubelet off the API server: it keeps working
+    # but writes nothing (statuses, events, node status) until the partition heals.
+    reachable: asyncio.Event = field(default_factory=asyncio.Event)
 
 
 @dataclass(eq=False)
@@ -87,9 +100,10 @@ class ContainerState:
                     "reason": self.reason,
                     "startedAt": self.started_at,
                     "finishedAt": self.finished_at,
-                    "containerID": self.container_id,
                 }
             }
+            if self.container_id:
+                st["terminated"]["containerID"] = self.container_id
             if self.message:
                 st["terminated"]["message"] = self.message
         out: dict[str, Any] = {
@@ -117,6 +131,9 @@ class PodState:
     tasks: set[asyncio.Task[Any]] = field(default_factory=set)
     terminating: bool = False
     job_uid: str | None = None
+    final_phase: str | None = None  # set by the kubelet's TerminatePod (termination.py)
+    dirty: bool = False  # a status the kubelet could not write (partition)
+    term_task: asyncio.Task[None] | None = None
 
 
 @dataclass(eq=False)
@@ -130,6 +147,10 @@ class JobState:
     timers: list[asyncio.TimerHandle] = field(default_factory=list)
     next_pod_at: float = 0.0
     sync_pending: bool = False
+    terminating: set[tuple[str, str]] = field(default_factory=set)
+    final: tuple[bool, str, str] | None = None  # the terminal condition still to add
+    create_backoff: float = 0.0  # after a refused pod create: 1 s doubling to 60 s
+    token_ready: bool = False  # the rate limiter's tokens for the next creates are reserved
 
 
 class Cluster:
@@ -159,6 +180,10 @@ class Cluster:
         self.foreground: dict[str, tuple[str, str]] = {}
         self.owned: dict[str, set[tuple[str, str]]] = {}  # owner uid -> pod keys
         self.pod_ips = 0
+        cp = scenario.control_plane
+        self.pace = controller_pace.TokenBucket(cp.controller_qps, cp.controller_burst)
+        self.monitor_timers: dict[str, asyncio.TimerHandle] = {}  # node lifecycle grace
+        self.evictions: dict[tuple[str, str], asyncio.TimerHandle] = {}  # taint eviction
 
     # -- clock ------------------------------------------------------------------------------
     def now(self) -> float:
@@ -203,12 +228,14 @@ class Cluster:
         for node in build_nodes(scenario, self.seed, created):
             self._add_node_object(node)
         self.store.listen("Pod", self._on_pod_event)
+        timeline.start(self)
 
     def _add_node_object(self, node: dict[str, Any]) -> None:
         meta = node.pop("_kubesim")
         self.node_index += 1
         ready = asyncio.Event()
         ns = NodeState(node["metadata"]["name"], meta["group"], meta["bandwidth"], ready)
+        ns.reachable.set()
         if node["status"]["conditions"][-1]["status"] == "True":
             ready.set()
         else:
@@ -268,10 +295,27 @@ class Cluster:
         if ns.status_pending:
             return
         ns.status_pending = True
-        self.later(self.scenario.defaults.node_status_update_seconds, self._node_status_flush, ns)
+        d = self.scenario.defaults
+        # The image GC manager refreshes its image list every imageCacheRefreshSeconds; the
+        # next node status update after that carries it (per-node phases, as on real nodes).
+        phase = (sum(ns.name.encode()) % 997) / 997
+        now = self.now()
+        ready_at = now
+        if d.image_cache_refresh_seconds > 0:
+            p = d.image_cache_refresh_seconds
+            off = phase * p
+            ready_at = now + (p - (now - off) % p)
+        if d.node_status_update_seconds > 0:
+            p = d.node_status_update_seconds
+            off = phase * p
+            ready_at += p - (ready_at - off) % p
+        self.later(ready_at - now, self._node_status_flush, ns)
 
     def _node_status_flush(self, ns: NodeState) -> None:
         ns.status_pending = False
+        if not ns.reachable.is_set():
+            ns.status_pending = True  # flushed when the partition heals
+            return
         node = self.node_obj(ns.name)
         if node is not None and self.nodes.get(ns.name) is ns:
             new_images = self._status_images(ns)
@@ -279,36 +323,27 @@ class Cluster:
                 node["status"]["images"] = new_images
                 self.store.update("Node", node)
 
+    def node_arch(self, name: str) -> str:
+        node = self.node_obj(name)
+        labels = (node or {}).get("metadata", {}).get("labels") or {}
+        return str(labels.get("kubernetes.io/arch", "amd64"))
+
     def node_obj(self, name: str) -> dict[str, Any] | None:
         e = self.store.get("Node", None, name)
         return e.obj if e else None
 
-    def set_node_ready(self, name: str, ready: bool) -> None:
-        node = self.node_obj(name)
-        if node is None:
+    def set_node_ready(self, name: str, ready: bool, mode: str = "unreachable") -> None:
+        """The kubelet stops (`unreachable`: the node turns Unknown after the grace period;
+        `notReady`: it reports Ready=False at once), is cut off from the API server
+        (`partitioned`: Unknown after the grace period, but it keeps pulling) or comes back
+        (node_lifecycle.py)."""
+        if self.node_obj(name) is None or name not in self.nodes:
             raise KeyError(name)
-        ts = now_iso()
-        node["status"]["conditions"] = node_conditions(ready, ts)
-        taints = [
-            t
-            for t in node["spec"].get("taints", [])
-            if t["key"] not in ("node.kubernetes.io/unreachable", "node.kubernetes.io/not-ready")
-        ]
-        if not ready:
-            for effect in ("NoSchedule", "NoExecute"):
-                taints.append(
-                    {"key": "node.kubernetes.io/unreachable", "effect": effect, "timeAdded": ts}
-                )
-        self._set_taints(node, taints)
-        self.store.update("Node", node)
-        ns = self.nodes[name]
         if ready:
-            ns.down.clear()
-            ns.ready.set()
+            node_lifecycle.kubelet_up(self, name)
             self._retry_unschedulable()
         else:
-            ns.ready.clear()
-            ns.down.set()
+            node_lifecycle.kubelet_down(self, name, mode)
 
     def set_node_cordoned(self, name: str, cordoned: bool) -> None:
         node = self.node_obj(name)
@@ -352,9 +387,10 @@ class Cluster:
         if self.store.delete("Node", None, name) is None:
             raise KeyError(name)
         ns = self.nodes.pop(name)
-        # The pod garbage collector removes pods bound to nodes that no longer exist.
-        for key in list(ns.pods):
-            self.delete_pod(key[0], key[1], grace=0)
+        ns.ready.clear()
+        ns.down.set()
+        node_lifecycle.forget(self, name)
+        podgc.node_deleted(self, ns)
 
     # -- events -----------------------------------------------------------------------------
     def record_event(
@@ -368,6 +404,8 @@ class Cluster:
         host: str | None = None,
         field_path: str | None = None,
     ) -> None:
+        if component == "kubelet" and host and not self._reachable(host):
+            return  # a partitioned kubelet's events never reach the API server
         md = obj["metadata"]
         ns = md.get("namespace") or "default"
         key = (md["uid"], field_path or "", reason, message, type_)
@@ -549,13 +587,22 @@ class Cluster:
             return  # bound to a node that does not exist: stays Pending, as on a real cluster
         ns.pods.add(ps.key)
         ps.task = asyncio.get_running_loop().create_task(self._kubelet(ps, ns))
+        node_lifecycle.pod_on_node(self, ps)
 
     # -- kubelet ----------------------------------------------------------------------------
+    def _reachable(self, node: str) -> bool:
+        ns = self.nodes.get(node)
+        return ns is None or ns.reachable.is_set()
+
     def _publish(self, ps: PodState) -> dict[str, Any] | None:
         """Rebuild the pod's status from the kubelet's state and store it."""
         pod = self._pod(ps)
         if pod is None:
             return None
+        if not self._reachable(ps.node or ""):
+            ps.dirty = True  # the status manager retries once the API server is reachable
+            return pod
+        ps.dirty = False
         spec = pod["spec"]
         rp = spec.get("restartPolicy", "Always")
         st = pod["status"]
@@ -565,7 +612,9 @@ class Cluster:
         init_failed = (
             any(c.state == "terminated" and c.exit_code != 0 for c in inits) and rp == "Never"
         )
-        if init_failed:
+        if ps.final_phase is not None and st.get("phase") not in ("Succeeded", "Failed"):
+            phase = ps.final_phase
+        elif init_failed:
             phase = "Failed"
         elif not inits_done or any(c.state == "waiting" and c.restarts == 0 for c in mains):
             phase = "Pending"
@@ -596,18 +645,21 @@ class Cluster:
 
         terminal = phase in ("Succeeded", "Failed")
         all_running = all(c.state == "running" for c in mains)
-        not_ready_reason = "PodCompleted" if terminal else "ContainersNotReady"
+        not_ready_reason = {"Succeeded": "PodCompleted", "Failed": "PodFailed"}.get(
+            phase, "ContainersNotReady"
+        )
         st["phase"] = phase
         st["conditions"] = [
             cond("PodReadyToStartContainers", not terminal or phase == "Succeeded"),
             cond(
                 "Initialized",
                 inits_done,
-                "PodCompleted" if terminal else "ContainersNotInitialized",
+                not_ready_reason if terminal else "ContainersNotInitialized",
             ),
             cond("Ready", all_running and not terminal, not_ready_reason),
             cond("ContainersReady", all_running and not terminal, not_ready_reason),
             cond("PodScheduled", True),
+            *(c for c in old.values() if c["type"] == "DisruptionTarget"),
         ]
         if not (all_running and not terminal):
             waiting = [c.name for c in mains if c.state != "running"]
@@ -641,6 +693,7 @@ class Cluster:
     async def _kubelet(self, ps: PodState, ns: NodeState) -> None:
         """One pod's life on its node: init containers in order, then the containers."""
         try:
+            await ns.reachable.wait()  # a partitioned kubelet does not see new pods
             await ns.ready.wait()
             pod = self._publish(ps)
             if pod is None:
@@ -718,7 +771,9 @@ class Cluster:
             for c in fresh:
                 if c.backoff_until > self.now() and ps.key in self.pods:
                     c.reason = "ImagePullBackOff"
-                    c.message = f'Back-off pulling image "{c.image}": ErrImagePull: {c.last_error}'
+                    c.message = img.backoff_message(
+                        c.image, c.last_error, self.scenario.defaults.kubelet_version
+                    )
                     self.record_event(
                         pod,
                         "Normal",
@@ -750,7 +805,12 @@ class Cluster:
     def _pull_outcome(
         self, ns: NodeState, image: Image, ref: str, pod: dict[str, Any]
     ) -> str | None:
+        if image.platforms is not None and self.node_arch(ns.name) not in image.platforms:
+            return "platform"
         if image.not_found:
+            host = img.split_ref(ref)[0].split("/", 1)[0]
+            if host in self.scenario.defaults.token_auth_registries:
+                return "insufficientScope"
             return "notFound"
         if image.private_secret is not None:
             names = {s.get("name") for s in pod["spec"].get("imagePullSecrets") or []}
@@ -771,7 +831,7 @@ class Cluster:
         jitter = 1 + self.rng.uniform(-d.pull_jitter, d.pull_jitter)
         if present:
             return d.pull_overhead_seconds * jitter
-        ps = image.pull_seconds
+        ps = image.pull_seconds if image.pull_seconds is not None else d.pull_seconds
         if isinstance(ps, int | float):
             return float(ps) * jitter
         if ps is not None:
@@ -908,6 +968,11 @@ class Cluster:
             down.cancel()
         return ns.ready.is_set() and sleeper.done() and not sleeper.cancelled()
 
+    async def _create_container_errors(
+        self, ps: PodState, ns: NodeState, c: ContainerState, pod: dict[str, Any]
+    ) -> None:
+        await create_errors.create_container_errors(self, ps, ns, c, pod)
+
     def _start_failure(self, c: ContainerState, pod: dict[str, Any]) -> str | None:
         """The executable a shell-less image cannot exec, if any."""
         image = self.scenario.image(c.image)
@@ -930,6 +995,7 @@ class Cluster:
     ) -> None:
         """Create, start and (for run-to-completion pods) finish one container."""
         fp = self._fp(c)
+        await self._create_container_errors(ps, ns, c, pod)
         c.container_id = "containerd://" + secrets.token_hex(32)
         bad = self._start_failure(c, pod)
         self.record_event(
@@ -1032,13 +1098,12 @@ class Cluster:
             return self._remove_pod(namespace, name)
         if pod["metadata"].get("deletionTimestamp"):
             return e
-        if ps is not None:
-            ps.terminating = True
+        assert ps is not None
+        ps.terminating = True
         pod["metadata"]["deletionTimestamp"] = now_iso()
         pod["metadata"]["deletionGracePeriodSeconds"] = grace
         entry = self.store.update("Pod", pod)
-        terminal = pod["status"].get("phase") in ("Succeeded", "Failed")
-        self.later(0.0 if terminal else min(float(grace), 1.0), self._remove_pod, namespace, name)
+        termination.start(self, ps, grace)
         return entry
 
     def _remove_pod(self, namespace: str, name: str) -> Entry | None:
@@ -1046,6 +1111,11 @@ class Cluster:
         if ps is not None:
             if ps.task is not None:
                 ps.task.cancel()
+            if ps.term_task is not None and ps.term_task is not asyncio.current_task():
+                ps.term_task.cancel()
+            eviction = self.evictions.pop(ps.key, None)
+            if eviction is not None:
+                eviction.cancel()
             for t in list(ps.tasks):
                 t.cancel()
             if ps.node and ps.node in self.nodes:
@@ -1112,6 +1182,16 @@ class Cluster:
             )
             return
         want = min(spec["parallelism"], spec["completions"] - js.succeeded) - len(js.active)
+        if want > 0 and not js.token_ready:
+            # The controller's client waits for its rate limiter: 2 requests per new pod.
+            delay = self.pace.reserve(self.now(), 2 * want)
+            if delay > 0:
+                js.token_ready = True
+                if not js.sync_pending:
+                    js.sync_pending = True
+                    js.timers.append(self.later(delay, self._job_resync, js.uid))
+                self._job_status(js, job)
+                return
         if want > 0:
             wait = js.next_pod_at - self.now()
             if wait > 0:
@@ -1119,9 +1199,12 @@ class Cluster:
                     js.sync_pending = True
                     js.timers.append(self.later(wait, self._job_resync, js.uid))
             else:
-                for _ in range(want):
-                    self._create_job_pod(js, job)
-        self._job_status(js, job)
+                js.token_ready = False
+                for _ in range(want):  # slow start: stop at the first refused create
+                    if not self._create_job_pod(js, job):
+                        break
+        if self._job_obj(js) is not None:
+            self._job_status(js, job)
 
     def job_spec_changed(self, uid: str) -> None:
         """After an API write to a Job (e.g. `suspend` flipped back to false)."""
@@ -1149,13 +1232,14 @@ class Cluster:
             ):
                 ready += 1
         st["ready"] = ready
+        st["terminating"] = len(js.terminating)
         if js.succeeded:
             st["succeeded"] = js.succeeded
         if js.failed:
             st["failed"] = js.failed
         self.store.update("Job", job)
 
-    def _create_job_pod(self, js: JobState, job: dict[str, Any]) -> None:
+    def _create_job_pod(self, js: JobState, job: dict[str, Any]) -> bool:
         from kubesim.validation import add_default_tolerations
 
         md = job["metadata"]
@@ -1173,7 +1257,7 @@ class Cluster:
             }
         )
         spec = copy.deepcopy(tmpl["spec"])
-        add_default_tolerations(spec)
+        add_default_tolerations(spec, self.scenario.control_plane.default_toleration_seconds)
         pod = {
             "apiVersion": "v1",
             "kind": "Pod",
@@ -1197,56 +1281,34 @@ class Cluster:
             "spec": spec,
             "status": {"phase": "Pending", "qosClass": "BestEffort"},
         }
+        try:
+            admission.admit(self, pod, f"{md['name']}-")
+        except admission.Denied as d:
+            # RealPodControl.createPods records the event; the sync is requeued, rate limited.
+            self.record_event(
+                job, "Warning", "FailedCreate", f"Error creating: {d}", component="job-controller"
+            )
+            js.create_backoff = min(max(1.0, js.create_backoff * 2), 60.0)
+            if not js.sync_pending:
+                js.sync_pending = True
+                js.timers.append(self.later(js.create_backoff, self._job_resync, js.uid))
+            return False
+        js.create_backoff = 0.0
         entry = self.store.create("Pod", pod)
         js.active.add((md["namespace"], name))
         self.record_event(
             job, "Normal", "SuccessfulCreate", f"Created pod: {name}", component="job-controller"
         )
         self.pod_created(entry)
+        return True
 
     def _job_finish(
         self, js: JobState, job: dict[str, Any], ok: bool, reason: str, message: str
     ) -> None:
-        js.finished = True
-        for t in js.timers:
-            t.cancel()
-        ts = now_iso()
+        job_conditions.finish(self, js, job, ok, reason, message)
 
-        def cond(t: str) -> dict[str, Any]:
-            return {
-                "type": t,
-                "status": "True",
-                "lastProbeTime": ts,
-                "lastTransitionTime": ts,
-                "reason": reason,
-                "message": message,
-            }
-
-        st = job["status"]
-        if ok:
-            st["conditions"] = [cond("SuccessCriteriaMet"), cond("Complete")]
-            st["completionTime"] = ts
-            self.record_event(
-                job, "Normal", "Completed", "Job completed", component="job-controller"
-            )
-        else:
-            st["conditions"] = [cond("FailureTarget"), cond("Failed")]
-            self.record_event(job, "Warning", reason, message, component="job-controller")
-        for key in list(js.active):
-            js.active.discard(key)
-            self.delete_pod(*key)
-            js.failed += 1
-            self.record_event(
-                job,
-                "Normal",
-                "SuccessfulDelete",
-                f"Deleted pod: {key[1]}",
-                component="job-controller",
-            )
-        self._job_status(js, job)
-        ttl = job["spec"].get("ttlSecondsAfterFinished")
-        if ttl is not None:
-            self.later(float(ttl), self._job_ttl, js.uid)
+    def _job_final(self, js: JobState) -> None:
+        job_conditions.final(self, js)
 
     def _job_ttl(self, uid: str) -> None:
         js = self.jobs.get(uid)
@@ -1274,9 +1336,16 @@ class Cluster:
         if js is None:
             return
         key = (pod["metadata"]["namespace"], pod["metadata"]["name"])
+        phase = pod.get("status", {}).get("phase")
+        if key in js.terminating and (type_ == "DELETED" or phase in ("Succeeded", "Failed")):
+            js.terminating.discard(key)
+            job = self._job_obj(js)
+            if job is not None:
+                self._job_status(js, job)
+            self._job_final(js)
+            return
         if key not in js.active:
             return
-        phase = pod.get("status", {}).get("phase")
         if phase == "Succeeded":
             js.active.discard(key)
             js.succeeded += 1

@@ -59,6 +59,20 @@ def pull_error(kind: str, ref: str) -> str:
     head = f'failed to pull and unpack image "{full}": failed to resolve reference "{full}"'
     if kind == "notFound":
         return f"rpc error: code = NotFound desc = {head}: {full}: not found"
+    if kind == "insufficientScope":
+        # A token-auth registry (Docker Hub, Harbor, ...) will not say a repository is missing:
+        # the token for it lacks the scope, so containerd's resolver reports an auth failure.
+        return (
+            f"rpc error: code = Unknown desc = {head}: pull access denied, repository does not "
+            "exist or may require authorization: server message: insufficient_scope: "
+            "authorization failed"
+        )
+    if kind == "platform":
+        # containerd images.Manifest: the index has no entry for the node's platform.
+        return (
+            f'rpc error: code = NotFound desc = failed to pull and unpack image "{full}": '
+            "no match for platform in manifest: not found"
+        )
     if kind == "unauthorized":
         return (
             f"rpc error: code = Unknown desc = {head}: pull access denied, repository does not "
@@ -74,6 +88,30 @@ def pull_error(kind: str, ref: str) -> str:
         f"rpc error: code = Unknown desc = {head}: unexpected status from HEAD request to "
         f"{manifest}: 500 Internal Server Error"
     )
+
+
+def create_error(container: str, pod: str, namespace: str, uid: str, attempt: int) -> str:
+    """containerd's transient name-reservation conflict (a slow or overloaded runtime)."""
+    name = f"{container}_{pod}_{namespace}_{uid}_{attempt}"
+    held = hashlib.sha256(name.encode()).hexdigest()
+    return f'failed to reserve container name "{name}": name "{name}" is reserved for "{held}"'
+
+
+def backoff_message(image: str, last_error: str | None, kubelet_version: str) -> str:
+    """The ImagePullBackOff waiting message: from kubelet 1.32 on it carries the last pull error
+    (kubernetes/kubernetes#127918, merged for 1.32: `image_manager.go` `prevPullErrMsg`)."""
+    base = f'Back-off pulling image "{image}"'
+    if kubelet_minor(kubelet_version) >= 32 and last_error:
+        return f"{base}: ErrImagePull: {last_error}"
+    return base
+
+
+def kubelet_minor(version: str) -> int:
+    parts = version.lstrip("v").split(".")
+    try:
+        return int(parts[1])
+    except (IndexError, ValueError):
+        return 99
 
 
 def start_error(executable: str) -> str:

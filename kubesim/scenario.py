@@ -120,6 +120,14 @@ class Image(_Model):
     shell: bool = True
     flaky: Flaky | None = None
     pull_seconds: float | LogNormal | None = None
+    platforms: list[Literal["amd64", "arm64"]] | None = Field(
+        default=None, description="Architectures in its manifest list; omitted: every one."
+    )
+    create_failures: int = Field(
+        default=0,
+        ge=0,
+        description="The first k container creates on each node fail (CreateContainerError).",
+    )
 
     @field_validator("size", mode="before")
     @classmethod
@@ -166,17 +174,108 @@ class Defaults(_Model):
     pull_jitter: float = Field(default=0.2, ge=0, le=1)
     container_run_seconds: float = Field(default=0.5, ge=0)
     kubelet_version: str = "v1.33.2"
+    pull_seconds: float | LogNormal | None = Field(
+        default=None,
+        description="Every image's pull duration unless the image sets its own; omitted: "
+        "pullOverheadSeconds + size / node bandwidth.",
+    )
     max_images: int = Field(default=50, ge=1, description="The kubelet's nodeStatusMaxImages.")
     node_status_update_seconds: float = Field(
-        default=1.0,
+        default=10.0,
         ge=0,
-        description="Pulled images show in node.status.images this long after a pull.",
+        description="nodeStatusUpdateFrequency: the node status (and its images) tick.",
+    )
+    image_cache_refresh_seconds: float = Field(
+        default=30.0,
+        ge=0,
+        description="The image GC manager's image list cache refresh period.",
+    )
+    token_auth_registries: list[str] = Field(
+        default=[],
+        description="Registry hosts with token auth: a missing repository answers "
+        "insufficient_scope, not 404.",
     )
 
     @field_validator("image_size", mode="before")
     @classmethod
     def _size(cls, v: Any) -> int:
         return parse_bytes(v)
+
+
+class ControlPlane(_Model):
+    """Timings of the control plane's controllers, in simulated seconds (tests shorten them)."""
+
+    pod_kill_seconds: float = Field(
+        default=1.0, ge=0, description="Kubelet: stopping a running pod's containers."
+    )
+    pod_gc_quarantine_seconds: float = Field(
+        default=40.0, ge=0, description="Pod GC: how long a missing node is quarantined."
+    )
+    node_monitor_grace_period_seconds: float = Field(
+        default=40.0, ge=0, description="Node lifecycle: silence before Ready turns Unknown."
+    )
+    default_toleration_seconds: int = Field(
+        default=300, ge=0, description="DefaultTolerationSeconds admission."
+    )
+    controller_qps: float = Field(
+        default=20.0, ge=0, description="kube-controller-manager --kube-api-qps (0: unlimited)."
+    )
+    controller_burst: int = Field(default=30, ge=1, description="--kube-api-burst.")
+    apf_plain_text_429: bool = Field(
+        default=True, description="429 answers as API Priority and Fairness: plain text."
+    )
+
+
+class Webhook(_Model):
+    """A validating admission webhook that denies pods whose image starts with a prefix."""
+
+    name: str = "registry-allowlist.kubesim.io"
+    denied_image_prefixes: list[str] = []
+    message: str = "image {image} is not from an allowed registry"
+
+
+class Quota(_Model):
+    name: str = "compute-quota"
+    namespace: str = "default"
+    pods: int = Field(ge=0)
+
+
+class LimitRange(_Model):
+    name: str = "limits"
+    namespace: str = "default"
+    max_cpu: str = Field(description="max cpu limit per Container, e.g. '2'")
+
+
+class Admission(_Model):
+    """Admission plugins that can refuse a pod (the Job then carries FailedCreate Events)."""
+
+    priority_classes: list[str] | None = Field(
+        default=None,
+        description="PriorityClasses that exist besides system-*; null: every name exists.",
+    )
+    priority_node_groups: list[str] | None = Field(
+        default=None,
+        description="Check priorityClassName only for pods pinned to these groups' nodes.",
+    )
+    quotas: list[Quota] = []
+    limit_ranges: list[LimitRange] = []
+    pod_security_enforce: dict[str, Literal["privileged", "baseline", "restricted"]] = Field(
+        default={}, description="namespace -> pod-security.kubernetes.io/enforce level"
+    )
+    webhooks: list[Webhook] = []
+
+
+class TimelineStep(_Model):
+    """Something that happens to a node `at` simulated seconds after kubesim starts."""
+
+    at: float = Field(ge=0)
+    action: Literal[
+        "notReady", "unreachable", "partitioned", "ready", "deleteNode", "cordon", "uncordon"
+    ]
+    node: str
+    seconds: float | None = Field(
+        default=None, gt=0, description="notReady/unreachable: the node is back after this."
+    )
 
 
 class Scenario(_Model):
@@ -186,6 +285,9 @@ class Scenario(_Model):
     secrets: list[Secret] = []
     namespaces: list[str] = []
     defaults: Defaults = Defaults()
+    control_plane: ControlPlane = ControlPlane()
+    admission: Admission = Admission()
+    timeline: list[TimelineStep] = []
 
     @model_validator(mode="after")
     def _unique(self) -> Scenario:
@@ -227,6 +329,10 @@ def load_scenario(source: str | Path | dict[str, Any] | Scenario | None) -> Scen
     if isinstance(source, dict):
         return Scenario.model_validate(source)
     path = Path(source)
+    if not path.exists() and "/" not in str(source):
+        packaged = resources.files("kubesim").joinpath(f"scenarios/{source}.yaml")
+        if packaged.is_file():  # a built-in scenario by name: "slow-pulls"
+            return Scenario.model_validate(yaml.safe_load(packaged.read_text()) or {})
     text = path.read_text()
     data = json.loads(text) if path.suffix == ".json" else yaml.safe_load(text)
     return Scenario.model_validate(data or {})

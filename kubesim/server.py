@@ -17,6 +17,7 @@ from typing import Any
 from aiohttp import web
 from pydantic import ValidationError
 
+from kubesim import admission
 from kubesim.cluster import Cluster
 from kubesim.protobuf import ProtobufError, decode_object
 from kubesim.scenario import Faults
@@ -30,7 +31,14 @@ from kubesim.selectors import (
 )
 from kubesim.store import Conflict, Entry, WatchEvent, encode
 from kubesim.tables import table
-from kubesim.validation import Invalid, admit_generic, admit_job, admit_namespace, admit_pod
+from kubesim.validation import (
+    Invalid,
+    add_default_tolerations,
+    admit_generic,
+    admit_job,
+    admit_namespace,
+    admit_pod,
+)
 
 K8S_VERSION = {
     "major": "1",
@@ -105,6 +113,15 @@ RESOURCES: dict[tuple[str, str], dict[str, Resource]] = {
 ADMIT = {"Pod": admit_pod, "Job": admit_job, "Namespace": admit_namespace}
 
 
+INCONSISTENT_CONTINUE = (
+    "The provided continue parameter is too old to display a consistent list result. You can "
+    "start a new list without the continue parameter, or use the continue token in this "
+    "response to retrieve the remainder of the results. Continuing with the provided token "
+    "results in an inconsistent list - objects that were created, modified, or deleted between "
+    "the time the first chunk was returned and now may show up in the list."
+)
+
+
 class ApiError(Exception):
     def __init__(
         self,
@@ -113,10 +130,14 @@ class ApiError(Exception):
         message: str,
         details: dict[str, Any] | None = None,
         headers: dict[str, str] | None = None,
+        *,
+        plain: bool = False,
+        list_continue: str | None = None,
     ) -> None:
         super().__init__(message)
         self.code, self.reason, self.message = code, reason, message
         self.details, self.headers = details, headers or {}
+        self.plain, self.list_continue = plain, list_continue
 
 
 def status_body(
@@ -131,14 +152,28 @@ def status_body(
         "reason": reason,
         "code": code,
     }
+    if not reason:
+        del body["reason"]  # a webhook denial carries none
     if details is not None:
         body["details"] = details
     return body
 
 
 def error_response(err: ApiError) -> web.Response:
+    if err.plain:
+        # net/http's http.Error: text/plain, nosniff, the message and a newline.
+        return web.Response(
+            text=err.message + "\n",
+            status=err.code,
+            headers={**err.headers, "X-Content-Type-Options": "nosniff"},
+            content_type="text/plain",
+            charset="utf-8",
+        )
+    body = status_body(err.code, err.reason, err.message, err.details)
+    if err.list_continue is not None:
+        body["metadata"] = {"continue": err.list_continue}
     return web.Response(
-        body=encode(status_body(err.code, err.reason, err.message, err.details)),
+        body=encode(body),
         status=err.code,
         content_type="application/json",
         headers=err.headers,
@@ -404,6 +439,16 @@ class Api:
             )
         if rng() < f.http429.get(verb, f.http429.get("*", 0.0)):
             ra = f.retry_after_seconds
+            if self.c.scenario.control_plane.apf_plain_text_429:
+                # API Priority and Fairness rejects before any handler: maxinflight.go's
+                # tooManyRequests writes plain text with Retry-After, no Status object.
+                raise ApiError(
+                    HTTPStatus.TOO_MANY_REQUESTS,
+                    "TooManyRequests",
+                    "Too many requests, please try again later.",
+                    headers={"Retry-After": str(ra)},
+                    plain=True,
+                )
             raise ApiError(
                 HTTPStatus.TOO_MANY_REQUESTS,
                 "TooManyRequests",
@@ -484,12 +529,23 @@ class Api:
                     "BadRequest",
                     "continue key is not valid: illegal base64 data",
                 ) from e
+            token_rv = int(token.get("rv", rv))
+            if 0 <= token_rv <= store.compacted_default:
+                # etcd3 store.go handleCompactedErrorForPaging: 410 with a fresh token that
+                # continues at the latest resourceVersion (rv -1).
+                fresh = {"rv": -1, "ns": start[0], "name": start[1]}
+                raise ApiError(
+                    HTTPStatus.GONE,
+                    "Expired",
+                    INCONSISTENT_CONTINUE,
+                    list_continue=base64.urlsafe_b64encode(json.dumps(fresh).encode()).decode(),
+                )
             items = [
                 e
                 for e in items
                 if (e.obj["metadata"].get("namespace", ""), e.obj["metadata"]["name"]) > start
             ]
-            meta["resourceVersion"] = str(token.get("rv", rv))
+            meta["resourceVersion"] = str(token_rv if token_rv >= 0 else rv)
         limit = request.query.get("limit")
         if limit and limit.isdigit() and int(limit) > 0 and len(items) > int(limit):
             n = int(limit)
@@ -753,12 +809,16 @@ class Api:
             self._ns_exists(ns)
         else:
             md.pop("namespace", None)
+        shown_name = str(md.get("name") or md.get("generateName") or "")
         if not md.get("name") and md.get("generateName"):
             md["name"] = md["generateName"] + "".join(
                 self.c.rng.choice("bcdfghjklmnpqrstvwxz2456789") for _ in range(5)
             )
         for k in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "generation"):
             md.pop(k, None)
+        if res.kind == "Pod" and isinstance(obj.get("spec"), dict):
+            seconds = self.c.scenario.control_plane.default_toleration_seconds
+            add_default_tolerations(obj["spec"], seconds)
         try:
             ADMIT.get(res.kind, admit_generic)(obj)
         except Invalid as e:
@@ -766,6 +826,11 @@ class Api:
         if res.kind == "Job":
             self._job_selector(obj)
         if res.kind == "Pod":
+            try:
+                admission.admit(self.c, obj, shown_name)
+            except admission.Denied as d:
+                details = {"name": d.name, "kind": "pods"} if d.reason else None
+                raise ApiError(d.code, d.reason, d.message, details) from d
             obj["status"] = {"phase": "Pending", "qosClass": "BestEffort"}
         elif res.kind == "Job":
             obj["status"] = {}
@@ -1034,7 +1099,16 @@ class Api:
     async def k_node_ready(self, request: web.Request) -> web.Response:
         name = request.match_info["name"]
         self._node_or_404(name)
-        self.c.set_node_ready(name, await self._flag(request, "ready"))
+        ready = await self._flag(request, "ready")
+        body = await request.json()  # aiohttp caches the body _flag read
+        mode = body.get("mode", "unreachable") if isinstance(body, dict) else "unreachable"
+        if mode not in ("unreachable", "notReady", "partitioned"):
+            raise ApiError(
+                HTTPStatus.UNPROCESSABLE_ENTITY,
+                "Invalid",
+                "mode: must be 'unreachable', 'notReady' or 'partitioned'",
+            )
+        self.c.set_node_ready(name, ready, mode)
         return json_resp(self._entry(RESOURCES[("", "v1")]["nodes"], None, name).raw)
 
     async def k_node_cordon(self, request: web.Request) -> web.Response:

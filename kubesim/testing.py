@@ -125,8 +125,11 @@ class SimHandle:
     def delete_node(self, name: str) -> None:
         self.call(lambda: self.cluster.delete_node(name))
 
-    def set_node_ready(self, name: str, ready: bool) -> None:
-        self.call(lambda: self.cluster.set_node_ready(name, ready))
+    def set_node_ready(self, name: str, ready: bool, mode: str = "unreachable") -> None:
+        """False: the kubelet stops; `unreachable` shows after node-monitor-grace-period,
+        `notReady` (the kubelet reports Ready=False) at once; `partitioned` looks like
+        `unreachable` but the kubelet keeps pulling and reports when the partition heals."""
+        self.call(lambda: self.cluster.set_node_ready(name, ready, mode))
 
     def set_node_cordoned(self, name: str, cordoned: bool) -> None:
         self.call(lambda: self.cluster.set_node_cordoned(name, cordoned))

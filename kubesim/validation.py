@@ -79,9 +79,11 @@ def default_pod_spec(spec: dict[str, Any]) -> None:
             c.setdefault("resources", {})
 
 
-def add_default_tolerations(spec: dict[str, Any]) -> None:
+def add_default_tolerations(spec: dict[str, Any], seconds: int = 300) -> None:
     """DefaultTolerationSeconds admission: tolerate not-ready/unreachable for 300 s."""
     tols = spec.setdefault("tolerations", [])
+    if not isinstance(tols, list):
+        return  # validation reports it
     for key in ("node.kubernetes.io/not-ready", "node.kubernetes.io/unreachable"):
         if not any(
             t.get("key") == key or (t.get("operator") == "Exists" and not t.get("key"))
@@ -89,7 +91,12 @@ def add_default_tolerations(spec: dict[str, Any]) -> None:
             if isinstance(t, dict)
         ):
             tols.append(
-                {"key": key, "operator": "Exists", "effect": "NoExecute", "tolerationSeconds": 300}
+                {
+                    "key": key,
+                    "operator": "Exists",
+                    "effect": "NoExecute",
+                    "tolerationSeconds": seconds,
+                }
             )
 
 

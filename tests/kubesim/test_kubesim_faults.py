@@ -13,7 +13,7 @@ from kubernetes import client
 from kubernetes.client.rest import ApiException
 
 from kubesim.testing import SimHandle, start_sim
-from tests.kubesim.conftest import job_body
+from tests.kubesim.conftest import job_body, wait_for
 
 pytestmark = [pytest.mark.integration, pytest.mark.chaos]
 
@@ -29,7 +29,11 @@ def _http(
         with urllib.request.urlopen(req, timeout=10) as r:
             return r.status, dict(r.headers), json.loads(r.read() or b"null")
     except urllib.error.HTTPError as e:
-        return e.code, dict(e.headers), json.loads(e.read() or b"null")
+        raw = e.read() or b"null"
+        try:
+            return e.code, dict(e.headers), json.loads(raw)
+        except ValueError:
+            return e.code, dict(e.headers), raw.decode()  # APF's plain-text 429
 
 
 def test_500_on_a_verb(sim: SimHandle, core: client.CoreV1Api, batch: client.BatchV1Api) -> None:
@@ -44,13 +48,42 @@ def test_500_on_a_verb(sim: SimHandle, core: client.CoreV1Api, batch: client.Bat
     batch.create_namespaced_job("default", job_body("f", [{"name": "c", "image": "busybox"}]))
 
 
-def test_429_with_retry_after(sim: SimHandle) -> None:
+def test_429_with_retry_after_is_plain_text_as_apf(sim: SimHandle) -> None:
     sim.set_faults(http429={"*": 1.0}, retry_after_seconds=3)
-    code, headers, body = _http(sim, "GET", "/api/v1/nodes")
-    assert code == 429 and headers["Retry-After"] == "3"
-    assert body["reason"] == "TooManyRequests" and body["details"]["retryAfterSeconds"] == 3
+    req = urllib.request.Request(sim.url + "/api/v1/nodes")
+    with pytest.raises(urllib.error.HTTPError) as ei:
+        urllib.request.urlopen(req, timeout=10)
+    e = ei.value
+    assert e.code == 429 and e.headers["Retry-After"] == "3"
+    assert e.headers["Content-Type"] == "text/plain; charset=utf-8"
+    assert e.read() == b"Too many requests, please try again later.\n"
     # The control plane of the simulator itself is never faulted.
     assert _http(sim, "GET", "/kubesim/stats")[0] == 200
+
+
+def test_429_status_object_when_apf_plain_text_is_off() -> None:
+    sc = {"nodeGroups": [{"name": "n", "count": 1}], "controlPlane": {"apfPlainText429": False}}
+    with start_sim(nodes=None, scenario=sc) as s:
+        s.set_faults(http429={"*": 1.0}, retry_after_seconds=3)
+        code, headers, body = _http(s, "GET", "/api/v1/nodes")
+        assert code == 429 and headers["Retry-After"] == "3"
+        assert body["reason"] == "TooManyRequests" and body["details"]["retryAfterSeconds"] == 3
+
+
+def test_list_continue_token_expires_after_compaction(
+    sim: SimHandle, core: client.CoreV1Api
+) -> None:
+    first = core.list_node(limit=10)
+    assert first.metadata._continue
+    sim.expire_watches()  # etcd compaction
+    with pytest.raises(ApiException) as ei:
+        core.list_node(limit=10, _continue=first.metadata._continue)
+    body = json.loads(ei.value.body)
+    assert ei.value.status == 410 and body["reason"] == "Expired"
+    assert body["message"].startswith("The provided continue parameter is too old")
+    # The fresh token in the Status continues at the latest resourceVersion.
+    rest = core.list_node(limit=100, _continue=body["metadata"]["continue"])
+    assert len(rest.items) == 40
 
 
 def test_partial_rates_are_seeded_and_plausible(sim: SimHandle) -> None:
@@ -85,9 +118,25 @@ def test_http_control_endpoints(sim: SimHandle) -> None:
     )
     assert code == 200 and faults["http500"] == {"delete": 1.0} and faults["retryAfterSeconds"] == 5
     assert _http(sim, "DELETE", "/kubesim/faults")[2]["http500"] == {}
-    code, _, node = _http(sim, "POST", "/kubesim/nodes/compute-1/ready", {"ready": False})
-    assert code == 200 and node["status"]["conditions"][-1]["status"] == "Unknown"
-    assert any(t["key"] == "node.kubernetes.io/unreachable" for t in node["spec"]["taints"])
+    code, _, node = _http(
+        sim, "POST", "/kubesim/nodes/compute-1/ready", {"ready": False, "mode": "notReady"}
+    )
+    assert code == 200 and node["status"]["conditions"][-1]["status"] == "False"
+    assert any(t["key"] == "node.kubernetes.io/not-ready" for t in node["spec"]["taints"])
+    assert (
+        _http(sim, "POST", "/kubesim/nodes/compute-2/ready", {"ready": False, "mode": "x"})[0]
+        == 422
+    )
+    # unreachable (the default): Unknown only after node-monitor-grace-period (40 s)
+    code, _, node = _http(sim, "POST", "/kubesim/nodes/compute-2/ready", {"ready": False})
+    assert code == 200 and node["status"]["conditions"][-1]["status"] == "True"
+    wait_for(
+        lambda: (
+            _http(sim, "GET", "/api/v1/nodes/compute-2")[2]["status"]["conditions"][-1]["status"]
+            == "Unknown"
+        ),
+        what="Ready=Unknown after the grace period",
+    )
     _, _, node = _http(sim, "POST", "/kubesim/nodes/compute-1/cordon", {"cordoned": True})
     assert node["spec"]["unschedulable"] is True
     assert _http(sim, "POST", "/kubesim/nodes/ghost/ready", {"ready": True})[0] == 404
