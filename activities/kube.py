@@ -149,38 +149,69 @@ class Kube:
         K8S_REQUESTS.labels(verb, resource, str(status)).inc()
         return body
 
-    def watch_pods_blocking(
+    async def watch(
         self,
-        label_selector: str,
+        resource: str,
+        fn: Callable[..., Any],
+        *args: Any,
         resource_version: str,
         timeout_seconds: int,
         on_event: Callable[[dict[str, Any]], None],
         stop: threading.Event,
+        **kwargs: Any,
     ) -> None:
-        """One watch request, run in a thread; each event dict goes to `on_event`.
+        """One watch request (rate-limited like every request), run in the watch pool.
 
-        Raises typed errors (410 Gone included: an ERROR event with code 410 becomes
-        KubernetesGone, so the caller relists).
+        Each event dict goes to `on_event`, called in the watch thread. Raises typed errors
+        (an ERROR event with code 410 becomes KubernetesGone, so the caller relists).
         """
+        await self.limiter.acquire()
+        loop = asyncio.get_running_loop()
+        await loop.run_in_executor(
+            self.watch_executor,
+            partial(
+                self._watch_blocking,
+                resource,
+                fn,
+                *args,
+                resource_version=resource_version,
+                timeout_seconds=timeout_seconds,
+                on_event=on_event,
+                stop=stop,
+                **kwargs,
+            ),
+        )
+
+    def _watch_blocking(
+        self,
+        resource: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        resource_version: str,
+        timeout_seconds: int,
+        on_event: Callable[[dict[str, Any]], None],
+        stop: threading.Event,
+        **kwargs: Any,
+    ) -> None:
         try:
-            resp: Any = self.core.list_namespaced_pod(
-                self.namespace,
-                label_selector=label_selector,
+            resp: Any = fn(
+                *args,
                 resource_version=resource_version,
                 watch=True,
                 allow_watch_bookmarks=True,
                 timeout_seconds=timeout_seconds,
                 _preload_content=False,
                 _request_timeout=(REQUEST_TIMEOUT[0], timeout_seconds + 15),
+                **kwargs,
             )
         except ApiException as exc:
             err = from_api_exception(exc)
-            K8S_REQUESTS.labels("watch", "pods", str(err.code or "error")).inc()
+            K8S_REQUESTS.labels("watch", resource, str(err.code or "error")).inc()
             raise err from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            K8S_REQUESTS.labels("watch", "pods", "error").inc()
+            K8S_REQUESTS.labels("watch", resource, "error").inc()
             raise KubernetesUnreachable(f"{type(exc).__name__}: {exc}") from None
-        K8S_REQUESTS.labels("watch", "pods", "200").inc()
+        K8S_REQUESTS.labels("watch", resource, "200").inc()
         try:
             for line in iter_resp_lines(resp):
                 if stop.is_set():

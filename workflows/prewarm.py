@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         NodeSelection,
         PrewarmNodesInput,
         PrewarmNodesResult,
+        PullSpec,
         trim,
     )
 
@@ -70,18 +71,37 @@ _DETAIL_OVERHEAD = 90  # JSON keys, reason and timestamp of one detail
 
 LIST_NODES_TIMEOUT = timedelta(minutes=5)
 CLEANUP_TIMEOUT = timedelta(minutes=2)
-HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)  # histories before PATCH_RETRIES
+# The batch activity heartbeats every second from its own task, which no Kubernetes call can
+# delay; what can delay it is the worker's event loop and the SDK's 1 s heartbeat throttle.
+# Measured: the longest gap between two heartbeats in one batch was MEASURED_HEARTBEAT_GAP
+# (two 5,000-node tasks on one worker, kubesim, 2 shared cores; logged at the end of each batch
+# as "longest gap between heartbeats"). 20 s is ten times that, and still finds a dead worker
+# (kill -9) in 20 s: its batch resumes on another worker.
+PREWARM_HEARTBEAT_TIMEOUT = timedelta(seconds=20)
+# Retries of the batch activity are bounded by time (schedule-to-close), not by a count of
+# attempts: a worker shutdown or a crash costs an attempt and must never end the task, and
+# transient errors are already retried per request and per node inside the activity.
+PREWARM_RETRY_ALLOWANCE = timedelta(minutes=10)
+PATCH_RETRIES = "prewarm-retries-by-time"  # issue 12: slim options above, unlimited attempts
+PATCH_CANCEL_ON_TIMEOUT = "cancel-on-heartbeat-timeout"  # issue 12, item 9
 LIST_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=20),
     maximum_attempts=6,
 )
-PREWARM_RETRY = RetryPolicy(
+PREWARM_RETRY = RetryPolicy(  # histories before PATCH_RETRIES
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=10,
+)
+PREWARM_RETRY_BY_TIME = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=0,  # unlimited: schedule_to_close bounds the activity
 )
 CLEANUP_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -178,13 +198,25 @@ class PrewarmWorkflow:
             return self._finish(TaskStatus.FAILED, str(stop))
         except (asyncio.CancelledError, ActivityError) as err:
             self._frozen = True
-            if is_cancelled_exception(err) and self._stop_reason is None:
+            if self._stop_reason is None and self._is_cancel(err):
                 self._log("cancel requested: stopping and cleaning up")
                 await self._cleanup()
                 return self._finish(TaskStatus.CANCELLED, "Task cancelled by request")
             message = self._stop_reason or _describe_failure(err)
             await self._cleanup()
             return self._finish(TaskStatus.FAILED, message)
+
+    @staticmethod
+    def _is_cancel(err: BaseException) -> bool:
+        """A cancel, including one whose batch worker died: the heartbeat timeout then arrives
+        with retry_state CANCEL_REQUESTED (Temporal retries nothing once a cancel is asked)."""
+        if is_cancelled_exception(err):
+            return True
+        return (
+            isinstance(err, ActivityError)
+            and err.retry_state == RetryState.CANCEL_REQUESTED
+            and workflow.patched(PATCH_CANCEL_ON_TIMEOUT)
+        )
 
     # --- Units (a batch, or a rolling window) --------------------------------------------
 
@@ -209,6 +241,19 @@ class PrewarmWorkflow:
         in_flight = spec.batch_size if spec.strategy == Strategy.ROLLING else len(nodes)
         rounds = math.ceil(len(nodes) / in_flight)
         word = "window" if spec.strategy == Strategy.ROLLING else "batch"
+        # Each round of Jobs may take the per-node deadline; creation is rate-limited.
+        budget = timedelta(seconds=rounds * (spec.timeout_seconds + 30) + len(nodes) // 2 + 300)
+        timeouts: dict[str, Any] = {
+            "start_to_close_timeout": budget,
+            "heartbeat_timeout": HEARTBEAT_TIMEOUT,
+            "retry_policy": PREWARM_RETRY,
+        }
+        if workflow.patched(PATCH_RETRIES):
+            timeouts.update(
+                schedule_to_close_timeout=budget + PREWARM_RETRY_ALLOWANCE,
+                heartbeat_timeout=PREWARM_HEARTBEAT_TIMEOUT,
+                retry_policy=PREWARM_RETRY_BY_TIME,
+            )
         self._handle = workflow.start_activity(
             ACTIVITY_PREWARM_NODES,
             PrewarmNodesInput(
@@ -217,18 +262,13 @@ class PrewarmWorkflow:
                 total_units=total,
                 nodes=nodes,
                 hostnames={n: st.hostnames[n] for n in nodes if n in st.hostnames},
-                spec=spec,
+                spec=PullSpec.of(spec),
                 in_flight=in_flight,
             ),
             result_type=PrewarmNodesResult,
-            # Each round of Jobs may take the per-node deadline; creation is rate-limited.
-            start_to_close_timeout=timedelta(
-                seconds=rounds * (spec.timeout_seconds + 30) + len(nodes) // 2 + 300
-            ),
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=PREWARM_RETRY,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=f"{word} {unit}/{total}: {len(nodes)} nodes",
+            **timeouts,
         )
         try:
             result = await self._handle
