@@ -11,7 +11,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, RetryState
 from temporalio.testing import WorkflowEnvironment
 
 from common.models import (
@@ -247,6 +247,35 @@ async def test_cancel_mid_batch_freezes_progress_and_cleans_up(env: WorkflowEnvi
     assert [c.unit for c in mock.calls] == [1, 2]  # no more Jobs after the cancel
     assert mock.events[-2:] == ["unit-2-cancelled", "cleanup"]  # clean-up after the activity
     assert final.finished_at is not None
+
+
+@pytest.mark.integration
+async def test_cancel_while_the_batch_worker_is_dead_ends_cancelled(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    """The DELETE arrives while the batch's worker is gone: the cancel cannot reach the
+    activity, whose heartbeat then times out with retry_state CANCEL_REQUESTED. That is the
+    cancel, not a failure."""
+    mock = MockEngine(selection=selection(20), die_unit=2)
+
+    async def body(queue: str) -> tuple[TaskView, list[Any]]:
+        handle = await start(dev_env.client, queue, spec(batch_size=10))
+        await asyncio.wait_for(mock.holding.wait(), 10)
+        await handle.cancel()
+        final = await handle.result()
+        timeouts = [
+            e.activity_task_timed_out_event_attributes
+            async for e in handle.fetch_history_events()
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT
+        ]
+        return final, timeouts
+
+    final, timeouts = await _with_worker(dev_env, mock, body)
+    assert [t.retry_state for t in timeouts] == [RetryState.CANCEL_REQUESTED.value]
+    assert final.status == TaskStatus.CANCELLED, final.message
+    assert final.message == "Task cancelled by request"
+    assert final.progress.completed_nodes == 10
+    assert mock.events[-1] == "cleanup"
 
 
 async def test_cancel_during_cleanup_does_not_interrupt_it(env: WorkflowEnvironment) -> None:
