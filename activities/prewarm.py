@@ -19,7 +19,7 @@ from activities.kube import Kube
 from activities.nodewatch import NodeWatch
 from activities.selection import node_has_images, select_nodes
 from activities.unit import UnitRun
-from common.models import ImagePullPolicy, TaskSpec
+from common.models import ImagePullPolicy, SkippedNodeDetail, SkipReason, TaskSpec
 from common.observability import NODES_PROCESSED
 from common.settings import Settings
 from workflows.types import (
@@ -29,6 +29,7 @@ from workflows.types import (
     CleanupInput,
     CleanupResult,
     ListNodesInput,
+    MissingNodes,
     NodeSelection,
     PrewarmNodesInput,
     PrewarmNodesResult,
@@ -37,6 +38,9 @@ from workflows.types import (
 log = logging.getLogger(__name__)
 
 LIST_PAGE = 500
+SKIPPED_LISTED = 1000  # more skipped nodes than this are listed GROUP_SIZE to an entry
+MISSING_LISTED = 100  # more missing nodeNames than this are reported GROUP_SIZE to a range
+GROUP_SIZE = 1000
 
 
 class PrewarmActivities:
@@ -81,15 +85,17 @@ class PrewarmActivities:
                     break
         except KubernetesError as err:
             raise to_application_error(err, "listing nodes") from None
-        sel = select_nodes(items, inp.spec)
-        NODES_PROCESSED.labels("skipped").inc(len(sel.skipped))
+        listed = len(items)
+        sel = bound_missing(bound_skipped(select_nodes(items, inp.spec)))
+        del items
+        NODES_PROCESSED.labels("skipped").inc(sel.skipped_count or len(sel.skipped))
         NODES_PROCESSED.labels("warm").inc(sel.warm)
         log.info(
             "listed %d nodes: %d to pull, %d warm, %d skipped",
-            len(items),
+            listed,
             len(sel.targets),
             sel.warm,
-            len(sel.skipped),
+            sel.skipped_count or len(sel.skipped),
             extra=extra,
         )
         return sel
@@ -173,3 +179,45 @@ def slim_node(node: dict[str, Any], spec: TaskSpec) -> dict[str, Any]:
             "images": [{"names": list(spec.images)}] if warm else [],
         },
     }
+
+
+def bound_skipped(sel: NodeSelection) -> NodeSelection:
+    """Past SKIPPED_LISTED skipped nodes, list them GROUP_SIZE to an entry per reason (the
+    entry names them all), so the listing's result stays small at 10,000 nodes."""
+    if len(sel.skipped) <= SKIPPED_LISTED:
+        return sel
+    by_reason: dict[SkipReason, list[SkippedNodeDetail]] = {}
+    for d in sel.skipped:
+        by_reason.setdefault(d.reason, []).append(d)
+    grouped: list[SkippedNodeDetail] = []
+    for reason, details in by_reason.items():
+        for i in range(0, len(details), GROUP_SIZE):
+            chunk = details[i : i + GROUP_SIZE]
+            names = " ".join(d.node_name for d in chunk)
+            grouped.append(
+                SkippedNodeDetail(
+                    node_name=f"{chunk[0].node_name} (+{len(chunk) - 1} more)",
+                    reason=reason,
+                    message=f"{chunk[0].message}; the same reason on: {names}",
+                )
+            )
+    return sel.model_copy(
+        update={
+            "skipped": grouped,
+            "skipped_count": len(sel.skipped),
+            "skipped_by_reason": {r.value: len(ds) for r, ds in by_reason.items()},
+        }
+    )
+
+
+def bound_missing(sel: NodeSelection) -> NodeSelection:
+    """Past MISSING_LISTED missing nodeNames, report them GROUP_SIZE to a sorted range: they
+    are the client's own names, and listing 10,000 of them would double the result."""
+    if len(sel.missing) <= MISSING_LISTED:
+        return sel
+    names = sorted(sel.missing)
+    groups = [
+        MissingNodes(first=chunk[0], last=chunk[-1], count=len(chunk))
+        for chunk in (names[i : i + GROUP_SIZE] for i in range(0, len(names), GROUP_SIZE))
+    ]
+    return sel.model_copy(update={"missing": [], "missing_groups": groups})

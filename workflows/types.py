@@ -35,6 +35,14 @@ class ListNodesInput(WireModel):
     spec: TaskSpec
 
 
+class MissingNodes(WireModel):
+    """GROUP_SIZE (or fewer) nodeNames that do not exist, by their sorted range."""
+
+    first: str
+    last: str
+    count: int
+
+
 class NodeSelection(WireModel):
     """The outcome of the one node listing: what to pull, what is warm, what is skipped."""
 
@@ -46,7 +54,18 @@ class NodeSelection(WireModel):
     )
     warm: int = 0
     skipped: list[SkippedNodeDetail] = Field(default_factory=list)
+    skipped_count: int = Field(
+        default=0, description="Skipped nodes when `skipped` lists them in groups (else 0)."
+    )
+    skipped_by_reason: dict[str, int] = Field(default_factory=dict)
     missing: list[str] = Field(default_factory=list, description="nodeNames that do not exist.")
+    missing_groups: list[MissingNodes] = Field(
+        default_factory=list, description="Instead of `missing` when there are many."
+    )
+
+    @property
+    def missing_count(self) -> int:
+        return len(self.missing) + sum(g.count for g in self.missing_groups)
 
 
 class PullSpec(WireModel):
