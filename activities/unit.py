@@ -11,9 +11,9 @@ delay another concern:
 - `watch`: one label-selected pod watch for the batch; a pod is classified on each change, and
   its Events are read at most once per pod state (resourceVersion), only when its message is the
   generic back-off;
-- `refusals`: one Event watch for `FailedCreate` on Jobs, so an admission refusal (a missing
-  PriorityClass, a webhook, Pod Security, a quota) fails its node within seconds
-  (`AdmissionDenied`, with the API server's message), not at the deadline;
+- `refusals` (activities/refusals.py): one Event watch for `FailedCreate` on Jobs, so an
+  admission refusal (a missing PriorityClass, a webhook, Pod Security, a quota) fails its node
+  within seconds (`AdmissionDenied`, with the API server's message), not at the deadline;
 - `tick`: the time-based checks no event triggers (Unschedulable grace, deadline, a pod that
   vanished), reading node readiness from the worker's shared node watch (no request).
 """
@@ -45,6 +45,7 @@ from activities.errors import (
 from activities.jobspec import NODE_ANNOTATION, build_job, job_name, unit_selector
 from activities.kube import Kube
 from activities.nodewatch import NodeWatch, ready_of
+from activities.refusals import admission_refusal, denied, watch_refusals, watch_stream
 from common.models import FailedNodeDetail, FailureReason, TaskSpec
 from common.observability import NODE_FAILURES, NODE_PREWARM_SECONDS, NODES_PROCESSED
 from common.settings import Settings
@@ -69,18 +70,6 @@ CREATE_RETRY_FIRST = 2.0  # back-off between create attempts of one node: 2 s, 4
 CREATE_RETRY_MAX = 30.0
 DEADLINE_SLACK = 30.0  # beyond activeDeadlineSeconds before we stop waiting for the API
 GENERIC_BACKOFF = "Back-off pulling image"
-FAILED_CREATE = "involvedObject.kind=Job,reason=FailedCreate"
-# The job controller's FailedCreate message when admission refused the pod ("... is forbidden:
-# no PriorityClass with name x was found", "admission webhook ... denied the request",
-# "violates PodSecurity", "exceeded quota"); other FailedCreate messages (an API timeout) are
-# transient and the controller retries them.
-_REFUSALS = ("forbidden", "denied the request", "is invalid")
-
-
-def admission_refusal(message: str) -> bool:
-    """True when a FailedCreate (or create error) message is an admission refusal."""
-    low = message.lower()
-    return any(word in low for word in _REFUSALS)
 
 
 def pull_spec(inp: PrewarmNodesInput) -> TaskSpec:
@@ -354,7 +343,7 @@ class UnitRun:
             if "admission webhook" not in err.message.lower():
                 raise
             # A webhook refused the Job itself: this node's outcome, not the batch's.
-            await self._finish(node, _denied(err.message), delete_job=False)
+            await self._finish(node, denied(err.message), delete_job=False)
             return
         # Only a Job known to exist is timed and checked (a GET before it exists would 404).
         self.started.setdefault(node, time.monotonic())
@@ -417,71 +406,11 @@ class UnitRun:
         rv: Callable[[], str],
         **kwargs: Any,
     ) -> None:
-        """One watch request; its events are handled in order on the event loop, and all of
-        them before the next request starts from the new resourceVersion."""
-        loop = asyncio.get_running_loop()
-        events: asyncio.Queue[dict[str, Any] | None] = asyncio.Queue()
-
-        async def consume() -> None:
-            while (event := await events.get()) is not None:
-                await handle(event)
-
-        def push(event: dict[str, Any]) -> None:  # in the watch thread
-            loop.call_soon_threadsafe(events.put_nowait, event)
-
-        consumer = asyncio.create_task(consume())
-        try:
-            await self.kube.watch(
-                resource,
-                fn,
-                self.kube.namespace,
-                resource_version=rv(),
-                timeout_seconds=WATCH_SECONDS,
-                on_event=push,
-                stop=self.stop,
-                **kwargs,
-            )
-        finally:
-            loop.call_soon(events.put_nowait, None)
-            with contextlib.suppress(asyncio.CancelledError):
-                await consumer
+        await watch_stream(self.kube, handle, fn, resource, rv(), self.stop, **kwargs)
 
     async def _refusals_loop(self) -> None:
         """FailedCreate Events on this batch's Jobs: the API server refused their pods."""
-        kube, rv = self.kube, [""]
-
-        async def handle(event: dict[str, Any]) -> None:
-            obj = event.get("object") or {}
-            if (obj.get("metadata") or {}).get("resourceVersion"):
-                rv[0] = obj["metadata"]["resourceVersion"]
-            if event.get("type") in ("ADDED", "MODIFIED"):
-                await self._on_refusal(obj)
-
-        while not self.stop.is_set():
-            try:
-                if not rv[0]:
-                    page = await kube.call(
-                        "list",
-                        "events",
-                        kube.core.list_namespaced_event,
-                        kube.namespace,
-                        field_selector=FAILED_CREATE,
-                    )
-                    for ev in page.get("items") or []:
-                        await self._on_refusal(ev)
-                    rv[0] = (page.get("metadata") or {}).get("resourceVersion", "")
-                await self._watch_once(
-                    handle,
-                    kube.core.list_namespaced_event,
-                    "events",
-                    lambda: rv[0],
-                    field_selector=FAILED_CREATE,
-                )
-            except KubernetesGone:
-                rv[0] = ""
-            except KubernetesError as err:
-                log.warning("event watch failed (%s): retrying", err, extra=self.extra)
-                await asyncio.sleep(1.0)
+        await watch_refusals(self.kube, self._on_refusal, self.stop, self.extra)
 
     async def _on_refusal(self, event: dict[str, Any]) -> None:
         involved = event.get("involvedObject") or {}
@@ -490,7 +419,7 @@ class UnitRun:
         if node is None or node in self.done or node in self.pods:
             return  # not ours, finished, or a pod exists after all
         if involved.get("kind") == "Job" and admission_refusal(message):
-            await self._finish(node, _denied(message), delete_job=True)
+            await self._finish(node, denied(message), delete_job=True)
 
     def _node_of(self, pod: dict[str, Any]) -> str | None:
         meta = pod.get("metadata") or {}
@@ -724,11 +653,3 @@ class UnitRun:
 
 def _node_gone() -> Verdict:
     return Verdict(done=True, reason=FailureReason.NODE_GONE, message="node was deleted mid-task")
-
-
-def _denied(message: str) -> Verdict:
-    return Verdict(
-        done=True,
-        reason=FailureReason.ADMISSION_DENIED,
-        message=trim(f"admission refused the pull pod: {message}"),
-    )
