@@ -83,11 +83,12 @@ LIST_NODES_TIMEOUT = timedelta(minutes=5)
 CLEANUP_TIMEOUT = timedelta(minutes=2)
 HEARTBEAT_TIMEOUT = timedelta(seconds=10)  # histories before PATCH_RETRIES
 # The batch activity heartbeats every second from its own task, which no Kubernetes call can
-# delay; what can delay it is the worker's event loop and the SDK's 1 s heartbeat throttle.
-# Measured: the longest gap between two heartbeats in one batch was MEASURED_HEARTBEAT_GAP
-# (two 5,000-node tasks on one worker, kubesim, 2 shared cores; logged at the end of each batch
-# as "longest gap between heartbeats"). 20 s is ten times that, and still finds a dead worker
-# (kill -9) in 20 s: its batch resumes on another worker.
+# delay; what can delay it is the worker's event loop (and the SDK's 1 s heartbeat throttle).
+# Measured: the longest gap between two heartbeats of any of 100 batches was 1.36 s, with two
+# 5,000-node tasks at once on one worker, kubesim and the Temporal dev server on the same 2
+# shared cores (bench/two_tasks_memory.py, bench/results/two-tasks-memory.json; each batch logs
+# its "longest gap between heartbeats"). 20 s is about 15 times that, and still finds a dead
+# worker (kill -9) in 20 s, after which the batch resumes on another worker.
 PREWARM_HEARTBEAT_TIMEOUT = timedelta(seconds=20)
 # Retries of the batch activity are bounded by time (schedule-to-close), not by a count of
 # attempts: a worker shutdown or a crash costs an attempt and must never end the task, and
