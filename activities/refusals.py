@@ -122,6 +122,7 @@ async def watch_refusals(
                 field_selector=FAILED_CREATE,
             )
         except KubernetesGone:
+            log.info("event watch expired (410 Gone): relisting", extra=extra)
             rv = ""
         except KubernetesError as err:
             log.warning("event watch failed (%s): retrying", err, extra=extra)
