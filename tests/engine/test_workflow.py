@@ -278,6 +278,34 @@ async def test_cancel_while_the_batch_worker_is_dead_ends_cancelled(
     assert mock.events[-1] == "cleanup"
 
 
+async def test_batch_activity_retries_are_bounded_by_time_not_attempts(
+    env: WorkflowEnvironment,
+) -> None:
+    """A worker shutdown or crash costs an attempt: the batch activity has unlimited attempts,
+    bounded by schedule-to-close, and the measured heartbeat timeout; its input is slim."""
+    from workflows.prewarm import PREWARM_HEARTBEAT_TIMEOUT
+
+    mock = MockEngine(selection=selection(5))
+
+    async def body(queue: str) -> list[Any]:
+        handle = await start(env.client, queue, spec(batch_size=5, node_names=node_names(5)))
+        await handle.result()
+        return [
+            e.activity_task_scheduled_event_attributes
+            async for e in handle.fetch_history_events()
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+            and e.activity_task_scheduled_event_attributes.activity_type.name == "prewarm_nodes"
+        ]
+
+    [attrs] = await _with_worker(env, mock, body)
+    assert attrs.retry_policy.maximum_attempts == 0
+    start_to_close = attrs.start_to_close_timeout.ToTimedelta()
+    schedule_to_close = attrs.schedule_to_close_timeout.ToTimedelta()
+    assert schedule_to_close > start_to_close
+    assert attrs.heartbeat_timeout.ToTimedelta() == PREWARM_HEARTBEAT_TIMEOUT
+    assert "nodeNames" not in attrs.input.payloads[0].data.decode()
+
+
 async def test_cancel_during_cleanup_does_not_interrupt_it(env: WorkflowEnvironment) -> None:
     mock = MockEngine(selection=selection(5), hold_cleanup=True)
     mock.outcome = failure
