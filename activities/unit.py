@@ -6,8 +6,8 @@ delay another concern:
 - `heartbeat`: heartbeats every second from its own task (the reported node indexes), whatever
   the API server and the client-side rate limiter do;
 - `report`: signals new outcomes to the workflow, at most once a second;
-- `create`: creates the Jobs, at most `in_flight` unfinished at once, retrying each node on its
-  own (a node whose create keeps failing never aborts the batch);
+- `create` (activities/creating.py): creates the Jobs, at most `in_flight` unfinished at once,
+  retrying each node on its own (a node whose create keeps failing never aborts the batch);
 - `watch`: one label-selected pod watch for the batch; a pod is classified on each change, and
   its Events are read at most once per pod state (resourceVersion), only when its message is the
   generic back-off;
@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import random
 import threading
 import time
 from collections.abc import Awaitable, Callable
@@ -31,22 +30,19 @@ from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
-from temporalio.exceptions import ApplicationError
 
 from activities.classify import Verdict, classify_pod, job_verdict, timeout_verdict
+from activities.creating import JobCreator
 from activities.errors import (
-    KubernetesClientError,
-    KubernetesConflict,
     KubernetesError,
     KubernetesGone,
     KubernetesNotFound,
-    to_application_error,
 )
-from activities.jobspec import NODE_ANNOTATION, build_job, job_name, unit_selector
+from activities.jobspec import NODE_ANNOTATION, job_name, unit_selector
 from activities.kube import Kube
 from activities.nodewatch import NodeWatch, ready_of
 from activities.refusals import admission_refusal, denied, watch_refusals, watch_stream
-from common.models import FailedNodeDetail, FailureReason, TaskSpec
+from common.models import FailedNodeDetail, FailureReason
 from common.observability import NODE_FAILURES, NODE_PREWARM_SECONDS, NODES_PROCESSED
 from common.settings import Settings
 from workflows.types import (
@@ -60,31 +56,13 @@ from workflows.types import (
 
 log = logging.getLogger(__name__)
 
-WATCH_SECONDS = 30
 HEARTBEAT_INTERVAL = 1.0  # the worker throttles heartbeats to 1 s anyway (worker/main.py)
 SIGNAL_INTERVAL = 1.0  # outcomes reach the workflow at most this often (and within ~1 s)
 TICK = 0.5
 JOB_CHECK_FIRST = 5.0  # a Job with no pod is GET after this long, then at doubling intervals
 JOB_CHECK_MAX = 60.0
-CREATE_RETRY_FIRST = 2.0  # back-off between create attempts of one node: 2 s, 4 s, ... 30 s
-CREATE_RETRY_MAX = 30.0
 DEADLINE_SLACK = 30.0  # beyond activeDeadlineSeconds before we stop waiting for the API
 GENERIC_BACKOFF = "Back-off pulling image"
-
-
-def pull_spec(inp: PrewarmNodesInput) -> TaskSpec:
-    """The task spec the Job builder reads, from the slim per-batch input (no validation)."""
-    s = inp.spec
-    return TaskSpec.model_construct(
-        images=list(s.images),
-        batch_size=1,
-        node_selector={},
-        node_names=None,
-        image_pull_policy=s.image_pull_policy,
-        image_pull_secrets=list(s.image_pull_secrets),
-        tolerations=list(s.tolerations),
-        timeout_seconds=s.timeout_seconds,
-    )
 
 
 Signaller = Callable[[NodeOutcomes], Awaitable[None]]
@@ -103,7 +81,6 @@ class UnitRun:
     ) -> None:
         self.kube, self.settings, self.inp, self.nodes = kube, settings, inp, nodes
         self.signal = signal or self._signal_workflow
-        self.spec = pull_spec(inp)
         self.extra = {"taskId": inp.task_id}
         self.index = {n: i for i, n in enumerate(inp.nodes)}
         self.by_job = {job_name(inp.task_id, n): n for n in inp.nodes}
@@ -117,12 +94,18 @@ class UnitRun:
         self.last_error: dict[str, Verdict] = {}
         self.events_read: dict[str, str] = {}
         self.next_job_check: dict[str, tuple[float, float]] = {}
-        self.slots = asyncio.Semaphore(inp.in_flight)
-        self.holding: set[str] = set()
+        self.creator = JobCreator(
+            kube,
+            settings,
+            inp,
+            is_done=self.done.__contains__,
+            on_exists=self._job_exists,
+            on_refused=self._job_refused,
+            extra=self.extra,
+        )
         self.all_done = asyncio.Event()
         self.stop = threading.Event()
         self.rv = ""
-        self.created = self.adopted = 0
         self.heartbeats = 0
         self.max_heartbeat_gap = 0.0
         self.requests_before = 0
@@ -157,8 +140,8 @@ class UnitRun:
             self.inp.total_units,
             time.monotonic() - self.t0,
             len(self.done),
-            self.created,
-            self.adopted,
+            self.creator.created,
+            self.creator.adopted,
             self.max_heartbeat_gap,
             extra=self.extra,
         )
@@ -166,8 +149,8 @@ class UnitRun:
         return PrewarmNodesResult(
             unit=self.inp.unit,
             outcomes=list(self.unreported.values()),
-            jobs_created=self.created,
-            jobs_adopted=self.adopted,
+            jobs_created=self.creator.created,
+            jobs_adopted=self.creator.adopted,
         )
 
     async def _run_loops(self) -> None:
@@ -253,100 +236,17 @@ class UnitRun:
             self.unreported.pop(o.node_name, None)
         self._heartbeat()
 
-    # Creating Jobs ------------------------------------------------------------------------
+    # Creating Jobs (activities/creating.py) ----------------------------------------------
 
     async def _create_loop(self) -> None:
-        """Start Jobs, at most `in_flight` unfinished at once, concurrently under the rate limit."""
-        pending = asyncio.Queue[str]()
-        for node in self._pending():
-            pending.put_nowait(node)
-        workers = [
-            asyncio.create_task(self._creator(pending)) for _ in range(min(16, pending.qsize()))
-        ]
-        try:
-            await asyncio.gather(*workers)
-        finally:
-            for w in workers:
-                w.cancel()
+        await self.creator.run(self._pending())
 
-    async def _creator(self, pending: asyncio.Queue[str]) -> None:
-        while True:
-            try:
-                node = pending.get_nowait()
-            except asyncio.QueueEmpty:
-                return
-            if node in self.done:
-                continue
-            await self.slots.acquire()
-            if node in self.done:  # finished while we waited (an adopted Job)
-                self.slots.release()
-                continue
-            self.holding.add(node)
-            await self._create_with_retries(node)
-
-    async def _create_with_retries(self, node: str) -> None:
-        """Retry one node's create on transient errors for as long as the activity runs.
-
-        The request itself is already retried (kube.call); what is left is an outage, which a
-        later attempt of this node rides out. The activity's schedule-to-close bounds it.
-        """
-        attempt = 0
-        while node not in self.done:
-            try:
-                await self._create(node)
-                return
-            except KubernetesError as err:
-                if not err.retryable:
-                    raise to_application_error(err, f"creating the Job for node {node}") from None
-                attempt += 1
-                wait = min(CREATE_RETRY_MAX, CREATE_RETRY_FIRST * 2.0 ** (attempt - 1))
-                wait *= 0.5 + random.random() / 2
-                log.warning(
-                    "creating the Job for node %s failed (%s): retrying in %.0fs",
-                    node,
-                    err,
-                    wait,
-                    extra=self.extra,
-                )
-                await asyncio.sleep(wait)
-
-    async def _create(self, node: str) -> None:
-        kube, inp = self.kube, self.inp
-        body = build_job(
-            task_id=inp.task_id,
-            unit=inp.unit,
-            node=node,
-            hostname=inp.hostnames.get(node, node),
-            spec=self.spec,
-            worker_image=self.settings.worker_image,
-            ttl_seconds=self.settings.job_ttl_seconds,
-            priority_class_name=self.settings.priority_class_name,
-        )
-        try:
-            await kube.call(
-                "create", "jobs", kube.batch.create_namespaced_job, kube.namespace, body
-            )
-            self.created += 1
-        except KubernetesConflict as err:
-            if not err.already_exists:
-                raise
-            self.adopted += 1  # an earlier attempt created it: adopt, never recreate
-        except KubernetesNotFound as err:
-            if (err.status.get("details") or {}).get("kind") == "namespaces":
-                raise ApplicationError(
-                    f"namespace {kube.namespace!r} (K8S_NAMESPACE) does not exist",
-                    type="NamespaceNotFound",
-                    non_retryable=True,
-                ) from None
-            raise
-        except KubernetesClientError as err:
-            if "admission webhook" not in err.message.lower():
-                raise
-            # A webhook refused the Job itself: this node's outcome, not the batch's.
-            await self._finish(node, denied(err.message), delete_job=False)
-            return
+    def _job_exists(self, node: str) -> None:
         # Only a Job known to exist is timed and checked (a GET before it exists would 404).
         self.started.setdefault(node, time.monotonic())
+
+    async def _job_refused(self, node: str, message: str) -> None:
+        await self._finish(node, denied(message), delete_job=False)
 
     # Watching pods ------------------------------------------------------------------------
 
@@ -364,7 +264,7 @@ class UnitRun:
             node = self._node_of(pod)
             if node is not None and node not in self.started and node not in self.done:
                 self.started[node] = time.monotonic()  # adopted: it was created before
-                self.adopted += 1
+                self.creator.adopted += 1
             await self._on_pod(pod)
 
     async def _watch_loop(self) -> None:
@@ -632,9 +532,7 @@ class UnitRun:
         self.done.add(node)
         self.unreported[node] = outcome
         self.unsent.append(outcome)
-        if node in self.holding:
-            self.holding.discard(node)
-            self.slots.release()
+        self.creator.release(node)
         if delete_job:
             # Stop the kubelet's back-off loop now; the workflow's clean-up is the backstop.
             # Before _maybe_done: the batch's last outcome ends the batch and cancels this

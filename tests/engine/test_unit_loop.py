@@ -17,6 +17,7 @@ from typing import Any
 import pytest
 from temporalio.testing import ActivityEnvironment
 
+from activities import creating
 from activities import unit as unit_mod
 from activities.errors import KubernetesServerError
 from activities.jobspec import job_name
@@ -219,7 +220,7 @@ async def test_events_are_not_read_when_the_specific_error_was_seen(
 async def test_a_nodes_create_is_retried_on_its_own_and_the_batch_goes_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    monkeypatch.setattr(unit_mod, "CREATE_RETRY_FIRST", 0.01)
+    monkeypatch.setattr(creating, "CREATE_RETRY_FIRST", 0.01)
     h = Harness(NODES[:3])
     outage = [KubernetesServerError("etcdserver: request timed out", code=500) for _ in range(3)]
     h.kube.create_errors[NODES[1]] = outage
