@@ -8,8 +8,10 @@ and lets the pure functions (selection, classification) work on the wire JSON.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
+import socket
 import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -45,7 +47,9 @@ log = logging.getLogger(__name__)
 REQUEST_TIMEOUT = (5.0, 60.0)  # connect, read
 ATTEMPTS = 5
 THREADS = 32
-WATCH_THREADS = 64  # above the worker's max concurrent activities (worker/main.py)
+# A running batch holds two watches (its pods, its FailedCreate Events) and the worker one node
+# watch: above twice the worker's max concurrent activities (worker/main.py).
+WATCH_THREADS = 128
 _backoff = wait_exponential_jitter(multiplier=0.25, max=8.0)
 
 
@@ -149,38 +153,83 @@ class Kube:
         K8S_REQUESTS.labels(verb, resource, str(status)).inc()
         return body
 
-    def watch_pods_blocking(
+    async def watch(
         self,
-        label_selector: str,
+        resource: str,
+        fn: Callable[..., Any],
+        *args: Any,
         resource_version: str,
         timeout_seconds: int,
         on_event: Callable[[dict[str, Any]], None],
         stop: threading.Event,
+        **kwargs: Any,
     ) -> None:
-        """One watch request, run in a thread; each event dict goes to `on_event`.
+        """One watch request (rate-limited like every request), run in the watch pool.
 
-        Raises typed errors (410 Gone included: an ERROR event with code 410 becomes
-        KubernetesGone, so the caller relists).
+        Each event dict goes to `on_event`, called in the watch thread. Raises typed errors
+        (an ERROR event with code 410 becomes KubernetesGone, so the caller relists).
         """
+        await self.limiter.acquire()
+        loop = asyncio.get_running_loop()
+        held: list[Any] = []
         try:
-            resp: Any = self.core.list_namespaced_pod(
-                self.namespace,
-                label_selector=label_selector,
+            await loop.run_in_executor(
+                self.watch_executor,
+                partial(
+                    self._watch_blocking,
+                    resource,
+                    fn,
+                    *args,
+                    resource_version=resource_version,
+                    timeout_seconds=timeout_seconds,
+                    on_event=on_event,
+                    stop=stop,
+                    held=held,
+                    **kwargs,
+                ),
+            )
+        except asyncio.CancelledError:
+            # The caller is done with this watch: end the request now, so that its thread and
+            # connection are free at once rather than idle until the server's timeout.
+            stop.set()
+            for resp in held:
+                _interrupt(resp)
+            raise
+
+    def _watch_blocking(
+        self,
+        resource: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        resource_version: str,
+        timeout_seconds: int,
+        on_event: Callable[[dict[str, Any]], None],
+        stop: threading.Event,
+        held: list[Any],
+        **kwargs: Any,
+    ) -> None:
+        try:
+            resp: Any = fn(
+                *args,
                 resource_version=resource_version,
                 watch=True,
                 allow_watch_bookmarks=True,
                 timeout_seconds=timeout_seconds,
                 _preload_content=False,
                 _request_timeout=(REQUEST_TIMEOUT[0], timeout_seconds + 15),
+                **kwargs,
             )
         except ApiException as exc:
             err = from_api_exception(exc)
-            K8S_REQUESTS.labels("watch", "pods", str(err.code or "error")).inc()
+            K8S_REQUESTS.labels("watch", resource, str(err.code or "error")).inc()
             raise err from None
         except (urllib3.exceptions.HTTPError, OSError) as exc:
-            K8S_REQUESTS.labels("watch", "pods", "error").inc()
+            K8S_REQUESTS.labels("watch", resource, "error").inc()
             raise KubernetesUnreachable(f"{type(exc).__name__}: {exc}") from None
-        K8S_REQUESTS.labels("watch", "pods", "200").inc()
+        K8S_REQUESTS.labels("watch", resource, "200").inc()
+        held.append(resp)
+        if stop.is_set():
+            _interrupt(resp)
         try:
             for line in iter_resp_lines(resp):
                 if stop.is_set():
@@ -194,11 +243,23 @@ class Kube:
                         ApiException(status=obj.get("code", 500), body=json.dumps(obj))
                     )
                 on_event(event)
-        except (urllib3.exceptions.HTTPError, OSError) as exc:
+        except (urllib3.exceptions.HTTPError, OSError, ValueError, AttributeError) as exc:
             if not stop.is_set():
                 raise KubernetesUnreachable(f"watch interrupted: {exc}") from None
         finally:
-            resp.release_conn()
+            if stop.is_set():
+                with contextlib.suppress(Exception):
+                    resp.close()
+            else:
+                resp.release_conn()
+
+
+def _interrupt(resp: Any) -> None:
+    """Wake a thread blocked reading a watch response: shut its socket down."""
+    sock = getattr(getattr(resp, "connection", None), "sock", None)
+    with contextlib.suppress(Exception):
+        if sock is not None:
+            sock.shutdown(socket.SHUT_RDWR)
 
 
 def _read_json(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[int, dict[str, Any]]:

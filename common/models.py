@@ -64,6 +64,7 @@ class FailureReason(StrEnum):
     UNSCHEDULABLE = "Unschedulable"
     NODE_NOT_READY = "NodeNotReady"
     NODE_GONE = "NodeGone"
+    ADMISSION_DENIED = "AdmissionDenied"
     TIMEOUT = "Timeout"
     CONTAINER_FAILED = "ContainerFailed"
     CREATE_CONTAINER_ERROR = "CreateContainerError"

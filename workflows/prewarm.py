@@ -47,6 +47,7 @@ with workflow.unsafe.imports_passed_through():
         NodeSelection,
         PrewarmNodesInput,
         PrewarmNodesResult,
+        PullSpec,
         trim,
     )
 
@@ -59,29 +60,59 @@ ROLLING_WINDOW_BATCHES = 10
 ROLLING_WINDOW_MAX_NODES = 1000
 # Counters are upserted at every batch boundary, and from live outcomes at most this often.
 SEARCH_ATTR_MIN_INTERVAL = timedelta(seconds=1)
-# Failure details stay bounded at 5,000 failed nodes (every failed node is still listed, with
-# its reason): past FULL_DETAIL_BYTES of details, messages are cut to SHORT_MESSAGE_CHARS and a
-# message repeating the previous one for the same image and reason is left empty; past
-# BRIEF_DETAIL_BYTES, only node, reason and time are kept. Measured in tests/engine/test_payloads.
-FULL_DETAIL_BYTES = 128 * 1024
-BRIEF_DETAIL_BYTES = 512 * 1024
+# Everything in the state and the view that grows with the node count is bounded, so a task at
+# the API's maximum sizes (10,000 nodeNames, every node failed) stays far below Temporal's 2 MiB
+# payload limit (measured in tests/engine/test_payloads.py):
+# - failure details: full up to FULL_DETAIL_BYTES; then messages are cut to SHORT_MESSAGE_CHARS
+#   and a message repeating the previous one for the same image and reason is left empty; past
+#   GROUP_AFTER_BYTES, further failed nodes are listed GROUP_SIZE to an entry per reason (the
+#   entry's message names them all, a space between two), which costs a byte or so per node on
+#   top of its name;
+# - missing nodeNames: past 100, the listing reports them GROUP_SIZE to a sorted range, one
+#   failure entry each (activities/prewarm.py);
+# - the echoed nodeNames: the first NODE_NAMES_SHOWN in the view and in the continue-as-new
+#   input (the node set is fixed by the listing, which has read them all).
+FULL_DETAIL_BYTES = 32 * 1024
+GROUP_AFTER_BYTES = 128 * 1024
 SHORT_MESSAGE_CHARS = 80
+GROUP_SIZE = 1000
+NODE_NAMES_SHOWN = 100
 _DETAIL_OVERHEAD = 90  # JSON keys, reason and timestamp of one detail
 
 LIST_NODES_TIMEOUT = timedelta(minutes=5)
 CLEANUP_TIMEOUT = timedelta(minutes=2)
-HEARTBEAT_TIMEOUT = timedelta(seconds=10)
+HEARTBEAT_TIMEOUT = timedelta(seconds=10)  # histories before PATCH_RETRIES
+# The batch activity heartbeats every second from its own task, which no Kubernetes call can
+# delay; what can delay it is the worker's event loop (and the SDK's 1 s heartbeat throttle).
+# Measured: the longest gap between two heartbeats of any of 100 batches was 1.36 s, with two
+# 5,000-node tasks at once on one worker, kubesim and the Temporal dev server on the same 2
+# shared cores (bench/two_tasks_memory.py, bench/results/two-tasks-memory.json; each batch logs
+# its "longest gap between heartbeats"). 20 s is about 15 times that, and still finds a dead
+# worker (kill -9) in 20 s, after which the batch resumes on another worker.
+PREWARM_HEARTBEAT_TIMEOUT = timedelta(seconds=20)
+# Retries of the batch activity are bounded by time (schedule-to-close), not by a count of
+# attempts: a worker shutdown or a crash costs an attempt and must never end the task, and
+# transient errors are already retried per request and per node inside the activity.
+PREWARM_RETRY_ALLOWANCE = timedelta(minutes=10)
+PATCH_RETRIES = "prewarm-retries-by-time"  # issue 12: slim options above, unlimited attempts
+PATCH_CANCEL_ON_TIMEOUT = "cancel-on-heartbeat-timeout"  # issue 12, item 9
 LIST_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=20),
     maximum_attempts=6,
 )
-PREWARM_RETRY = RetryPolicy(
+PREWARM_RETRY = RetryPolicy(  # histories before PATCH_RETRIES
     initial_interval=timedelta(seconds=1),
     backoff_coefficient=2.0,
     maximum_interval=timedelta(seconds=30),
     maximum_attempts=10,
+)
+PREWARM_RETRY_BY_TIME = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=30),
+    maximum_attempts=0,  # unlimited: schedule_to_close bounds the activity
 )
 CLEANUP_RETRY = RetryPolicy(
     initial_interval=timedelta(seconds=1),
@@ -124,6 +155,7 @@ class PrewarmWorkflow:
         self._last_counters: Any = None
         self._last_upsert = workflow.now() - SEARCH_ATTR_MIN_INTERVAL
         self._last_message: dict[tuple[str | None, FailureReason], str] = {}
+        self._groups: dict[FailureReason, tuple[FailedNodeDetail, str, int]] = {}
         self._detail_bytes = sum(
             _detail_size(d.node_name, d.image, d.message) for d in self._st.failed_node_details
         )
@@ -178,13 +210,25 @@ class PrewarmWorkflow:
             return self._finish(TaskStatus.FAILED, str(stop))
         except (asyncio.CancelledError, ActivityError) as err:
             self._frozen = True
-            if is_cancelled_exception(err) and self._stop_reason is None:
+            if self._stop_reason is None and self._is_cancel(err):
                 self._log("cancel requested: stopping and cleaning up")
                 await self._cleanup()
                 return self._finish(TaskStatus.CANCELLED, "Task cancelled by request")
             message = self._stop_reason or _describe_failure(err)
             await self._cleanup()
             return self._finish(TaskStatus.FAILED, message)
+
+    @staticmethod
+    def _is_cancel(err: BaseException) -> bool:
+        """A cancel, including one whose batch worker died: the heartbeat timeout then arrives
+        with retry_state CANCEL_REQUESTED (Temporal retries nothing once a cancel is asked)."""
+        if is_cancelled_exception(err):
+            return True
+        return (
+            isinstance(err, ActivityError)
+            and err.retry_state == RetryState.CANCEL_REQUESTED
+            and workflow.patched(PATCH_CANCEL_ON_TIMEOUT)
+        )
 
     # --- Units (a batch, or a rolling window) --------------------------------------------
 
@@ -209,6 +253,19 @@ class PrewarmWorkflow:
         in_flight = spec.batch_size if spec.strategy == Strategy.ROLLING else len(nodes)
         rounds = math.ceil(len(nodes) / in_flight)
         word = "window" if spec.strategy == Strategy.ROLLING else "batch"
+        # Each round of Jobs may take the per-node deadline; creation is rate-limited.
+        budget = timedelta(seconds=rounds * (spec.timeout_seconds + 30) + len(nodes) // 2 + 300)
+        timeouts: dict[str, Any] = {
+            "start_to_close_timeout": budget,
+            "heartbeat_timeout": HEARTBEAT_TIMEOUT,
+            "retry_policy": PREWARM_RETRY,
+        }
+        if workflow.patched(PATCH_RETRIES):
+            timeouts.update(
+                schedule_to_close_timeout=budget + PREWARM_RETRY_ALLOWANCE,
+                heartbeat_timeout=PREWARM_HEARTBEAT_TIMEOUT,
+                retry_policy=PREWARM_RETRY_BY_TIME,
+            )
         self._handle = workflow.start_activity(
             ACTIVITY_PREWARM_NODES,
             PrewarmNodesInput(
@@ -217,18 +274,13 @@ class PrewarmWorkflow:
                 total_units=total,
                 nodes=nodes,
                 hostnames={n: st.hostnames[n] for n in nodes if n in st.hostnames},
-                spec=spec,
+                spec=PullSpec.of(spec),
                 in_flight=in_flight,
             ),
             result_type=PrewarmNodesResult,
-            # Each round of Jobs may take the per-node deadline; creation is rate-limited.
-            start_to_close_timeout=timedelta(
-                seconds=rounds * (spec.timeout_seconds + 30) + len(nodes) // 2 + 300
-            ),
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=PREWARM_RETRY,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
             summary=f"{word} {unit}/{total}: {len(nodes)} nodes",
+            **timeouts,
         )
         try:
             result = await self._handle
@@ -282,7 +334,7 @@ class PrewarmWorkflow:
         workflow.continue_as_new(
             PrewarmInput(
                 task_id=self._inp.task_id,
-                spec=self._inp.spec,
+                spec=_spec_for_next_run(self._inp.spec),
                 created_at=self._inp.created_at,
                 state=st,
             )
@@ -322,12 +374,23 @@ class PrewarmWorkflow:
         st.hostnames = dict(sel.hostnames)
         st.skipped_node_details = list(sel.skipped)
         p = st.progress
-        p.total_nodes = len(sel.targets) + sel.warm + len(sel.missing)
+        p.total_nodes = len(sel.targets) + sel.warm + sel.missing_count
         p.already_warm_nodes = sel.warm
-        p.skipped_nodes = len(sel.skipped)
+        p.skipped_nodes = sel.skipped_count or len(sel.skipped)
         p.total_batches = math.ceil(len(sel.targets) / self._unit_size())
         now = workflow.now()
         self._unit = 0
+        for group in sel.missing_groups:
+            p.failed_nodes += group.count
+            detail = FailedNodeDetail(
+                node_name=f"{group.first} (+{group.count - 1} more)",
+                reason=FailureReason.NODE_GONE,
+                message=f"{group.count} nodes named in nodeNames do not exist, sorted from "
+                f"{group.first} to {group.last}",
+                timestamp=now,
+            )
+            self._detail_bytes += _detail_size(detail.node_name, None, detail.message)
+            self._st.failed_node_details.append(detail)
         for name in sel.missing:
             self._record(
                 NodeOutcome(
@@ -347,13 +410,15 @@ class PrewarmWorkflow:
         self._upsert_counters(force=True)
         self._log(
             f"{sel.matched} nodes matched: {len(sel.targets)} to pull, {sel.warm} already warm, "
-            f"{len(sel.skipped)} skipped, {len(sel.missing)} missing"
+            f"{p.skipped_nodes} skipped, {sel.missing_count} missing"
         )
-        if sel.matched == 0 and not sel.missing:
+        if sel.matched == 0 and not sel.missing_count:
             what = f"nodeNames {spec.node_names[:5]}" if spec.node_names else _selector(spec)
             raise _Stop(f"no node matches {what}")
         if p.total_nodes == 0:
             reasons = Counter(s.reason.value for s in sel.skipped)
+            if sel.skipped_by_reason:
+                reasons = Counter(sel.skipped_by_reason)
             parts = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items()))
             raise _Stop(
                 f"none of the {sel.matched} matching nodes can be prewarmed: "
@@ -377,16 +442,37 @@ class PrewarmWorkflow:
                 reason=FailureReason.CONTAINER_FAILED,
                 timestamp=workflow.now(),
             )
-            self._st.failed_node_details.append(self._compact(detail))
+            if self._detail_bytes >= GROUP_AFTER_BYTES:
+                self._group(detail, "failed with the same reason:")
+            else:
+                self._st.failed_node_details.append(self._compact(detail))
         p.percentage = Progress.compute_percentage(
             p.total_nodes, p.completed_nodes, p.failed_nodes, p.already_warm_nodes
         )
 
+    def _group(self, d: FailedNodeDetail, what: str) -> None:
+        """List the node in the open group entry of its reason (GROUP_SIZE names an entry)."""
+        current = self._groups.get(d.reason)
+        if current is None or current[2] >= GROUP_SIZE:
+            entry = FailedNodeDetail(
+                node_name=d.node_name,
+                reason=d.reason,
+                message=f"{what} {d.node_name}",
+                timestamp=d.timestamp.replace(microsecond=0),
+            )
+            self._st.failed_node_details.append(entry)
+            self._groups[d.reason] = (entry, d.node_name, 1)
+            self._detail_bytes += _detail_size(d.node_name, None, entry.message)
+            return
+        entry, first, count = current
+        entry.message += f" {d.node_name}"
+        entry.node_name = f"{first} (+{count} more)"
+        self._groups[d.reason] = (entry, first, count + 1)
+        self._detail_bytes += len(d.node_name) + 1
+
     def _compact(self, d: FailedNodeDetail) -> FailedNodeDetail:
         message, image = trim(d.message), d.image
-        if self._detail_bytes >= BRIEF_DETAIL_BYTES:
-            message, image = "", None
-        elif self._detail_bytes >= FULL_DETAIL_BYTES:
+        if self._detail_bytes >= FULL_DETAIL_BYTES:
             key = (d.image, d.reason)
             if self._last_message.get(key) == message:
                 message = ""
@@ -491,7 +577,9 @@ class PrewarmWorkflow:
             images=list(spec.images),
             batch_size=spec.batch_size,
             node_selector=dict(spec.node_selector),
-            node_names=list(spec.node_names) if spec.node_names is not None else None,
+            node_names=list(spec.node_names[:NODE_NAMES_SHOWN])
+            if spec.node_names is not None
+            else None,
             image_pull_policy=spec.image_pull_policy,
             strategy=spec.strategy,
             timeout_seconds=spec.timeout_seconds,
@@ -513,6 +601,13 @@ _RETRY_NOTES = {
     RetryState.MAXIMUM_ATTEMPTS_REACHED: "maximum attempts reached",
     RetryState.TIMEOUT: "retries timed out",
 }
+
+
+def _spec_for_next_run(spec: Any) -> Any:
+    """The spec a continued run carries: the listing is done, so only the echoed nodeNames."""
+    if spec.node_names is None or len(spec.node_names) <= NODE_NAMES_SHOWN:
+        return spec
+    return spec.model_copy(update={"node_names": spec.node_names[:NODE_NAMES_SHOWN]})
 
 
 def _detail_size(node: str, image: str | None, message: str) -> int:

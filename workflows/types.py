@@ -8,7 +8,14 @@ from __future__ import annotations
 
 from pydantic import Field
 
-from common.models import FailedNodeDetail, SkippedNodeDetail, TaskSpec, WireModel
+from common.models import (
+    FailedNodeDetail,
+    ImagePullPolicy,
+    SkippedNodeDetail,
+    TaskSpec,
+    Toleration,
+    WireModel,
+)
 
 ACTIVITY_LIST_NODES = "list_nodes"
 ACTIVITY_PREWARM_NODES = "prewarm_nodes"
@@ -28,6 +35,14 @@ class ListNodesInput(WireModel):
     spec: TaskSpec
 
 
+class MissingNodes(WireModel):
+    """GROUP_SIZE (or fewer) nodeNames that do not exist, by their sorted range."""
+
+    first: str
+    last: str
+    count: int
+
+
 class NodeSelection(WireModel):
     """The outcome of the one node listing: what to pull, what is warm, what is skipped."""
 
@@ -39,7 +54,42 @@ class NodeSelection(WireModel):
     )
     warm: int = 0
     skipped: list[SkippedNodeDetail] = Field(default_factory=list)
+    skipped_count: int = Field(
+        default=0, description="Skipped nodes when `skipped` lists them in groups (else 0)."
+    )
+    skipped_by_reason: dict[str, int] = Field(default_factory=dict)
     missing: list[str] = Field(default_factory=list, description="nodeNames that do not exist.")
+    missing_groups: list[MissingNodes] = Field(
+        default_factory=list, description="Instead of `missing` when there are many."
+    )
+
+    @property
+    def missing_count(self) -> int:
+        return len(self.missing) + sum(g.count for g in self.missing_groups)
+
+
+class PullSpec(WireModel):
+    """What a batch needs of the task spec to build its Jobs: never `nodeNames` (up to 10,000
+    names), which would otherwise be copied into every batch's input in the history.
+
+    Inputs scheduled before this model carry the whole TaskSpec: its other fields are ignored.
+    """
+
+    images: list[str]
+    image_pull_policy: ImagePullPolicy = ImagePullPolicy.IF_NOT_PRESENT
+    image_pull_secrets: list[str] = Field(default_factory=list)
+    tolerations: list[Toleration] = Field(default_factory=list)
+    timeout_seconds: int = 600
+
+    @classmethod
+    def of(cls, spec: TaskSpec) -> PullSpec:
+        return cls(
+            images=list(spec.images),
+            image_pull_policy=spec.image_pull_policy,
+            image_pull_secrets=list(spec.image_pull_secrets),
+            tolerations=list(spec.tolerations),
+            timeout_seconds=spec.timeout_seconds,
+        )
 
 
 class PrewarmNodesInput(WireModel):
@@ -50,7 +100,7 @@ class PrewarmNodesInput(WireModel):
     total_units: int
     nodes: list[str]
     hostnames: dict[str, str] = Field(default_factory=dict)
-    spec: TaskSpec
+    spec: PullSpec
     in_flight: int = Field(ge=1, description="Jobs kept in flight at once.")
 
 

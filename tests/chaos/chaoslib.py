@@ -286,7 +286,9 @@ class RecordingProxy:
         self._session = ClientSession(timeout=ClientTimeout(total=None, sock_read=None))
         app = web.Application(client_max_size=64 * 1024**2)
         app.router.add_route("*", "/{tail:.*}", self._forward)
-        self._runner = web.AppRunner(app, access_log=None)
+        # Watches stream for up to their timeoutSeconds: stop() cancels them after 2 s rather
+        # than wait (the worker's node watch is idle for long stretches).
+        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=2.0)
         await self._runner.setup()
         site = web.TCPSite(self._runner, "127.0.0.1", 0)
         await site.start()

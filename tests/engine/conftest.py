@@ -91,6 +91,7 @@ class MockEngine:
     holding: asyncio.Event = field(default_factory=asyncio.Event)
     hold_listing: bool = False
     hold_cleanup: bool = False
+    die_unit: int | None = None  # this unit's activity goes silent, as on a dead worker
     list_error: Exception | None = None
     calls: list[PrewarmNodesInput] = field(default_factory=list)
     cancelled_units: list[int] = field(default_factory=list)
@@ -121,6 +122,10 @@ class MockEngine:
             self.calls.append(inp)
             self.events.append(f"unit-{inp.unit}")
             outcomes = [self.outcome(n) for n in inp.nodes]
+            if inp.unit == self.die_unit:
+                activity.heartbeat()
+                self.holding.set()
+                await asyncio.sleep(3600)  # no heartbeat, never sees the cancel
             if inp.unit == self.hold_unit:
                 first = outcomes[: self.signal_first]
                 if first:

@@ -1,6 +1,9 @@
 """Regenerate the committed histories that test_replay.py replays.
 
-    .venv/bin/python -m tests.engine.make_history
+    .venv/bin/python -m tests.engine.make_history [TAG]
+
+TAG (say `v2`) names the files batch-can-TAG-runN.json and rolling-cancel-TAG-run1.json, so a
+new generation is committed next to the old ones, which must keep replaying.
 
 Runs real tasks (local Temporal dev server, in-process worker, kubesim) and writes one JSON
 file per workflow run to tests/engine/histories/. Re-run it, and commit the new files next to
@@ -44,7 +47,8 @@ async def _save(client: Client, handle: WorkflowHandle[object, TaskView], name: 
         k += 1
 
 
-async def main() -> None:
+async def main(tag: str = "") -> None:
+    suffix = f"-{tag}" if tag else ""
     OUT.mkdir(exist_ok=True)
     env = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
@@ -81,7 +85,7 @@ async def main() -> None:
                     result_type=TaskView,
                 )
                 print(tid, (await h.result()).progress)
-                await _save(env.client, h, "batch-can")
+                await _save(env.client, h, f"batch-can{suffix}")
                 # 2. Rolling, cancelled mid-window.
                 spec = TaskSpec(
                     images=["registry.example.com/ips-test/large:1"],
@@ -102,10 +106,10 @@ async def main() -> None:
                 await asyncio.sleep(1)
                 await h.cancel()
                 print(tid, (await h.result()).status)
-                await _save(env.client, h, "rolling-cancel")
+                await _save(env.client, h, f"rolling-cancel{suffix}")
     finally:
         await env.shutdown()
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(asyncio.run(main(*sys.argv[1:2])))

@@ -59,10 +59,16 @@ async def test_5000_failed_nodes_keep_every_payload_small(skip_env: WorkflowEnvi
 
     assert view.status == TaskStatus.COMPLETED
     assert view.progress.failed_nodes == N
-    # Full details for every node, with messages trimmed as documented.
-    assert [d.node_name for d in view.failed_node_details] == names
+    # Every node is named: one entry each at first, then GROUP_SIZE to an entry, in order.
+    listed = [
+        n
+        for d in view.failed_node_details
+        for n in (d.message.split(": ", 1)[1].split() if "(+" in d.node_name else [d.node_name])
+    ]
+    assert listed == names
+    assert len(view.failed_node_details) < 1500
     assert all(d.reason == FailureReason.IMAGE_NOT_FOUND for d in view.failed_node_details)
-    assert all(len(d.message) <= 256 for d in view.failed_node_details)
+    assert all(len(d.message) <= 256 for d in view.failed_node_details if "(+" not in d.node_name)
     assert view.failed_node_details[0].message.startswith("rpc error: code = NotFound")
 
     result_bytes = len(view.model_dump_json(by_alias=True))
@@ -88,6 +94,7 @@ async def test_5000_failed_nodes_keep_every_payload_small(skip_env: WorkflowEnvi
 def _payloads(e: object) -> list[list[object]]:
     out: list[list[object]] = []
     for field in (
+        "workflow_execution_started_event_attributes",
         "workflow_execution_completed_event_attributes",
         "workflow_execution_continued_as_new_event_attributes",
         "activity_task_scheduled_event_attributes",
@@ -99,3 +106,102 @@ def _payloads(e: object) -> list[list[object]]:
                 if name in type(attrs).DESCRIPTOR.fields_by_name and attrs.HasField(name):
                     out.append(list(getattr(attrs, name).payloads))
     return out
+
+
+MAX_BODY = 1024 * 1024  # MAX_BODY_BYTES: the API's largest request
+
+
+def _long(i: int) -> str:
+    """A 100-character node name: 10,000 of them are about the most a 1 MiB body can carry."""
+    name = (
+        f"ip-10-{i // 250:03d}-{i % 250:03d}.eu-west-1.compute.internal.pool-a.cluster-0123456789"
+    )
+    return (name + ".example-organisation.corp-zone-a")[:99] + "z"
+
+
+async def test_api_maximum_sizes_stay_far_below_the_limit(skip_env: WorkflowEnvironment) -> None:
+    """10,000 nodeNames of 100 characters (a 1 MiB body): 5,000 exist and all fail, 2,000
+    are skipped and 3,000 do not exist. Every payload the engine builds (each batch's input,
+    the listing's result, each continue-as-new input, the result) stays under 1 MiB; only the
+    two that carry the request itself come near it. Every failed node is still named."""
+    from common.models import SkippedNodeDetail, SkipReason
+
+    names = sorted(_long(i) for i in range(10_000))
+    assert len(set(names)) == 10_000 and all(len(n) == 100 and n[-1] != "." for n in names)
+    targets, skipped, missing = names[:5000], names[5000:7000], names[7000:]
+    sel = NodeSelection(
+        matched=7000,
+        targets=targets,
+        skipped=[
+            SkippedNodeDetail(node_name=n, reason=SkipReason.NOT_READY, message="node is NotReady")
+            for n in skipped
+        ],
+        missing=missing,
+    )
+    from activities.prewarm import bound_missing, bound_skipped
+
+    mock = MockEngine(selection=bound_missing(bound_skipped(sel)), outcome=_fail)
+    queue = f"engine-{uuid.uuid4().hex[:8]}"
+    spec = TaskSpec(images=[IMAGE, "nginx:latest"], batch_size=100, node_names=names)
+    body = len(spec.model_dump_json(by_alias=True, exclude_defaults=True))
+    assert 0.95 * MAX_BODY < body <= MAX_BODY  # the largest body the API accepts
+    worker = await build_worker(
+        skip_env.client, Settings(), task_queue=queue, activities=mock.activities()
+    )
+    async with worker:
+        handle = await start(skip_env.client, queue, spec, state=EngineState(units_per_run=25))
+        view = await handle.result()
+    from workflows.types import ListNodesInput
+
+    mock_sizes = {
+        "list_nodes": len(
+            ListNodesInput(task_id=handle.id, spec=spec).model_dump_json(by_alias=True)
+        )
+    }
+
+    assert view.status == TaskStatus.COMPLETED
+    p = view.progress
+    assert (p.total_nodes, p.failed_nodes, p.skipped_nodes) == (8000, 8000, 2000)
+    # Every failed node is named (one by one, or in a group entry's message); the missing
+    # nodeNames (the client's own names) by sorted ranges of 1,000.
+    text = " ".join(f"{d.node_name} {d.message}" for d in view.failed_node_details)
+    assert all(n in text for n in targets)
+    gone = [d for d in view.failed_node_details if d.reason == FailureReason.NODE_GONE]
+    assert [d.message for d in gone] == [
+        f"1000 nodes named in nodeNames do not exist, sorted from {missing[i]} to "
+        f"{missing[i + 999]}"
+        for i in (0, 1000, 2000)
+    ]
+    assert len(view.failed_node_details) < 1000
+    assert view.node_names == names[:100]
+    skipped_text = " ".join(d.message for d in view.skipped_node_details)
+    assert all(n in skipped_text for n in skipped)
+    # Each batch got a slim input: its nodes and the pull settings, never the nodeNames.
+    assert all(len(c.model_dump_json(by_alias=True)) < 20_000 for c in mock.calls)
+
+    biggest = 0
+    per_kind: dict[str, int] = {}
+    run_id: str | None = handle.first_execution_run_id
+    while run_id is not None:
+        h = skip_env.client.get_workflow_handle(handle.id, run_id=run_id)
+        nxt = None
+        async for e in h.fetch_history_events():
+            for payloads in _payloads(e):
+                size = sum(len(p.data) for p in payloads)
+                kind = EventType.Name(e.event_type)
+                per_kind[kind] = max(per_kind.get(kind, 0), size)
+                biggest = max(biggest, size)
+            if e.event_type == EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CONTINUED_AS_NEW:
+                nxt = e.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
+        run_id = nxt
+    print("\nbiggest payloads (KiB):", {k: round(v / 1024) for k, v in per_kind.items()})
+    # The start input and the listing's input carry the request itself (a 1 MiB body); every
+    # other payload, which the engine builds, stays under 1 MiB.
+    started = per_kind.pop("EVENT_TYPE_WORKFLOW_EXECUTION_STARTED")
+    assert started < 1.1 * body
+    listing_input = mock_sizes["list_nodes"]
+    assert listing_input < 1.1 * body
+    scheduled = per_kind.pop("EVENT_TYPE_ACTIVITY_TASK_SCHEDULED")
+    assert scheduled == listing_input  # the biggest scheduled input is the listing's
+    assert max(per_kind.values()) < LIMIT / 2, per_kind
+    assert biggest < LIMIT * 0.6

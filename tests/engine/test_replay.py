@@ -24,6 +24,10 @@ HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
 def test_histories_are_committed() -> None:
     names = {p.name for p in HISTORIES}
     assert {"batch-can-run1.json", "batch-can-run2.json", "rolling-cancel-run1.json"} <= names
+    # Issue 12: the batch activity bounded by time, with its patch marker.
+    v2 = {"batch-can-v2-run1.json", "batch-can-v2-run2.json", "rolling-cancel-v2-run1.json"}
+    assert v2 <= names
+    assert all("core_patch" in (HISTORIES[0].parent / n).read_text() for n in v2)
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)

@@ -11,7 +11,7 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import ApplicationError
+from temporalio.exceptions import ApplicationError, RetryState
 from temporalio.testing import WorkflowEnvironment
 
 from common.models import (
@@ -248,6 +248,63 @@ async def test_cancel_mid_batch_freezes_progress_and_cleans_up(env: WorkflowEnvi
     assert [c.unit for c in mock.calls] == [1, 2]  # no more Jobs after the cancel
     assert mock.events[-2:] == ["unit-2-cancelled", "cleanup"]  # clean-up after the activity
     assert final.finished_at is not None
+
+
+@pytest.mark.integration
+async def test_cancel_while_the_batch_worker_is_dead_ends_cancelled(
+    dev_env: WorkflowEnvironment,
+) -> None:
+    """The DELETE arrives while the batch's worker is gone: the cancel cannot reach the
+    activity, whose heartbeat then times out with retry_state CANCEL_REQUESTED. That is the
+    cancel, not a failure."""
+    mock = MockEngine(selection=selection(20), die_unit=2)
+
+    async def body(queue: str) -> tuple[TaskView, list[Any]]:
+        handle = await start(dev_env.client, queue, spec(batch_size=10))
+        await asyncio.wait_for(mock.holding.wait(), 10)
+        await handle.cancel()
+        final = await handle.result()
+        timeouts = [
+            e.activity_task_timed_out_event_attributes
+            async for e in handle.fetch_history_events()
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT
+        ]
+        return final, timeouts
+
+    final, timeouts = await _with_worker(dev_env, mock, body)
+    assert [t.retry_state for t in timeouts] == [RetryState.CANCEL_REQUESTED.value]
+    assert final.status == TaskStatus.CANCELLED, final.message
+    assert final.message == "Task cancelled by request"
+    assert final.progress.completed_nodes == 10
+    assert mock.events[-1] == "cleanup"
+
+
+async def test_batch_activity_retries_are_bounded_by_time_not_attempts(
+    env: WorkflowEnvironment,
+) -> None:
+    """A worker shutdown or crash costs an attempt: the batch activity has unlimited attempts,
+    bounded by schedule-to-close, and the measured heartbeat timeout; its input is slim."""
+    from workflows.prewarm import PREWARM_HEARTBEAT_TIMEOUT
+
+    mock = MockEngine(selection=selection(5))
+
+    async def body(queue: str) -> list[Any]:
+        handle = await start(env.client, queue, spec(batch_size=5, node_names=node_names(5)))
+        await handle.result()
+        return [
+            e.activity_task_scheduled_event_attributes
+            async for e in handle.fetch_history_events()
+            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+            and e.activity_task_scheduled_event_attributes.activity_type.name == "prewarm_nodes"
+        ]
+
+    [attrs] = await _with_worker(env, mock, body)
+    assert attrs.retry_policy.maximum_attempts == 0
+    start_to_close = attrs.start_to_close_timeout.ToTimedelta()
+    schedule_to_close = attrs.schedule_to_close_timeout.ToTimedelta()
+    assert schedule_to_close > start_to_close
+    assert attrs.heartbeat_timeout.ToTimedelta() == PREWARM_HEARTBEAT_TIMEOUT
+    assert "nodeNames" not in attrs.input.payloads[0].data.decode()
 
 
 async def test_cancel_during_cleanup_does_not_interrupt_it(env: WorkflowEnvironment) -> None:

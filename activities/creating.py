@@ -1,0 +1,166 @@
+"""Creating a batch's Jobs: at most `in_flight` unfinished at once, each node on its own.
+
+Requests are concurrent under the worker's rate limiter (activities/kube.py, which also retries
+each request on 429, 5xx and connection errors). A node whose create still fails is retried on
+its own, 2 s, 4 s, ... 30 s apart, for as long as the activity runs: one node's trouble never
+aborts its batch (the activity's schedule-to-close bounds it all). A 409 AlreadyExists adopts
+the Job an earlier attempt created; a webhook refusing the Job itself is that node's outcome
+(AdmissionDenied); a missing namespace, or any other hopeless 4xx, fails the batch.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from collections.abc import Awaitable, Callable
+
+from temporalio.exceptions import ApplicationError
+
+from activities.errors import (
+    KubernetesClientError,
+    KubernetesConflict,
+    KubernetesError,
+    KubernetesNotFound,
+    to_application_error,
+)
+from activities.jobspec import build_job
+from activities.kube import Kube
+from common.models import TaskSpec
+from common.settings import Settings
+from workflows.types import PrewarmNodesInput
+
+log = logging.getLogger(__name__)
+
+CREATORS = 16  # concurrent creates of one batch
+CREATE_RETRY_FIRST = 2.0  # back-off between create attempts of one node: 2 s, 4 s, ... 30 s
+CREATE_RETRY_MAX = 30.0
+
+
+def pull_spec(inp: PrewarmNodesInput) -> TaskSpec:
+    """The task spec the Job builder reads, from the slim per-batch input (no validation)."""
+    s = inp.spec
+    return TaskSpec.model_construct(
+        images=list(s.images),
+        batch_size=1,
+        node_selector={},
+        node_names=None,
+        image_pull_policy=s.image_pull_policy,
+        image_pull_secrets=list(s.image_pull_secrets),
+        tolerations=list(s.tolerations),
+        timeout_seconds=s.timeout_seconds,
+    )
+
+
+class JobCreator:
+    """One batch's Job creation; `release(node)` frees the node's slot when it has an outcome."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        settings: Settings,
+        inp: PrewarmNodesInput,
+        *,
+        is_done: Callable[[str], bool],
+        on_exists: Callable[[str], None],
+        on_refused: Callable[[str, str], Awaitable[None]],
+        extra: dict[str, str],
+    ) -> None:
+        self.kube, self.settings, self.inp = kube, settings, inp
+        self.spec = pull_spec(inp)
+        self.is_done, self.on_exists, self.on_refused = is_done, on_exists, on_refused
+        self.extra = extra
+        self.slots = asyncio.Semaphore(inp.in_flight)
+        self.holding: set[str] = set()
+        self.created = self.adopted = 0
+
+    def release(self, node: str) -> None:
+        if node in self.holding:
+            self.holding.discard(node)
+            self.slots.release()
+
+    async def run(self, nodes: list[str]) -> None:
+        pending = asyncio.Queue[str]()
+        for node in nodes:
+            pending.put_nowait(node)
+        workers = [
+            asyncio.create_task(self._creator(pending))
+            for _ in range(min(CREATORS, pending.qsize()))
+        ]
+        try:
+            await asyncio.gather(*workers)
+        finally:
+            for w in workers:
+                w.cancel()
+
+    async def _creator(self, pending: asyncio.Queue[str]) -> None:
+        while True:
+            try:
+                node = pending.get_nowait()
+            except asyncio.QueueEmpty:
+                return
+            if self.is_done(node):
+                continue
+            await self.slots.acquire()
+            if self.is_done(node):  # finished while we waited (an adopted Job)
+                self.slots.release()
+                continue
+            self.holding.add(node)
+            await self._create_with_retries(node)
+
+    async def _create_with_retries(self, node: str) -> None:
+        attempt = 0
+        while not self.is_done(node):
+            try:
+                await self._create(node)
+                return
+            except KubernetesError as err:
+                if not err.retryable:
+                    raise to_application_error(err, f"creating the Job for node {node}") from None
+                attempt += 1
+                wait = min(CREATE_RETRY_MAX, CREATE_RETRY_FIRST * 2.0 ** (attempt - 1))
+                wait *= 0.5 + random.random() / 2
+                log.warning(
+                    "creating the Job for node %s failed (%s): retrying in %.0fs",
+                    node,
+                    err,
+                    wait,
+                    extra=self.extra,
+                )
+                await asyncio.sleep(wait)
+
+    async def _create(self, node: str) -> None:
+        kube, inp = self.kube, self.inp
+        body = build_job(
+            task_id=inp.task_id,
+            unit=inp.unit,
+            node=node,
+            spec=self.spec,
+            worker_image=self.settings.worker_image,
+            ttl_seconds=self.settings.job_ttl_seconds,
+            priority_class_name=self.settings.priority_class_name,
+        )
+        try:
+            await kube.call(
+                "create", "jobs", kube.batch.create_namespaced_job, kube.namespace, body
+            )
+            self.created += 1
+        except KubernetesConflict as err:
+            if not err.already_exists:
+                raise
+            self.adopted += 1  # an earlier attempt created it: adopt, never recreate
+        except KubernetesNotFound as err:
+            if (err.status.get("details") or {}).get("kind") == "namespaces":
+                raise ApplicationError(
+                    f"namespace {kube.namespace!r} (K8S_NAMESPACE) does not exist",
+                    type="NamespaceNotFound",
+                    non_retryable=True,
+                ) from None
+            raise
+        except KubernetesClientError as err:
+            if "admission webhook" not in err.message.lower():
+                raise
+            # A webhook refused the Job itself: this node's outcome, not the batch's.
+            await self.on_refused(node, err.message)
+            return
+        self.on_exists(node)

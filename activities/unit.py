@@ -1,0 +1,553 @@
+"""One attempt of the batch activity: create or adopt Jobs, watch them, report outcomes.
+
+The control loop is a handful of independent tasks, so that no rate-limited Kubernetes call can
+delay another concern:
+
+- `heartbeat`: heartbeats every second from its own task (the reported node indexes), whatever
+  the API server and the client-side rate limiter do;
+- `report`: signals new outcomes to the workflow, at most once a second;
+- `create` (activities/creating.py): creates the Jobs, at most `in_flight` unfinished at once,
+  retrying each node on its own (a node whose create keeps failing never aborts the batch);
+- `watch`: one label-selected pod watch for the batch; a pod is classified on each change, and
+  its Events are read at most once per pod state (resourceVersion), only when its message is the
+  generic back-off;
+- `refusals` (activities/refusals.py): one Event watch for `FailedCreate` on Jobs, so an
+  admission refusal (a missing PriorityClass, a webhook, Pod Security, a quota) fails its node
+  within seconds (`AdmissionDenied`, with the API server's message), not at the deadline;
+- `tick`: the time-based checks no event triggers (Unschedulable grace, deadline, a pod that
+  vanished), reading node readiness from the worker's shared node watch (no request).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+from temporalio import activity
+
+from activities.classify import Verdict, classify_pod, job_verdict, timeout_verdict
+from activities.creating import JobCreator
+from activities.errors import (
+    KubernetesError,
+    KubernetesGone,
+    KubernetesNotFound,
+)
+from activities.jobspec import NODE_ANNOTATION, job_name, unit_selector
+from activities.kube import Kube
+from activities.nodewatch import NodeWatch, ready_of
+from activities.refusals import admission_refusal, denied, watch_refusals, watch_stream
+from common.models import FailedNodeDetail, FailureReason
+from common.observability import NODE_FAILURES, NODE_PREWARM_SECONDS, NODES_PROCESSED
+from common.settings import Settings
+from workflows.types import (
+    SIGNAL_NODE_OUTCOMES,
+    NodeOutcome,
+    NodeOutcomes,
+    PrewarmNodesInput,
+    PrewarmNodesResult,
+    trim,
+)
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_INTERVAL = 1.0  # the worker throttles heartbeats to 1 s anyway (worker/main.py)
+SIGNAL_INTERVAL = 1.0  # outcomes reach the workflow at most this often (and within ~1 s)
+TICK = 0.5
+JOB_CHECK_FIRST = 5.0  # a Job with no pod is GET after this long, then at doubling intervals
+JOB_CHECK_MAX = 60.0
+DEADLINE_SLACK = 30.0  # beyond activeDeadlineSeconds before we stop waiting for the API
+GENERIC_BACKOFF = "Back-off pulling image"
+
+
+Signaller = Callable[[NodeOutcomes], Awaitable[None]]
+
+
+class UnitRun:
+    """One attempt of one batch activity (see the module docstring)."""
+
+    def __init__(
+        self,
+        kube: Kube,
+        settings: Settings,
+        inp: PrewarmNodesInput,
+        nodes: NodeWatch,
+        signal: Signaller | None = None,
+    ) -> None:
+        self.kube, self.settings, self.inp, self.nodes = kube, settings, inp, nodes
+        self.signal = signal or self._signal_workflow
+        self.extra = {"taskId": inp.task_id}
+        self.index = {n: i for i, n in enumerate(inp.nodes)}
+        self.by_job = {job_name(inp.task_id, n): n for n in inp.nodes}
+        self.done: set[str] = set()  # nodes with an outcome (reported or not)
+        self.reported: set[str] = set()
+        self.unreported: dict[str, NodeOutcome] = {}
+        self.unsent: list[NodeOutcome] = []
+        # Per-node state, pruned as soon as the node has its outcome.
+        self.started: dict[str, float] = {}
+        self.pods: dict[str, dict[str, Any]] = {}
+        self.last_error: dict[str, Verdict] = {}
+        self.events_read: dict[str, str] = {}
+        self.next_job_check: dict[str, tuple[float, float]] = {}
+        self.creator = JobCreator(
+            kube,
+            settings,
+            inp,
+            is_done=self.done.__contains__,
+            on_exists=self._job_exists,
+            on_refused=self._job_refused,
+            extra=self.extra,
+        )
+        self.all_done = asyncio.Event()
+        self.stop = threading.Event()
+        self.rv = ""
+        self.heartbeats = 0
+        self.max_heartbeat_gap = 0.0
+        self.requests_before = 0
+
+    # The main loop ---------------------------------------------------------------------
+
+    async def run(self) -> PrewarmNodesResult:
+        self.t0 = time.monotonic()
+        self._restore()
+        log.info(
+            "batch %d/%d: %d nodes (%d already reported), %d in flight",
+            self.inp.unit,
+            self.inp.total_units,
+            len(self.inp.nodes),
+            len(self.reported),
+            self.inp.in_flight,
+            extra=self.extra,
+        )
+        async with self.nodes.use():
+            heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+            try:
+                if len(self.done) < len(self.inp.nodes):
+                    await self._relist()
+                await self._run_loops()
+            finally:
+                heartbeat.cancel()
+                await asyncio.gather(heartbeat, return_exceptions=True)
+        log.info(
+            "batch %d/%d done in %.1fs: %d outcomes, %d Jobs created, %d adopted; "
+            "longest gap between heartbeats %.2fs",
+            self.inp.unit,
+            self.inp.total_units,
+            time.monotonic() - self.t0,
+            len(self.done),
+            self.creator.created,
+            self.creator.adopted,
+            self.max_heartbeat_gap,
+            extra=self.extra,
+        )
+        # Outcomes not signalled yet travel in the result (one history event, not a signal).
+        return PrewarmNodesResult(
+            unit=self.inp.unit,
+            outcomes=list(self.unreported.values()),
+            jobs_created=self.creator.created,
+            jobs_adopted=self.creator.adopted,
+        )
+
+    async def _run_loops(self) -> None:
+        tasks = [
+            asyncio.create_task(self._watch_loop(), name="watch"),
+            asyncio.create_task(self._refusals_loop(), name="refusals"),
+            asyncio.create_task(self._create_loop(), name="create"),
+            asyncio.create_task(self._tick_loop(), name="tick"),
+            asyncio.create_task(self._report_loop(), name="report"),
+        ]
+        done_wait = asyncio.create_task(self.all_done.wait())
+        try:
+            self._maybe_done()
+            waiting: set[asyncio.Task[Any]] = {done_wait, *tasks}
+            # The create loop ends normally once every Job exists: keep watching until every
+            # node has an outcome; any loop that dies raises (the activity is retried).
+            while not done_wait.done():
+                finished, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
+                for t in finished:
+                    if t is not done_wait:
+                        t.result()
+        finally:
+            self.stop.set()
+            for t in [done_wait, *tasks]:
+                t.cancel()
+            await asyncio.gather(done_wait, *tasks, return_exceptions=True)
+
+    def _restore(self) -> None:
+        """Nodes reported by an earlier attempt (heartbeat details) are done: never re-pulled."""
+        details = activity.info().heartbeat_details
+        if not details:
+            return
+        indexes = details[0] if isinstance(details[0], list) else []
+        for i in indexes:
+            if isinstance(i, int) and 0 <= i < len(self.inp.nodes):
+                self.reported.add(self.inp.nodes[i])
+                self.done.add(self.inp.nodes[i])
+
+    def _pending(self) -> list[str]:
+        return [n for n in self.inp.nodes if n not in self.done]
+
+    def _maybe_done(self) -> None:
+        if len(self.done) >= len(self.inp.nodes):
+            self.all_done.set()
+
+    # Heartbeats and reports (never wait on Kubernetes) ---------------------------------------
+
+    def _heartbeat(self) -> None:
+        activity.heartbeat(sorted(self.index[n] for n in self.reported))
+
+    async def _heartbeat_loop(self) -> None:
+        last = time.monotonic()
+        while True:
+            self._heartbeat()
+            self.heartbeats += 1
+            await asyncio.sleep(HEARTBEAT_INTERVAL)
+            now = time.monotonic()
+            self.max_heartbeat_gap = max(self.max_heartbeat_gap, now - last)
+            last = now
+
+    async def _report_loop(self) -> None:
+        while True:
+            await asyncio.sleep(SIGNAL_INTERVAL)
+            await self._flush()
+
+    async def _signal_workflow(self, outcomes: NodeOutcomes) -> None:
+        handle = activity.client().get_workflow_handle(self.inp.task_id)
+        await handle.signal(SIGNAL_NODE_OUTCOMES, outcomes)
+
+    async def _flush(self) -> None:
+        """Signal new outcomes to the workflow, then record them as reported (heartbeat)."""
+        if not self.unsent:
+            return
+        batch, self.unsent = self.unsent, []
+        try:
+            await self.signal(NodeOutcomes(unit=self.inp.unit, outcomes=batch))
+        except Exception as err:  # the activity result carries them anyway
+            log.warning("could not signal outcomes: %s", err, extra=self.extra)
+            self.unsent = batch + self.unsent
+            return
+        for o in batch:
+            self.reported.add(o.node_name)
+            self.unreported.pop(o.node_name, None)
+        self._heartbeat()
+
+    # Creating Jobs (activities/creating.py) ----------------------------------------------
+
+    async def _create_loop(self) -> None:
+        await self.creator.run(self._pending())
+
+    def _job_exists(self, node: str) -> None:
+        # Only a Job known to exist is timed and checked (a GET before it exists would 404).
+        self.started.setdefault(node, time.monotonic())
+
+    async def _job_refused(self, node: str, message: str) -> None:
+        await self._finish(node, denied(message), delete_job=False)
+
+    # Watching pods ------------------------------------------------------------------------
+
+    async def _relist(self) -> None:
+        kube = self.kube
+        page = await kube.call(
+            "list",
+            "pods",
+            kube.core.list_namespaced_pod,
+            kube.namespace,
+            label_selector=unit_selector(self.inp.task_id, self.inp.unit),
+        )
+        self.rv = (page.get("metadata") or {}).get("resourceVersion", "")
+        for pod in page.get("items") or []:
+            node = self._node_of(pod)
+            if node is not None and node not in self.started and node not in self.done:
+                self.started[node] = time.monotonic()  # adopted: it was created before
+                self.creator.adopted += 1
+            await self._on_pod(pod)
+
+    async def _watch_loop(self) -> None:
+        """One label-selected watch for the whole batch; resumes, and relists on 410 Gone."""
+
+        async def handle(event: dict[str, Any]) -> None:
+            obj = event.get("object") or {}
+            rv = (obj.get("metadata") or {}).get("resourceVersion")
+            if rv:
+                self.rv = rv
+            kind = event.get("type")
+            if kind in ("ADDED", "MODIFIED"):
+                await self._on_pod(obj)
+            elif kind == "DELETED":
+                await self._on_pod_deleted(obj)
+
+        selector = unit_selector(self.inp.task_id, self.inp.unit)
+        while not self.stop.is_set():
+            try:
+                await self._watch_once(
+                    handle,
+                    self.kube.core.list_namespaced_pod,
+                    "pods",
+                    lambda: self.rv,
+                    label_selector=selector,
+                )
+            except KubernetesGone:
+                log.info("watch expired (410 Gone): relisting", extra=self.extra)
+                await self._relist()
+            except KubernetesError as err:
+                log.warning("watch failed (%s): retrying", err, extra=self.extra)
+                await asyncio.sleep(1.0)
+
+    async def _watch_once(
+        self,
+        handle: Callable[[dict[str, Any]], Awaitable[None]],
+        fn: Callable[..., Any],
+        resource: str,
+        rv: Callable[[], str],
+        **kwargs: Any,
+    ) -> None:
+        await watch_stream(self.kube, handle, fn, resource, rv(), self.stop, **kwargs)
+
+    async def _refusals_loop(self) -> None:
+        """FailedCreate Events on this batch's Jobs: the API server refused their pods."""
+        await watch_refusals(self.kube, self._on_refusal, self.stop, self.extra)
+
+    async def _on_refusal(self, event: dict[str, Any]) -> None:
+        involved = event.get("involvedObject") or {}
+        node = self.by_job.get(involved.get("name") or "")
+        message = event.get("message") or ""
+        if node is None or node in self.done or node in self.pods:
+            return  # not ours, finished, or a pod exists after all
+        if involved.get("kind") == "Job" and admission_refusal(message):
+            await self._finish(node, denied(message), delete_job=True)
+
+    def _node_of(self, pod: dict[str, Any]) -> str | None:
+        meta = pod.get("metadata") or {}
+        node = (meta.get("annotations") or {}).get(NODE_ANNOTATION)
+        if node in self.index:
+            return node
+        owner = (meta.get("labels") or {}).get("job-name")
+        return self.by_job.get(owner or "")
+
+    async def _on_pod(self, pod: dict[str, Any]) -> None:
+        node = self._node_of(pod)
+        if node is None or node in self.done:
+            return
+        self.pods[node] = pod
+        await self._evaluate(node, pod)
+
+    async def _evaluate(self, node: str, pod: dict[str, Any]) -> None:
+        now = datetime.now(UTC)
+        grace = float(self.settings.unschedulable_grace_seconds)
+        verdict = classify_pod(pod, now=now, unschedulable_grace=grace)
+        if (
+            not verdict.done
+            and verdict.reason is not None
+            and verdict.reason != FailureReason.UNSCHEDULABLE
+            and GENERIC_BACKOFF in verdict.message
+        ):
+            verdict = await self._specific_error(node, pod, verdict, now)
+        if not verdict.done and verdict.reason is not None:
+            if verdict.reason != FailureReason.UNSCHEDULABLE:
+                self.last_error[node] = verdict
+        if verdict.done and verdict.reason == FailureReason.UNSCHEDULABLE:
+            verdict = await self._node_verdict(node, force=True) or verdict
+        if verdict.done:
+            await self._finish(node, verdict, delete_job=not verdict.ok)
+        elif (pod.get("status") or {}).get("phase") == "Pending":
+            node_v = await self._node_verdict(node)
+            if node_v is not None:
+                await self._finish(node, node_v, delete_job=True)
+
+    async def _specific_error(
+        self, node: str, pod: dict[str, Any], verdict: Verdict, now: datetime
+    ) -> Verdict:
+        """The generic back-off message hides the cause: the specific error seen before for
+        the same image, or the pod's Events, read at most once per pod state."""
+        known = self.last_error.get(node)
+        if (
+            known is not None
+            and known.image == verdict.image
+            and GENERIC_BACKOFF not in known.message
+        ):
+            return known
+        rv = (pod.get("metadata") or {}).get("resourceVersion") or ""
+        if self.events_read.get(node) == rv:
+            return known or verdict
+        self.events_read[node] = rv
+        name = (pod.get("metadata") or {}).get("name", "")
+        kube = self.kube
+        try:
+            page = await kube.call(
+                "list",
+                "events",
+                kube.core.list_namespaced_event,
+                kube.namespace,
+                field_selector=f"involvedObject.name={name}",
+            )
+        except KubernetesError:
+            return verdict
+        events = [
+            e
+            for e in page.get("items") or []
+            if (e.get("involvedObject") or {}).get("name") == name
+        ]
+        if not events:
+            return verdict
+        grace = float(self.settings.unschedulable_grace_seconds)
+        return classify_pod(pod, now=now, unschedulable_grace=grace, events=events)
+
+    async def _node_verdict(self, node: str, *, force: bool = False) -> Verdict | None:
+        """NodeGone if the node was deleted; NodeNotReady if its Ready condition has been
+        false for the grace period, measured from the condition's lastTransitionTime (a brief
+        flap fails nothing). `force` skips the grace: the pod is failing anyway, and the node
+        explains why. Read from the shared node watch; one GET only before it has synced."""
+        if self.nodes.synced:
+            if self.nodes.gone(node):
+                return _node_gone()
+            state = self.nodes.get(node)
+        elif force:
+            try:
+                obj = await self.kube.call("get", "nodes", self.kube.core.read_node, node)
+            except KubernetesNotFound:
+                return _node_gone()
+            except KubernetesError:
+                return None
+            state = ready_of(obj)
+        else:
+            return None
+        if state is None or state.ready:
+            return None
+        grace = float(self.settings.unschedulable_grace_seconds)
+        since = state.since
+        if not force and (since is None or (datetime.now(UTC) - since).total_seconds() < grace):
+            return None
+        return Verdict(
+            done=True,
+            reason=FailureReason.NODE_NOT_READY,
+            message=trim(f"node went NotReady: {state.message}".rstrip(": ")),
+        )
+
+    async def _on_pod_deleted(self, pod: dict[str, Any]) -> None:
+        node = self._node_of(pod)
+        if node is None or node in self.done:
+            return
+        self.pods.pop(node, None)
+        verdict = classify_pod(pod, now=datetime.now(UTC), unschedulable_grace=float("inf"))
+        if verdict.done:
+            await self._finish(node, verdict, delete_job=False)
+            return
+        await self._check_job(node, deadline_passed=False)
+
+    async def _check_job(self, node: str, *, deadline_passed: bool) -> None:
+        """The outcome from the Job (its pod is gone, or the deadline passed), or from the node
+        itself when it was deleted or went NotReady, which explains a stuck pod better."""
+        kube = self.kube
+        try:
+            job = await kube.call(
+                "get",
+                "jobs",
+                kube.batch.read_namespaced_job,
+                job_name(self.inp.task_id, node),
+                kube.namespace,
+            )
+        except KubernetesNotFound:
+            gone = await self._node_verdict(node, force=True)
+            verdict = gone or Verdict(
+                done=True,
+                reason=FailureReason.CONTAINER_FAILED,
+                message="the pull Job was deleted before it finished",
+            )
+            await self._finish(node, verdict, delete_job=False)
+            return
+        except KubernetesError:
+            return
+        verdict = job_verdict(job, self.last_error.get(node))
+        if verdict.ok:
+            await self._finish(node, verdict, delete_job=False)
+            return
+        if verdict.done or deadline_passed or node not in self.pods:
+            verdict = (await self._node_verdict(node, force=True)) or verdict
+        if not verdict.done and deadline_passed:
+            verdict = timeout_verdict(self.last_error.get(node))
+        if verdict.done:
+            await self._finish(node, verdict, delete_job=True)
+
+    def _job_check_due(self, node: str, now: float, age: float) -> bool:
+        """A Job with no pod is checked after JOB_CHECK_FIRST, then at doubling intervals."""
+        due, interval = self.next_job_check.get(node, (0.0, JOB_CHECK_FIRST))
+        if age < JOB_CHECK_FIRST or now < due:
+            return False
+        self.next_job_check[node] = (now + interval, min(JOB_CHECK_MAX, interval * 2))
+        return True
+
+    async def _tick_loop(self) -> None:
+        """Time-based checks the watches cannot trigger; no request unless one is due."""
+        deadline = self.inp.spec.timeout_seconds + DEADLINE_SLACK
+        while True:
+            await asyncio.sleep(TICK)
+            now = time.monotonic()
+            for node in list(self.started):
+                if node in self.done:
+                    continue
+                pod = self.pods.get(node)
+                age = now - self.started[node]
+                if age > deadline:
+                    await self._check_job(node, deadline_passed=True)
+                elif pod is None:  # deleted, or never created: ask the Job and the node
+                    if self._job_check_due(node, now, age):
+                        await self._check_job(node, deadline_passed=False)
+                elif (pod.get("status") or {}).get("phase") == "Pending":
+                    await self._evaluate(node, pod)
+
+    # Outcomes ------------------------------------------------------------------------------
+
+    async def _finish(self, node: str, verdict: Verdict, *, delete_job: bool) -> None:
+        if node in self.done:
+            return
+        if verdict.ok:
+            outcome = NodeOutcome(node_name=node, ok=True)
+            NODES_PROCESSED.labels("completed").inc()
+        else:
+            reason = verdict.reason or FailureReason.CONTAINER_FAILED
+            outcome = NodeOutcome(
+                node_name=node,
+                ok=False,
+                failure=FailedNodeDetail(
+                    node_name=node,
+                    image=verdict.image,
+                    reason=reason,
+                    message=verdict.message,
+                    timestamp=datetime.now(UTC),
+                ),
+            )
+            NODES_PROCESSED.labels("failed").inc()
+            NODE_FAILURES.labels(reason.value).inc()
+            log.info("node %s failed: %s %s", node, reason.value, verdict.message, extra=self.extra)
+        started = self.started.pop(node, None)
+        if started is not None:
+            NODE_PREWARM_SECONDS.observe(time.monotonic() - started)
+        for state in (self.pods, self.last_error, self.events_read, self.next_job_check):
+            state.pop(node, None)
+        self.done.add(node)
+        self.unreported[node] = outcome
+        self.unsent.append(outcome)
+        self.creator.release(node)
+        if delete_job:
+            # Stop the kubelet's back-off loop now; the workflow's clean-up is the backstop.
+            # Before _maybe_done: the batch's last outcome ends the batch and cancels this
+            # task, and a completed task runs no clean-up, so the Job would stay.
+            with contextlib.suppress(KubernetesError):
+                await self.kube.call(
+                    "delete",
+                    "jobs",
+                    self.kube.batch.delete_namespaced_job,
+                    job_name(self.inp.task_id, node),
+                    self.kube.namespace,
+                    propagation_policy="Background",
+                )
+        self._maybe_done()
+
+
+def _node_gone() -> Verdict:
+    return Verdict(done=True, reason=FailureReason.NODE_GONE, message="node was deleted mid-task")
