@@ -21,7 +21,7 @@ async def history_event(
     client: Client, run: WorkflowExecution, *, close: bool, wait: bool = False
 ) -> HistoryEvent | None:
     """The run's first event, or its close event (`close`); `wait` long-polls for it."""
-    req = GetWorkflowExecutionHistoryRequest(
+    request = GetWorkflowExecutionHistoryRequest(
         namespace=client.namespace,
         execution=WorkflowExecutionRef(workflow_id=run.id, run_id=run.run_id),
         maximum_page_size=1,
@@ -33,10 +33,10 @@ async def history_event(
         ),
         skip_archival=True,
     )
-    resp = await client.workflow_service.get_workflow_execution_history(
-        req, retry=not wait, timeout=None if wait else RPC_TIMEOUT
+    response = await client.workflow_service.get_workflow_execution_history(
+        request, retry=not wait, timeout=None if wait else RPC_TIMEOUT
     )
-    return resp.history.events[0] if resp.history.events else None
+    return response.history.events[0] if response.history.events else None
 
 
 async def wait_close_event(client: Client, run: WorkflowExecution) -> HistoryEvent:
