@@ -118,10 +118,10 @@ def _read_tokens(settings: Settings) -> list[tuple[bytes, Principal]]:
                 f"IPS_API_TOKENS_FILE {settings.ips_api_tokens_file} cannot be read: "
                 f"{getattr(err, 'strerror', None) or type(err).__name__}"
             ) from None
-        for n, line in enumerate(text.splitlines(), start=1):
+        for line_number, line in enumerate(text.splitlines(), start=1):
             line = line.strip()
             if line and not line.startswith("#"):
-                tokens.append(_parse_entry(line, f"IPS_API_TOKENS_FILE line {n}"))
+                tokens.append(_parse_entry(line, f"IPS_API_TOKENS_FILE line {line_number}"))
     return tokens
 
 

@@ -129,15 +129,15 @@ def error_response(
 def describe_validation_errors(errors: Sequence[Any]) -> str:
     """One line per problem: `field: rule`, the way a human fixes a request."""
     lines: list[str] = []
-    for e in errors:
-        kind = e.get("type", "")
+    for error in errors:
+        kind = error.get("type", "")
         if kind == "json_invalid":
-            ctx = e.get("ctx") or {}
+            ctx = error.get("ctx") or {}
             lines.append(f"malformed JSON: {ctx.get('error', 'cannot parse the body')}")
             continue
-        msg = str(e.get("msg", "invalid"))
+        msg = str(error.get("msg", "invalid"))
         msg = msg.removeprefix("Value error, ")
-        loc = e.get("loc") or ()
+        loc = error.get("loc") or ()
         if kind == "missing" and tuple(loc) == ("body",):
             lines.append("body: a JSON object is required")
         elif kind == "extra_forbidden":
@@ -155,7 +155,7 @@ async def _api_error(_: Request, exc: Exception) -> JSONResponse:
 async def _validation_error(_: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, RequestValidationError)
     errors = exc.errors()
-    malformed = any(e.get("type") == "json_invalid" for e in errors)
+    malformed = any(error.get("type") == "json_invalid" for error in errors)
     return error_response(
         HTTPStatus.BAD_REQUEST,
         "malformed JSON" if malformed else "invalid request",

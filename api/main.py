@@ -68,17 +68,17 @@ def _openapi_without_422(app: FastAPI) -> Any:
         )
         auth_on = app.state.auth.enabled
         for path in schema.get("paths", {}).values():
-            for op in path.values():
-                responses = op.get("responses", {})
+            for operation in path.values():
+                responses = operation.get("responses", {})
                 responses.pop(str(HTTPStatus.UNPROCESSABLE_ENTITY.value), None)
                 if not auth_on:  # document what this deployment does: no 401, no scheme
-                    op.pop("security", None)
+                    operation.pop("security", None)
                     responses.pop(str(HTTPStatus.UNAUTHORIZED.value), None)
-        comps = schema.get("components", {})
-        comps.get("schemas", {}).pop("HTTPValidationError", None)
-        comps.get("schemas", {}).pop("ValidationError", None)
+        components = schema.get("components", {})
+        components.get("schemas", {}).pop("HTTPValidationError", None)
+        components.get("schemas", {}).pop("ValidationError", None)
         if not auth_on:
-            comps.pop("securitySchemes", None)
+            components.pop("securitySchemes", None)
         app.openapi_schema = schema
         return schema
 

@@ -23,8 +23,8 @@ def normalized_repository(image: str) -> str:
     Docker's rule (distribution/reference normalize.go, splitDockerDomain): the first component
     is a registry when it has a '.' or a ':' or is `localhost`; otherwise the image is on
     Docker Hub, under `library/` when it has a single component."""
-    m = IMAGE_REFERENCE_RE.fullmatch(image.strip())
-    name = m.group("name") if m else image
+    match = IMAGE_REFERENCE_RE.fullmatch(image.strip())
+    name = match.group("name") if match else image
     first, sep, rest = name.partition("/")
     if sep and ("." in first or ":" in first or first == "localhost"):
         domain, path = first, rest
@@ -42,8 +42,8 @@ def registry_allowed(image: str, prefixes: list[str]) -> bool:
     not `reg.io/teammate/app` nor `reg.io.evil.com/x`."""
     repo = normalized_repository(image)
     for prefix in prefixes:
-        p = prefix.strip().rstrip("/")
-        if p and (repo == p or repo.startswith(p + "/")):
+        allowed = prefix.strip().rstrip("/")
+        if allowed and (repo == allowed or repo.startswith(allowed + "/")):
             return True
     return False
 
@@ -76,18 +76,18 @@ def check_policy(spec: TaskSpec, settings: Settings) -> None:
                     f"nodeSelector: {key} selects control-plane nodes, which is not allowed "
                     "here (IPS_ALLOW_CONTROL_PLANE=false)"
                 )
-    for i, tol in enumerate(spec.tolerations):
+    for i, toleration in enumerate(spec.tolerations):
         if (
-            not tol.key
-            and tol.operator == TolerationOperator.EXISTS
+            not toleration.key
+            and toleration.operator == TolerationOperator.EXISTS
             and not settings.ips_allow_keyless_tolerations
         ):
             raise PolicyViolation(
                 f"tolerations[{i}]: a keyless Exists toleration tolerates every taint and is "
                 "not allowed here (IPS_ALLOW_KEYLESS_TOLERATIONS=false)"
             )
-        if tol.key in CONTROL_PLANE_TAINT_KEYS and not settings.ips_allow_control_plane:
+        if toleration.key in CONTROL_PLANE_TAINT_KEYS and not settings.ips_allow_control_plane:
             raise PolicyViolation(
-                f"tolerations[{i}]: tolerating {tol.key} would pull onto control-plane nodes, "
-                "which is not allowed here (IPS_ALLOW_CONTROL_PLANE=false)"
+                f"tolerations[{i}]: tolerating {toleration.key} would pull onto control-plane "
+                "nodes, which is not allowed here (IPS_ALLOW_CONTROL_PLANE=false)"
             )

@@ -16,7 +16,7 @@ from temporalio.client import Client
 from api.auth import AuthConfig
 from api.deps import TemporalConnector
 from api.errors import TemporalUnavailable, error_response
-from api.schemas import error_responses
+from api.openapi_errors import error_responses
 
 log = logging.getLogger(__name__)
 

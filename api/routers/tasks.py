@@ -9,8 +9,8 @@ from fastapi import APIRouter, Header, Path, Query, Response
 from fastapi.responses import JSONResponse
 
 from api.deps import Reader, SettingsDep, Store, Writer
+from api.openapi_errors import ConflictBody, error_responses
 from api.policy import check_policy
-from api.schemas import ConflictBody, error_responses
 from common.models import CancelResult, TaskCreated, TaskList, TaskSpec, TaskStatus, TaskView
 from common.observability import TASKS_STARTED
 

@@ -10,7 +10,7 @@ import httpx
 import pytest
 from api_testlib import TASKS, wait_status
 
-import api.store
+import api.tasks.listing
 
 pytestmark = pytest.mark.integration
 
@@ -103,9 +103,9 @@ async def test_windowed_listing_matches_the_full_sort(
     http: httpx.AsyncClient, created: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Above the fetch-all threshold the API narrows by StartTime; the pages must not change."""
-    monkeypatch.setattr(api.store, "LIST_FETCH_ALL_BELOW", 0)
-    monkeypatch.setattr(api.store, "LIST_FIRST_WINDOW", timedelta(seconds=1))
-    monkeypatch.setattr(api.store, "LIST_WINDOW_GROWTH", 2)
+    monkeypatch.setattr(api.tasks.listing, "LIST_FETCH_ALL_BELOW", 0)
+    monkeypatch.setattr(api.tasks.listing, "LIST_FIRST_WINDOW", timedelta(seconds=1))
+    monkeypatch.setattr(api.tasks.listing, "LIST_WINDOW_GROWTH", 2)
     for limit in (3, 10):
         items = await page_through(http, limit)
         assert [t["taskId"] for t in items] == created[::-1]

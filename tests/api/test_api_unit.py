@@ -12,14 +12,9 @@ from temporalio.common import SearchAttributePair, TypedSearchAttributes
 
 from api.errors import describe_validation_errors
 from api.main import create_app
-from api.store import (
-    STATUS_CLAUSES,
-    body_hash,
-    derive_status,
-    new_task_id,
-    progress_from_sa,
-    reservation_id,
-)
+from api.tasks.idempotency import body_hash, reservation_id
+from api.tasks.ids import new_task_id
+from api.tasks.recorded_state import STATUS_CLAUSES, derive_status, progress_from_sa
 from common import temporal as t
 from common.models import TaskSpec, TaskStatus
 from common.settings import Settings
