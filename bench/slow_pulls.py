@@ -141,7 +141,7 @@ async def bench(
         f"slow pulls ({result['pullSecondsSimulated']['min']:g}-"
         f"{result['pullSecondsSimulated']['max']:g} s simulated, time scale {opts.time_scale:g}): "
         f"{opts.nodes} nodes, rolling {opts.batch}",
-        {f"IPS ({result['makespanOverLowerBound']} x bound)": [tuple(s) for s in run.samples]},
+        {f"IPS ({result['makespanOverLowerBound']} x bound)": list(run.samples)},
         {"lower bound max(sum t/B, max t)": [(0.0, 0), (bound, opts.nodes)]},
         total=opts.nodes,
     )
