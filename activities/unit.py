@@ -338,7 +338,7 @@ class UnitRun:
 
     async def _evaluate(self, node: str, pod: dict[str, Any]) -> None:
         now = datetime.now(UTC)
-        grace = float(self.settings.unschedulable_grace_seconds)
+        grace = self.settings.engine_seconds(self.settings.unschedulable_grace_seconds)
         verdict = classify_pod(pod, now=now, unschedulable_grace=grace)
         if (
             not verdict.done
@@ -394,7 +394,7 @@ class UnitRun:
         ]
         if not events:
             return verdict
-        grace = float(self.settings.unschedulable_grace_seconds)
+        grace = self.settings.engine_seconds(self.settings.unschedulable_grace_seconds)
         return classify_pod(pod, now=now, unschedulable_grace=grace, events=events)
 
     async def _node_verdict(self, node: str, *, force: bool = False) -> Verdict | None:
@@ -418,7 +418,7 @@ class UnitRun:
             return None
         if state is None or state.ready:
             return None
-        grace = float(self.settings.unschedulable_grace_seconds)
+        grace = self.settings.engine_seconds(self.settings.unschedulable_grace_seconds)
         since = state.since
         if not force and (since is None or (datetime.now(UTC) - since).total_seconds() < grace):
             return None
@@ -475,15 +475,17 @@ class UnitRun:
 
     def _job_check_due(self, node: str, now: float, age: float) -> bool:
         """A Job with no pod is checked after JOB_CHECK_FIRST, then at doubling intervals."""
-        due, interval = self.next_job_check.get(node, (0.0, JOB_CHECK_FIRST))
-        if age < JOB_CHECK_FIRST or now < due:
+        first = self.settings.engine_seconds(JOB_CHECK_FIRST)
+        due, interval = self.next_job_check.get(node, (0.0, first))
+        if age < first or now < due:
             return False
-        self.next_job_check[node] = (now + interval, min(JOB_CHECK_MAX, interval * 2))
+        longest = self.settings.engine_seconds(JOB_CHECK_MAX)
+        self.next_job_check[node] = (now + interval, min(longest, interval * 2))
         return True
 
     async def _tick_loop(self) -> None:
         """Time-based checks the watches cannot trigger; no request unless one is due."""
-        deadline = self.inp.spec.timeout_seconds + DEADLINE_SLACK
+        deadline = self.settings.engine_seconds(self.inp.spec.timeout_seconds + DEADLINE_SLACK)
         while True:
             await asyncio.sleep(TICK)
             now = time.monotonic()
