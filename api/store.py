@@ -435,14 +435,17 @@ class TaskStore:
         if desc.status != WorkflowExecutionStatus.RUNNING:
             query.cancel()
             await asyncio.gather(query, return_exceptions=True)
-            return await self._closed_view(desc)
+            return _with_schedule(await self._closed_view(desc), desc)
         live, why = await query
         if live is not None:
-            return live
+            return _with_schedule(live, desc)
         if why == _CLOSED_MEANWHILE:
-            return await self._closed_view(await self._describe(task_id))
-        return await self._fallback_view(
-            desc, note=f"live progress unavailable: {why}; showing the last recorded counters"
+            return _with_schedule(await self._closed_view(await self._describe(task_id)), desc)
+        return _with_schedule(
+            await self._fallback_view(
+                desc, note=f"live progress unavailable: {why}; showing the last recorded counters"
+            ),
+            desc,
         )
 
     async def _query(self, task_id: str) -> tuple[TaskView | None, str]:
@@ -591,8 +594,10 @@ class TaskStore:
 
     # --- list -----------------------------------------------------------------------------
 
-    def _base_query(self, status: TaskStatus | None) -> str:
+    def _base_query(self, status: TaskStatus | None, schedule_id: str | None = None) -> str:
         q = f"WorkflowType = {_quote(t.WORKFLOW_NAME)} AND TaskQueue = {_quote(self.queue)}"
+        if schedule_id is not None:  # the runs of one schedule (api/schedules.py)
+            q += f" AND {t.SearchAttr.SCHEDULE_ID} = {_quote(schedule_id)}"
         if status is None:
             return f"{q} AND ExecutionStatus != 'ContinuedAsNew'"
         return f"{q} AND {STATUS_CLAUSES[status]}"
@@ -601,7 +606,9 @@ class TaskStore:
         async with temporal_errors("counting tasks"):
             return (await self.client.count_workflows(query, rpc_timeout=RPC_TIMEOUT)).count
 
-    async def list_tasks(self, status: TaskStatus | None, limit: int, offset: int) -> TaskList:
+    async def list_tasks(
+        self, status: TaskStatus | None, limit: int, offset: int, schedule_id: str | None = None
+    ) -> TaskList:
         """Newest first from visibility alone.
 
         SQL visibility cannot ORDER BY and returns open runs before closed ones (by close
@@ -610,7 +617,7 @@ class TaskStore:
         fetches only that window.
         """
         await self._connect()
-        query = self._base_query(status)
+        query = self._base_query(status, schedule_id)
         total = await self._count(query)
         if offset >= total:
             return TaskList(tasks=[], total=total, limit=limit, offset=offset)
@@ -653,6 +660,7 @@ class TaskStore:
                 percentage=p.percentage,
             ),
             created_at=memo.created_at if memo else wf.start_time,
+            schedule_id=sa.get(t.SearchAttr.SCHEDULE_ID.key),
         )
 
     # --- cancel ---------------------------------------------------------------------------
@@ -731,6 +739,12 @@ class TaskStore:
                     status=final.status,
                 )
             return CancelOutcome(task_id, TaskStatus.CANCELLED)
+
+
+def _with_schedule(view: TaskView, desc: WorkflowExecution) -> TaskView:
+    """The schedule that started the task, from its IpsScheduleId (none for an API task)."""
+    view.schedule_id = desc.typed_search_attributes.get(t.SearchAttr.SCHEDULE_ID.key)
+    return view
 
 
 def _summary(spec: TaskSpec) -> str:
