@@ -22,7 +22,7 @@ from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
     from common.models import PrewarmInput, TaskCreated, TaskStatus, TaskView
-    from common.schedules import LauncherInput, LauncherResult
+    from common.schedule_models import LauncherInput, LauncherResult
     from common.temporal import LAUNCHER_WORKFLOW_NAME, MEMO_TASK, WORKFLOW_NAME, SearchAttr
 
 # The memo key the API reads a task's creator from (api/store.py MEMO_OWNER): a schedule's

@@ -14,7 +14,7 @@ from api.deps import Reader, SettingsDep, Writer
 from api.policy import check_policy
 from api.schedules import ScheduleStore
 from api.schemas import error_responses
-from common.schedules import (
+from common.schedule_models import (
     ScheduleCreate,
     ScheduleCreated,
     ScheduleList,

@@ -22,7 +22,7 @@ from temporalio.testing import WorkflowEnvironment
 from api.schedules import build_schedule
 from common import temporal as t
 from common.models import TaskSpec
-from common.schedules import LauncherInput, ScheduleWhen
+from common.schedule_models import LauncherInput, ScheduleWhen
 from common.settings import Settings
 from kubesim.testing import start_sim
 from worker.main import build_worker

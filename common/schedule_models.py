@@ -1,27 +1,23 @@
 """Schedules (/api/v1/schedules): a task body plus when it runs, on a Temporal Schedule.
 
-The wire models and the launcher workflow's input. Validation that needs no server lives here
-(cron syntax, time zone, the shortest interval), so a bad schedule gets a 400 naming the field
-even while Temporal is down.
+The wire models and the launcher workflow's input. Like models.py, the `ips_client`
+distribution ships this very file (a symlink), so it imports only pydantic, the standard
+library and `.models`. The cron checks (croniter) are the API's: api/schedules.py.
 """
 
 from __future__ import annotations
 
 import re
-from itertools import pairwise
 from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from croniter import CroniterBadCronError, croniter
 from pydantic import ConfigDict, Field, field_validator, model_validator
 
-from common.models import TaskSpec, TaskStatus, UtcDatetime, WireModel
+from .models import TaskSpec, TaskStatus, UtcDatetime, WireModel
 
 SCHEDULE_ID_RE = re.compile(r"sched-[0-9a-f]{12}")
 _DURATION_RE = re.compile(r"(?:(\d+)h)?(?:(\d+)m)?(?:(\d+)s)?")
-# How many next fire times a cron is checked over for the shortest interval.
-_CRON_PROBE = 50
 
 
 class Overlap(StrEnum):
@@ -46,16 +42,6 @@ def format_duration(delta: timedelta) -> str:
     h, rest = divmod(seconds, 3600)
     m, s = divmod(rest, 60)
     return "".join(f"{v}{u}" for v, u in ((h, "h"), (m, "m"), (s, "s")) if v) or "0s"
-
-
-def cron_min_gap(expr: str, tz: str) -> timedelta:
-    """The shortest gap between two of the next fire times of `expr` (ValueError if invalid)."""
-    try:
-        it = croniter(expr, datetime.now(ZoneInfo(tz)))
-        times = [it.get_next(datetime) for _ in range(_CRON_PROBE)]
-    except (CroniterBadCronError, ValueError, KeyError) as err:
-        raise ValueError(f"{expr!r} is not a valid cron expression ({err})") from None
-    return min(b - a for a, b in pairwise(times))
 
 
 def check_timezone(tz: str) -> str:
@@ -105,24 +91,6 @@ class ScheduleWhen(WireModel):
         if (self.cron is None) == (self.every is None):
             raise ValueError("give exactly one of cron and every")
         return self
-
-    def min_interval_problem(self, minimum: timedelta) -> tuple[str, str] | None:
-        """(field, rule) when runs would come closer than `minimum`, or the cron is invalid."""
-        if self.every is not None:
-            if parse_duration(self.every) < minimum:
-                return "every", f"must be at least {format_duration(minimum)}"
-            return None
-        assert self.cron is not None
-        try:
-            gap = cron_min_gap(self.cron, self.timezone)
-        except ValueError as err:
-            return "cron", str(err)
-        if gap < minimum:
-            return "cron", (
-                f"runs {format_duration(gap)} apart; the shortest allowed interval is "
-                f"{format_duration(minimum)}"
-            )
-        return None
 
 
 class ScheduleCreate(ScheduleWhen):
