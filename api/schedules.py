@@ -11,11 +11,8 @@ import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
 from http import HTTPStatus
-from itertools import pairwise
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from croniter import CroniterBadCronError, croniter
 from pydantic import ValidationError
 from temporalio.client import (
     Client,
@@ -36,6 +33,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from api.auth import ANONYMOUS, Principal, Role
 from api.errors import ApiError, BadRequest, Forbidden, describe_validation_errors
+from api.schedule_rules import check_interval
 from api.store import MEMO_OWNER, TaskStore, temporal_errors
 from common import temporal as t
 from common.schedule_models import (
@@ -50,7 +48,6 @@ from common.schedule_models import (
     ScheduleSummary,
     ScheduleView,
     ScheduleWhen,
-    format_duration,
     now_utc,
     parse_duration,
 )
@@ -62,8 +59,6 @@ RPC_TIMEOUT = timedelta(seconds=5)
 MEMO_QUEUE = "ipsTaskQueue"
 MEMO_CREATED_AT = "createdAt"
 NEXT_RUNS = 5
-# How many next fire times a cron is checked over for the shortest interval.
-CRON_PROBE = 50
 LAST_RUNS = 5
 # DELETE cancels the runs still going; visibility lags a little, so it looks again until a
 # listing finds none (or this long has passed).
@@ -86,44 +81,6 @@ class ScheduleNotFound(ApiError):
 
 def new_schedule_id() -> str:
     return f"sched-{secrets.token_hex(6)}"
-
-
-def cron_min_gap(expr: str, tz: str) -> timedelta:
-    """The shortest gap between two of the next fire times of `expr` (ValueError if invalid)."""
-    try:
-        it = croniter(expr, datetime.now(ZoneInfo(tz)))
-        times = [it.get_next(datetime) for _ in range(CRON_PROBE)]
-    except (CroniterBadCronError, ValueError, KeyError) as err:
-        raise ValueError(f"{expr!r} is not a valid cron expression ({err})") from None
-    return min(b - a for a, b in pairwise(times))
-
-
-def interval_problem(when: ScheduleWhen, minimum: timedelta) -> tuple[str, str] | None:
-    """(field, rule) when runs would come closer than `minimum`, or the cron is invalid."""
-    if when.every is not None:
-        if parse_duration(when.every) < minimum:
-            return "every", f"must be at least {format_duration(minimum)}"
-        return None
-    assert when.cron is not None
-    try:
-        gap = cron_min_gap(when.cron, when.timezone)
-    except ValueError as err:
-        return "cron", str(err)
-    if gap < minimum:
-        return "cron", (
-            f"runs {format_duration(gap)} apart; the shortest allowed interval is "
-            f"{format_duration(minimum)}"
-        )
-    return None
-
-
-def check_interval(when: ScheduleWhen, settings: Settings) -> None:
-    """400 naming the field for a bad cron or runs closer than the configured minimum."""
-    minimum = timedelta(seconds=settings.ips_schedule_min_interval_seconds)
-    problem = interval_problem(when, minimum)
-    if problem is not None:
-        field, rule = problem
-        raise BadRequest(f"{field}: {rule} (IPS_SCHEDULE_MIN_INTERVAL_SECONDS)")
 
 
 def build_schedule(

@@ -200,4 +200,3 @@ app.command()(delete)
 
 def register(parent: typer.Typer) -> None:
     parent.add_typer(app, name="schedule", rich_help_panel="Client")
-
