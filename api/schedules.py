@@ -60,9 +60,10 @@ MEMO_QUEUE = "ipsTaskQueue"
 MEMO_CREATED_AT = "createdAt"
 NEXT_RUNS = 5
 LAST_RUNS = 5
-# DELETE cancels the runs still going; visibility lags a little, so it looks again until a
-# listing finds none (or this long has passed).
-DELETE_SWEEP_SECONDS = 10.0
+# DELETE cancels the runs still going; visibility lags a little (a launcher started just
+# before the delete), so it lists again for this long, and at most for the sweep bound.
+DELETE_SETTLE_SECONDS = 1.5
+DELETE_SWEEP_SECONDS = 5.0
 
 OVERLAP_POLICY = {
     Overlap.SKIP: ScheduleOverlapPolicy.SKIP,
@@ -317,19 +318,22 @@ class ScheduleStore:
         return await self._cancel_runs(schedule_id)
 
     async def _cancel_runs(self, schedule_id: str) -> int:
+        """Ask every running launcher and task of the schedule to cancel. Visibility lags a
+        little, so it lists again until a listing shows nothing new after the settle time; it
+        does not wait for them to close (a cancelled task cleans up on its own)."""
         query = (
             f"{t.SearchAttr.SCHEDULE_ID} = '{schedule_id}' AND ExecutionStatus = 'Running'"
             f" AND TaskQueue = '{self.queue}'"
         )
         cancelled: set[tuple[str, str | None]] = set()
         loop = asyncio.get_running_loop()
-        deadline = loop.time() + DELETE_SWEEP_SECONDS
+        start = loop.time()
         while True:
-            running: list[Any] = []
+            fresh: list[Any] = []
             async with temporal_errors("listing the schedule's runs"):
                 async for wf in self.client.list_workflows(query, rpc_timeout=RPC_TIMEOUT):
-                    running.append(wf)
-            fresh = [wf for wf in running if (wf.id, wf.run_id) not in cancelled]
+                    if (wf.id, wf.run_id) not in cancelled:
+                        fresh.append(wf)
             for wf in fresh:
                 try:
                     await self.client.get_workflow_handle(wf.id, run_id=wf.run_id).cancel(
@@ -339,9 +343,10 @@ class ScheduleStore:
                     if err.status != RPCStatusCode.NOT_FOUND:
                         log.warning("cancelling %s: %s", wf.id, err)
                 cancelled.add((wf.id, wf.run_id))
-            if not running or loop.time() >= deadline:
+            elapsed = loop.time() - start
+            if (not fresh and elapsed >= DELETE_SETTLE_SECONDS) or elapsed >= DELETE_SWEEP_SECONDS:
                 return len(cancelled)
-            await asyncio.sleep(0.5)
+            await asyncio.sleep(0.3)
 
 
 class _invalid_as_400:

@@ -71,7 +71,12 @@ async def create_schedule(
     return created
 
 
-@router.get("", response_model=ScheduleList, summary="List schedules, newest first")
+@router.get(
+    "",
+    response_model=ScheduleList,
+    summary="List schedules, newest first",
+    responses=error_responses(HTTPStatus.BAD_REQUEST),
+)
 async def list_schedules(
     _caller: Reader,
     schedules: Schedules,
@@ -85,7 +90,7 @@ async def list_schedules(
     "/{schedule_id}",
     response_model=ScheduleView,
     summary="Get a schedule: its spec, next 5 runs and last runs",
-    responses=error_responses(HTTPStatus.NOT_FOUND),
+    responses=error_responses(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND),
 )
 async def get_schedule(
     schedule_id: ScheduleId, _caller: Reader, schedules: Schedules
@@ -118,7 +123,7 @@ async def patch_schedule(
     status_code=HTTPStatus.ACCEPTED,
     response_model=TriggerResult,
     summary="Run a schedule now",
-    responses=error_responses(HTTPStatus.NOT_FOUND),
+    responses=error_responses(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND),
 )
 async def trigger_schedule(
     schedule_id: ScheduleId, caller: Writer, schedules: Schedules
@@ -132,7 +137,7 @@ async def trigger_schedule(
     "/{schedule_id}",
     response_model=TriggerResult,
     summary="Delete a schedule and cancel its runs still going",
-    responses=error_responses(HTTPStatus.NOT_FOUND),
+    responses=error_responses(HTTPStatus.BAD_REQUEST, HTTPStatus.NOT_FOUND),
 )
 async def delete_schedule(
     schedule_id: ScheduleId, caller: Writer, schedules: Schedules

@@ -95,6 +95,7 @@ async def create_task(
 @router.get(
     "",
     response_model=TaskList,
+    response_model_exclude_none=True,  # `scheduleId` only on a schedule's runs
     summary="List tasks, newest first",
     responses=error_responses(HTTPStatus.BAD_REQUEST),
 )
