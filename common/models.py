@@ -475,6 +475,9 @@ class TaskView(WireModel):
     started_at: UtcDatetime | None = None
     finished_at: UtcDatetime | None = None
     message: str | None = None
+    schedule_id: str | None = Field(
+        default=None, description="The schedule that started this run (IpsScheduleId)."
+    )
 
 
 class TaskCreated(WireModel):
@@ -515,6 +518,7 @@ class TaskSummary(WireModel):
     images: list[str]
     progress: ProgressSummary = Field(default_factory=ProgressSummary)
     created_at: UtcDatetime
+    schedule_id: str | None = None
 
 
 class TaskList(WireModel):

@@ -134,6 +134,8 @@ class Settings(BaseSettings):
     ips_allow_always_pull: bool = False
     # Tasks running at once (all callers); a POST over it gets 429. 0 means no cap.
     ips_max_running_tasks: int = Field(default=20, ge=0, le=100000)
+    # Schedules (/api/v1/schedules): the shortest interval between two runs, `every` or cron.
+    ips_schedule_min_interval_seconds: int = Field(default=300, ge=1, le=86400 * 366)
 
     # Observability.
     metrics_port: int = Field(default=9090, ge=0, le=65535)
