@@ -34,7 +34,9 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth import ANONYMOUS, Principal, Role
 from api.errors import ApiError, BadRequest, Forbidden, describe_validation_errors
 from api.schedule_rules import check_interval
-from api.store import MEMO_OWNER, TaskStore, temporal_errors
+from api.store import TaskStore
+from api.tasks.guards import MEMO_OWNER
+from api.tasks.rpc import temporal_errors
 from common import temporal as t
 from common.schedule_models import (
     SCHEDULE_ID_RE,

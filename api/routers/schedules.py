@@ -11,9 +11,9 @@ from typing import Annotated
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
 from api.deps import Reader, SettingsDep, Writer
+from api.openapi_errors import error_responses
 from api.policy import check_policy
 from api.schedules import ScheduleStore
-from api.schemas import error_responses
 from common.schedule_models import (
     ScheduleCreate,
     ScheduleCreated,
