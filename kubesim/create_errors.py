@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kubesim import image_pulls, kubelet
 from kubesim import images as img
 
 if TYPE_CHECKING:
@@ -38,8 +39,8 @@ async def create_container_errors(
             f"Error: {c.message}",
             component="kubelet",
             host=ns.name,
-            field_path=cluster._fp(c),
+            field_path=image_pulls.failure_fingerprint(c),
         )
-        cluster._publish(ps)
+        kubelet.publish_status(cluster, ps)
         await cluster.sleep(CREATE_RETRY_SECONDS)
         await ns.ready.wait()

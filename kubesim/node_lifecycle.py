@@ -25,7 +25,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kubesim import podgc
+from kubesim import kubelet, nodes, podgc, scheduler
 from kubesim.scenario import node_conditions
 from kubesim.store import now_iso
 
@@ -60,7 +60,7 @@ def _set_node(
     if taint_key:
         for effect in ("NoSchedule", "NoExecute"):
             taints.append({"key": taint_key, "effect": effect, "timeAdded": ts})
-    cluster._set_taints(node, taints)
+    nodes.set_taints(node, taints)
     cluster.store.update("Node", node)
     taint_pass(cluster, name)
 
@@ -107,9 +107,9 @@ def kubelet_up(cluster: Cluster, name: str) -> None:
         for key in sorted(ns.pods):
             ps = cluster.pods.get(key)
             if ps is not None and ps.dirty:
-                cluster._publish(ps)
+                kubelet.publish_status(cluster, ps)
         if ns.status_pending:
-            cluster._node_status_flush(ns)
+            nodes.node_status_flush(cluster, ns)
 
 
 def forget(cluster: Cluster, name: str) -> None:
@@ -120,7 +120,7 @@ def forget(cluster: Cluster, name: str) -> None:
 
 def _tolerated_for(tols: list[dict[str, Any]], taints: list[dict[str, Any]]) -> float | None:
     """getMinTolerationTime: 0 = evict now, None = never, else seconds."""
-    from kubesim.cluster import _tolerates
+    from kubesim.scheduler import _tolerates
 
     best: float | None = None
     for taint in taints:
@@ -153,7 +153,7 @@ def pod_on_node(cluster: Cluster, ps: PodState) -> None:
     if old is not None:
         old.cancel()
     node = cluster.node_obj(ps.node or "")
-    pod = cluster._pod(ps)
+    pod = scheduler.pod_object(cluster, ps)
     if node is None or pod is None or pod["metadata"].get("deletionTimestamp"):
         return
     taints = [t for t in node["spec"].get("taints") or [] if t["effect"] == "NoExecute"]

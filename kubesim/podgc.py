@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kubesim import gc
 from kubesim.store import now_iso
 
 if TYPE_CHECKING:
@@ -68,4 +69,4 @@ def gc_orphans(cluster: Cluster, node: str, keys: set[tuple[str, str]]) -> None:
             if ps is not None:
                 ps.final_phase = "Failed"
             cluster.store.update("Pod", pod)
-        cluster._remove_pod(*key)
+        gc.remove_pod(cluster, *key)

@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from kubesim import gc, kubelet, scheduler
 from kubesim.store import now_iso
 
 if TYPE_CHECKING:
@@ -96,7 +97,7 @@ async def _terminate(cluster: Cluster, ps: PodState, grace: int) -> None:
             return  # the pod GC takes care of pods on nodes that are gone
         await ns.ready.wait()  # an unreachable kubelet: the pod stays Terminating
         await ns.reachable.wait()  # a partitioned one does not see the deletion yet
-        pod = cluster._pod(ps)
+        pod = scheduler.pod_object(cluster, ps)
         if pod is None:
             return
         # Stop the pod workers (pulls, back-offs, running containers).
@@ -112,9 +113,9 @@ async def _terminate(cluster: Cluster, ps: PodState, grace: int) -> None:
                     min(float(grace), cluster.scenario.control_plane.pod_kill_seconds)
                 )
             terminate_pod_status(ps)
-            cluster._publish(ps)
+            kubelet.publish_status(cluster, ps)
             # The status manager's force delete follows its status write.
             await asyncio.sleep(0)
-        cluster._remove_pod(*ps.key)
+        gc.remove_pod(cluster, *ps.key)
     except asyncio.CancelledError:
         pass
