@@ -59,8 +59,8 @@ def parse_cpu(q: str) -> float:
 def _pinned_group(cluster: Cluster, spec: dict[str, Any]) -> str | None:
     """The node group of the node the pod is pinned to (nodeName or hostname selector)."""
     node = spec.get("nodeName") or (spec.get("nodeSelector") or {}).get("kubernetes.io/hostname")
-    ns = cluster.nodes.get(node or "")
-    return ns.group if ns else None
+    node_state = cluster.nodes.get(node or "")
+    return node_state.group if node_state else None
 
 
 def _containers(spec: dict[str, Any]) -> list[dict[str, Any]]:

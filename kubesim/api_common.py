@@ -26,6 +26,9 @@ K8S_VERSION = {
     "compiler": "gc",
     "platform": "linux/amd64",
 }
+# Without timeoutSeconds the API server ends a watch after --min-request-timeout (1800 s) times a
+# random factor in [1, 2) (staging/src/k8s.io/apiserver/pkg/endpoints/handlers/get.go); kubesim
+# takes the lower bound, so the end is predictable.
 DEFAULT_WATCH_TIMEOUT = 1800.0
 VERB_KEY = web.RequestKey("kubesim_verb", str)
 RESOURCE_KEY = web.RequestKey("kubesim_resource", str)

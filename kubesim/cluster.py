@@ -21,7 +21,9 @@ from kubesim.store import Entry, Store
 
 
 class Cluster:
-    """State and controllers; the HTTP layer (server.py) only calls into this."""
+    """The store, the clock and the controllers' shared state; the controllers are module functions
+    that take it (nodes.py, scheduler.py, kubelet.py, jobs.py, ...). The HTTP layer (server.py)
+    only calls into this."""
 
     def __init__(self, scenario: Scenario, *, seed: int = 0, time_scale: float = 1.0) -> None:
         if time_scale <= 0:

@@ -10,13 +10,14 @@ from typing import TYPE_CHECKING, Any
 from kubesim import (
     kubelet,
 )
-from kubesim.state import (
-    MAX_EVENTS,
-)
 from kubesim.store import now_iso
 
 if TYPE_CHECKING:
     from kubesim.cluster import Cluster
+
+# A memory bound for long benchmark runs: beyond it the oldest Events go first (a real cluster
+# expires them after an hour, kube-apiserver `--event-ttl`).
+MAX_EVENTS = 100000
 
 
 def record_event(
@@ -33,7 +34,7 @@ def record_event(
     if component == "kubelet" and host and not kubelet.reachable(cluster, host):
         return  # a partitioned kubelet's events never reach the API server
     md = obj["metadata"]
-    ns = md.get("namespace") or "default"
+    namespace = md.get("namespace") or "default"
     key = (md["uid"], field_path or "", reason, message, type_)
     ts = now_iso()
     existing = cluster.event_index.get(key)
@@ -61,7 +62,7 @@ def record_event(
     ev = {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"name": name, "namespace": ns},
+        "metadata": {"name": name, "namespace": namespace},
         "involvedObject": {k: v for k, v in involved.items() if v is not None},
         "reason": reason,
         "message": message,
@@ -75,8 +76,8 @@ def record_event(
         "reportingInstance": host or "",
     }
     cluster.store.create("Event", ev)
-    cluster.event_index[key] = (ns, name)
-    cluster.event_order.append((ns, name))
+    cluster.event_index[key] = (namespace, name)
+    cluster.event_order.append((namespace, name))
     while len(cluster.event_order) > MAX_EVENTS:
         old = cluster.event_order.popleft()
         cluster.store.delete("Event", *old)

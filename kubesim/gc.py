@@ -11,6 +11,7 @@ from kubesim import (
     termination,
 )
 from kubesim.store import Entry, now_iso
+from kubesim.validation import DEFAULT_TERMINATION_GRACE_SECONDS
 
 if TYPE_CHECKING:
     from kubesim.cluster import Cluster
@@ -26,7 +27,9 @@ def delete_pod(
     pod = e.obj
     ps = cluster.pods.get((namespace, name))
     if grace is None:
-        grace = int(pod["spec"].get("terminationGracePeriodSeconds", 30))
+        grace = int(
+            pod["spec"].get("terminationGracePeriodSeconds", DEFAULT_TERMINATION_GRACE_SECONDS)
+        )
     bound = bool(pod["spec"].get("nodeName")) and ps is not None and ps.node in cluster.nodes
     if grace == 0 or not bound:
         return remove_pod(cluster, namespace, name)

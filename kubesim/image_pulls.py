@@ -16,8 +16,8 @@ from kubesim import (
 from kubesim import images as img
 from kubesim.scenario import Image
 from kubesim.state import (
-    IMAGE_BACKOFF_INITIAL,
-    IMAGE_BACKOFF_MAX,
+    KUBELET_BACKOFF_INITIAL,
+    KUBELET_BACKOFF_MAX,
     ContainerState,
     NodeState,
     PodState,
@@ -81,9 +81,12 @@ def failure_fingerprint(c: ContainerState) -> str:
 
 
 def pull_outcome(
-    cluster: Cluster, ns: NodeState, image: Image, ref: str, pod: dict[str, Any]
+    cluster: Cluster, node_state: NodeState, image: Image, ref: str, pod: dict[str, Any]
 ) -> str | None:
-    if image.platforms is not None and nodes.node_arch(cluster, ns.name) not in image.platforms:
+    if (
+        image.platforms is not None
+        and nodes.node_arch(cluster, node_state.name) not in image.platforms
+    ):
         return "platform"
     if image.not_found:
         host = img.split_ref(ref)[0].split("/", 1)[0]
@@ -100,31 +103,31 @@ def pull_outcome(
             return "unauthorized"
     if image.rate_limited:
         return "tooManyRequests"
-    if image.flaky is not None and ns.flaky_failures[ref] < image.flaky.failures:
+    if image.flaky is not None and node_state.flaky_failures[ref] < image.flaky.failures:
         return image.flaky.error  # counted once the attempt completes
     return None
 
 
-def pull_seconds(cluster: Cluster, ns: NodeState, image: Image, present: bool) -> float:
-    d = cluster.scenario.defaults
-    jitter = 1 + cluster.rng.uniform(-d.pull_jitter, d.pull_jitter)
+def pull_seconds(cluster: Cluster, node_state: NodeState, image: Image, present: bool) -> float:
+    defaults = cluster.scenario.defaults
+    jitter = 1 + cluster.rng.uniform(-defaults.pull_jitter, defaults.pull_jitter)
     if present:
-        return d.pull_overhead_seconds * jitter
-    ps = image.pull_seconds if image.pull_seconds is not None else d.pull_seconds
-    if isinstance(ps, int | float):
-        return float(ps) * jitter
-    if ps is not None:
-        return cluster.rng.lognormvariate(math.log(ps.median), ps.sigma)
-    return (d.pull_overhead_seconds + image.size / ns.bandwidth) * jitter
+        return defaults.pull_overhead_seconds * jitter
+    duration = image.pull_seconds if image.pull_seconds is not None else defaults.pull_seconds
+    if isinstance(duration, int | float):
+        return float(duration) * jitter
+    if duration is not None:
+        return cluster.rng.lognormvariate(math.log(duration.median), duration.sigma)
+    return (defaults.pull_overhead_seconds + image.size / node_state.bandwidth) * jitter
 
 
 async def ensure_image(
-    cluster: Cluster, ps: PodState, ns: NodeState, c: ContainerState, pod: dict[str, Any]
+    cluster: Cluster, ps: PodState, node_state: NodeState, c: ContainerState, pod: dict[str, Any]
 ) -> bool:
     """EnsureImageExists: True when the image is on the node (pulled now or before)."""
     ref = img.normalize(c.image)
     fp = failure_fingerprint(c)
-    present = ref in ns.images
+    present = ref in node_state.images
     if c.policy == "Never" or (present and c.policy == "IfNotPresent"):
         if present:
             events.record_event(
@@ -134,7 +137,7 @@ async def ensure_image(
                 "Pulled",
                 f'Container image "{c.image}" already present on machine',
                 component="kubelet",
-                host=ns.name,
+                host=node_state.name,
                 field_path=fp,
             )
             c.pulled = True
@@ -149,7 +152,7 @@ async def ensure_image(
             "ErrImageNeverPull",
             c.message,
             component="kubelet",
-            host=ns.name,
+            host=node_state.name,
             field_path=fp,
         )
         kubelet.publish_status(cluster, ps)
@@ -163,38 +166,38 @@ async def ensure_image(
         "Pulling",
         f'Pulling image "{c.image}"',
         component="kubelet",
-        host=ns.name,
+        host=node_state.name,
         field_path=fp,
     )
-    async with ns.pull_lock:
-        ns.pulling += 1
-        cluster.max_parallel_pulls[ns.name] = max(
-            cluster.max_parallel_pulls.get(ns.name, 0), ns.pulling
+    async with node_state.pull_lock:
+        node_state.pulling += 1
+        cluster.max_parallel_pulls[node_state.name] = max(
+            cluster.max_parallel_pulls.get(node_state.name, 0), node_state.pulling
         )
         try:
             started = cluster.now()
-            outcome = pull_outcome(cluster, ns, image, ref, pod)
+            outcome = pull_outcome(cluster, node_state, image, ref, pod)
             took = (
                 0.1 + cluster.rng.random() * 0.2
                 if outcome
-                else pull_seconds(cluster, ns, image, present)
+                else pull_seconds(cluster, node_state, image, present)
             )
-            finished = await sleep_unless_down(cluster, ns, took)
+            finished = await sleep_unless_down(cluster, node_state, took)
         finally:
-            ns.pulling -= 1
+            node_state.pulling -= 1
     if ps.key not in cluster.pods:
         return False
     if not finished:
         # The node went down mid-pull: nothing landed. Its kubelet starts over once it is back.
-        await ns.ready.wait()
-        return await ensure_image(cluster, ps, ns, c, pod)
+        await node_state.ready.wait()
+        return await ensure_image(cluster, ps, node_state, c, pod)
     if outcome is not None and image.flaky is not None and outcome == image.flaky.error:
-        ns.flaky_failures[ref] += 1
+        node_state.flaky_failures[ref] += 1
     if outcome is not None:
         error = img.pull_error(outcome, c.image)
-        cluster.pull_failures[(ns.name, c.image)] += 1
+        cluster.pull_failures[(node_state.name, c.image)] += 1
         c.backoff = (
-            IMAGE_BACKOFF_INITIAL if not c.backoff else min(c.backoff * 2, IMAGE_BACKOFF_MAX)
+            KUBELET_BACKOFF_INITIAL if not c.backoff else min(c.backoff * 2, KUBELET_BACKOFF_MAX)
         )
         c.backoff_until = cluster.now() + c.backoff
         c.reason, c.message, c.last_error = "ErrImagePull", error, error
@@ -206,7 +209,7 @@ async def ensure_image(
             "Failed",
             f'Failed to pull image "{c.image}": {error}',
             component="kubelet",
-            host=ns.name,
+            host=node_state.name,
             field_path=fp,
         )
         events.record_event(
@@ -216,15 +219,15 @@ async def ensure_image(
             "Failed",
             "Error: ErrImagePull",
             component="kubelet",
-            host=ns.name,
+            host=node_state.name,
             field_path=fp,
         )
         kubelet.publish_status(cluster, ps)
         return False
-    ns.images.pop(ref, None)
-    ns.images[ref] = image.size
-    cluster.pull_counts[(ns.name, c.image)] += 1
-    nodes.node_status_soon(cluster, ns)
+    node_state.images.pop(ref, None)
+    node_state.images[ref] = image.size
+    cluster.pull_counts[(node_state.name, c.image)] += 1
+    nodes.node_status_soon(cluster, node_state)
     done = cluster.now()
     c.pulled = True
     c.reason, c.message = "ContainerCreating", None
@@ -236,24 +239,24 @@ async def ensure_image(
         f'Successfully pulled image "{c.image}" in {go_duration(done - started)} '
         f"({go_duration(done - queued)} including waiting). Image size: {image.size} bytes.",
         component="kubelet",
-        host=ns.name,
+        host=node_state.name,
         field_path=fp,
     )
     return True
 
 
-async def sleep_unless_down(cluster: Cluster, ns: NodeState, sim_seconds: float) -> bool:
+async def sleep_unless_down(cluster: Cluster, node_state: NodeState, sim_seconds: float) -> bool:
     """Sleep; False as soon as the node goes NotReady (a dead node finishes nothing)."""
-    if not ns.ready.is_set():
+    if not node_state.ready.is_set():
         return False
     sleeper = asyncio.ensure_future(cluster.sleep(sim_seconds))
-    down = asyncio.ensure_future(ns.down.wait())
+    down = asyncio.ensure_future(node_state.down.wait())
     try:
         await asyncio.wait({sleeper, down}, return_when=asyncio.FIRST_COMPLETED)
     finally:
         sleeper.cancel()
         down.cancel()
-    return ns.ready.is_set() and sleeper.done() and not sleeper.cancelled()
+    return node_state.ready.is_set() and sleeper.done() and not sleeper.cancelled()
 
 
 def go_duration(seconds: float) -> str:

@@ -15,15 +15,22 @@ from kubesim import (
     scheduler,
 )
 from kubesim.state import (
-    JOB_BACKOFF_INITIAL,
-    JOB_BACKOFF_MAX,
-    POD_NAME_CHARS,
     JobState,
+    generated_suffix,
 )
 from kubesim.store import Entry, now_iso
 
 if TYPE_CHECKING:
     from kubesim.cluster import Cluster
+
+# A failed pod holds back the next one: 10 s doubling, capped at six minutes, as the Job docs
+# describe ("Pod backoff failure policy"; pkg/controller/job's pod failure back-off).
+JOB_BACKOFF_INITIAL = 10.0
+JOB_BACKOFF_MAX = 360.0
+# After a refused pod create the Job is requeued through its work queue's rate limiter:
+# pkg/controller/job/job_controller.go `DefaultJobApiBackOff` (1 s) and `MaxJobApiBackOff` (1 min).
+CREATE_BACKOFF_INITIAL = 1.0
+CREATE_BACKOFF_MAX = 60.0
 
 
 def job_created(cluster: Cluster, entry: Entry) -> None:
@@ -147,9 +154,9 @@ def create_job_pod(cluster: Cluster, js: JobState, job: dict[str, Any]) -> bool:
 
     md = job["metadata"]
     tmpl = job["spec"]["template"]
-    name = f"{md['name']}-{''.join(cluster.rng.choice(POD_NAME_CHARS) for _ in range(5))}"
+    name = f"{md['name']}-{generated_suffix(cluster.rng)}"
     while cluster.store.get("Pod", md["namespace"], name) is not None:
-        name = f"{md['name']}-{''.join(cluster.rng.choice(POD_NAME_CHARS) for _ in range(5))}"
+        name = f"{md['name']}-{generated_suffix(cluster.rng)}"
     labels = dict((tmpl.get("metadata") or {}).get("labels") or {})
     labels.update(
         {
@@ -196,7 +203,9 @@ def create_job_pod(cluster: Cluster, js: JobState, job: dict[str, Any]) -> bool:
             f"Error creating: {d}",
             component="job-controller",
         )
-        js.create_backoff = min(max(1.0, js.create_backoff * 2), 60.0)
+        js.create_backoff = min(
+            max(CREATE_BACKOFF_INITIAL, js.create_backoff * 2), CREATE_BACKOFF_MAX
+        )
         if not js.sync_pending:
             js.sync_pending = True
             js.timers.append(cluster.later(js.create_backoff, job_resync, cluster, js.uid))

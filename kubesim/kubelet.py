@@ -17,9 +17,8 @@ from kubesim import (
 )
 from kubesim import images as img
 from kubesim.state import (
-    EPOCH,
-    IMAGE_BACKOFF_INITIAL,
-    IMAGE_BACKOFF_MAX,
+    KUBELET_BACKOFF_INITIAL,
+    KUBELET_BACKOFF_MAX,
     ContainerState,
     NodeState,
     PodState,
@@ -29,10 +28,14 @@ from kubesim.store import now_iso
 if TYPE_CHECKING:
     from kubesim.cluster import Cluster
 
+# A container that failed to start reports startedAt as the Unix epoch: the runtime's StartedAt
+# is 0, and the kubelet turns it into a time as is.
+NEVER_STARTED_AT = "1970-01-01T00:00:00Z"
+
 
 def reachable(cluster: Cluster, node: str) -> bool:
-    ns = cluster.nodes.get(node)
-    return ns is None or ns.reachable.is_set()
+    node_state = cluster.nodes.get(node)
+    return node_state is None or node_state.reachable.is_set()
 
 
 def publish_status(cluster: Cluster, ps: PodState) -> dict[str, Any] | None:
@@ -128,11 +131,11 @@ def publish_status(cluster: Cluster, ps: PodState) -> dict[str, Any] | None:
     return pod
 
 
-async def run_pod(cluster: Cluster, ps: PodState, ns: NodeState) -> None:
+async def run_pod(cluster: Cluster, ps: PodState, node_state: NodeState) -> None:
     """One pod's life on its node: init containers in order, then the containers."""
     try:
-        await ns.reachable.wait()  # a partitioned kubelet does not see new pods
-        await ns.ready.wait()
+        await node_state.reachable.wait()  # a partitioned kubelet does not see new pods
+        await node_state.ready.wait()
         pod = publish_status(cluster, ps)
         if pod is None:
             return
@@ -140,10 +143,10 @@ async def run_pod(cluster: Cluster, ps: PodState, ns: NodeState) -> None:
         await pull_secrets_check(cluster, ps, pod)
         for c in (c for c in ps.containers if c.init):
             while not c.done:
-                if not await image_pulls.ensure_image(cluster, ps, ns, c, pod):
+                if not await image_pulls.ensure_image(cluster, ps, node_state, c, pod):
                     await image_pulls.wait_backoff(cluster, ps, [c], pod)
                     continue
-                await run_container(cluster, ps, ns, c, pod, rp, init=True)
+                await run_container(cluster, ps, node_state, c, pod, rp, init=True)
                 if c.state == "terminated" and c.exit_code != 0:
                     if rp == "Never":
                         publish_status(cluster, ps)
@@ -156,12 +159,12 @@ async def run_pod(cluster: Cluster, ps: PodState, ns: NodeState) -> None:
         pending = [c for c in ps.containers if not c.init]
         while pending:
             for c in list(pending):
-                await ns.ready.wait()
+                await node_state.ready.wait()
                 if c.backoff_until > cluster.now():
                     continue
-                if await image_pulls.ensure_image(cluster, ps, ns, c, pod):
+                if await image_pulls.ensure_image(cluster, ps, node_state, c, pod):
                     pending.remove(c)
-                    loop_task(cluster, ps, container_life(cluster, ps, ns, c, pod, rp))
+                    loop_task(cluster, ps, container_life(cluster, ps, node_state, c, pod, rp))
             if pending:
                 await image_pulls.wait_backoff(cluster, ps, pending, pod)
     except asyncio.CancelledError:
@@ -170,9 +173,9 @@ async def run_pod(cluster: Cluster, ps: PodState, ns: NodeState) -> None:
 
 def loop_task(cluster: Cluster, ps: PodState, coro: Any) -> None:
     assert cluster.loop is not None
-    t = cluster.loop.create_task(coro)
-    ps.tasks.add(t)
-    t.add_done_callback(ps.tasks.discard)
+    task = cluster.loop.create_task(coro)
+    ps.tasks.add(task)
+    task.add_done_callback(ps.tasks.discard)
 
 
 async def pull_secrets_check(cluster: Cluster, ps: PodState, pod: dict[str, Any]) -> None:
@@ -195,9 +198,9 @@ async def pull_secrets_check(cluster: Cluster, ps: PodState, pod: dict[str, Any]
 
 
 async def create_container_errors(
-    cluster: Cluster, ps: PodState, ns: NodeState, c: ContainerState, pod: dict[str, Any]
+    cluster: Cluster, ps: PodState, node_state: NodeState, c: ContainerState, pod: dict[str, Any]
 ) -> None:
-    await create_errors.create_container_errors(cluster, ps, ns, c, pod)
+    await create_errors.create_container_errors(cluster, ps, node_state, c, pod)
 
 
 def start_failure(cluster: Cluster, c: ContainerState, pod: dict[str, Any]) -> str | None:
@@ -214,7 +217,7 @@ def start_failure(cluster: Cluster, c: ContainerState, pod: dict[str, Any]) -> s
 async def run_container(
     cluster: Cluster,
     ps: PodState,
-    ns: NodeState,
+    node_state: NodeState,
     c: ContainerState,
     pod: dict[str, Any],
     rp: str,
@@ -223,7 +226,7 @@ async def run_container(
 ) -> None:
     """Create, start and (for run-to-completion pods) finish one container."""
     fp = image_pulls.failure_fingerprint(c)
-    await create_container_errors(cluster, ps, ns, c, pod)
+    await create_container_errors(cluster, ps, node_state, c, pod)
     c.container_id = "containerd://" + secrets.token_hex(32)
     bad = start_failure(cluster, c, pod)
     events.record_event(
@@ -233,13 +236,13 @@ async def run_container(
         "Created",
         f"Created container: {c.name}",
         component="kubelet",
-        host=ns.name,
+        host=node_state.name,
         field_path=fp,
     )
     if bad is not None:
         msg = img.start_error(bad)
         c.state, c.reason, c.message, c.exit_code = "terminated", "StartError", msg, 128
-        c.started_at, c.finished_at = EPOCH, now_iso()
+        c.started_at, c.finished_at = NEVER_STARTED_AT, now_iso()
         events.record_event(
             cluster,
             pod,
@@ -247,7 +250,7 @@ async def run_container(
             "Failed",
             f"Error: {msg}",
             component="kubelet",
-            host=ns.name,
+            host=node_state.name,
             field_path=fp,
         )
         publish_status(cluster, ps)
@@ -259,7 +262,7 @@ async def run_container(
         "Started",
         f"Started container {c.name}",
         component="kubelet",
-        host=ns.name,
+        host=node_state.name,
         field_path=fp,
     )
     c.state, c.reason, c.message, c.started_at = "running", "", None, now_iso()
@@ -267,17 +270,22 @@ async def run_container(
     if rp == "Always" and not init:
         return  # a long-running service container: it stays up
     await cluster.sleep(cluster.scenario.defaults.container_run_seconds)
-    await ns.ready.wait()
+    await node_state.ready.wait()
     c.state, c.reason, c.exit_code, c.finished_at = "terminated", "Completed", 0, now_iso()
     publish_status(cluster, ps)
 
 
 async def container_life(
-    cluster: Cluster, ps: PodState, ns: NodeState, c: ContainerState, pod: dict[str, Any], rp: str
+    cluster: Cluster,
+    ps: PodState,
+    node_state: NodeState,
+    c: ContainerState,
+    pod: dict[str, Any],
+    rp: str,
 ) -> None:
     try:
         while True:
-            await run_container(cluster, ps, ns, c, pod, rp, init=False)
+            await run_container(cluster, ps, node_state, c, pod, rp, init=False)
             if c.state != "terminated" or c.exit_code == 0 or rp == "Never":
                 return
             await crash_backoff(cluster, ps, c)
@@ -291,7 +299,7 @@ async def crash_backoff(cluster: Cluster, ps: PodState, c: ContainerState) -> No
         return
     c.last_state = c.status("OnFailure")["state"]
     c.restarts += 1
-    delay = min(IMAGE_BACKOFF_INITIAL * 2 ** (c.restarts - 1), IMAGE_BACKOFF_MAX)
+    delay = min(KUBELET_BACKOFF_INITIAL * 2 ** (c.restarts - 1), KUBELET_BACKOFF_MAX)
     if c.reason == "StartError":
         # The sync that failed to start it reports RunContainerError; the next one backs off.
         c.state, c.reason = "waiting", "RunContainerError"

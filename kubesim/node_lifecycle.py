@@ -68,12 +68,12 @@ def _set_node(
 def kubelet_down(cluster: Cluster, name: str, mode: str = "unreachable") -> None:
     """The kubelet stops working (or, `partitioned`, keeps working cut off from the API
     server); what the API shows depends on `mode`."""
-    ns = cluster.nodes[name]
+    node_state = cluster.nodes[name]
     if mode == "partitioned":
-        ns.reachable.clear()
+        node_state.reachable.clear()
     else:
-        ns.ready.clear()
-        ns.down.set()
+        node_state.ready.clear()
+        node_state.down.set()
     timers = cluster.monitor_timers
     old = timers.pop(name, None)
     if old is not None:
@@ -87,29 +87,29 @@ def kubelet_down(cluster: Cluster, name: str, mode: str = "unreachable") -> None
 
 def _grace_expired(cluster: Cluster, name: str) -> None:
     cluster.monitor_timers.pop(name, None)
-    ns = cluster.nodes.get(name)
-    if ns is None or (ns.ready.is_set() and ns.reachable.is_set()):
+    node_state = cluster.nodes.get(name)
+    if node_state is None or (node_state.ready.is_set() and node_state.reachable.is_set()):
         return
     _set_node(cluster, name, node_conditions(False, now_iso()), UNREACHABLE)
 
 
 def kubelet_up(cluster: Cluster, name: str) -> None:
-    ns = cluster.nodes[name]
+    node_state = cluster.nodes[name]
     t = cluster.monitor_timers.pop(name, None)
     if t is not None:
         t.cancel()
     _set_node(cluster, name, node_conditions(True, now_iso()), None)
-    ns.down.clear()
-    ns.ready.set()
-    if not ns.reachable.is_set():
+    node_state.down.clear()
+    node_state.ready.set()
+    if not node_state.reachable.is_set():
         # The partition heals: the status manager writes what the kubelet did meanwhile.
-        ns.reachable.set()
-        for key in sorted(ns.pods):
+        node_state.reachable.set()
+        for key in sorted(node_state.pods):
             ps = cluster.pods.get(key)
             if ps is not None and ps.dirty:
                 kubelet.publish_status(cluster, ps)
-        if ns.status_pending:
-            nodes.node_status_flush(cluster, ns)
+        if node_state.status_pending:
+            nodes.node_status_flush(cluster, node_state)
 
 
 def forget(cluster: Cluster, name: str) -> None:
@@ -137,10 +137,10 @@ def _tolerated_for(tols: list[dict[str, Any]], taints: list[dict[str, Any]]) -> 
 
 def taint_pass(cluster: Cluster, node: str) -> None:
     """Re-evaluate every pod of the node against its NoExecute taints."""
-    ns = cluster.nodes.get(node)
-    if ns is None:
+    node_state = cluster.nodes.get(node)
+    if node_state is None:
         return
-    for key in list(ns.pods):
+    for key in list(node_state.pods):
         ps = cluster.pods.get(key)
         if ps is not None:
             pod_on_node(cluster, ps)

@@ -25,18 +25,25 @@ from kubesim.store import now_iso
 if TYPE_CHECKING:
     from kubesim.cluster import Cluster
 
+# Each node's status updates run at its own phase of the period, from its name (fixed, so runs
+# repeat); a prime number of buckets spreads names like compute-1..compute-5000 evenly.
+STATUS_PHASE_BUCKETS = 997
+
 
 def populate(cluster: Cluster, nodes: int | None = None) -> None:
     cluster.loop = asyncio.get_running_loop()
     scenario = cluster.scenario if nodes is None else cluster.scenario.scaled(nodes)
     created = now_iso()
-    for ns in dict.fromkeys(["default", "kube-system", *scenario.namespaces]):
+    for namespace in dict.fromkeys(["default", "kube-system", *scenario.namespaces]):
         cluster.store.create(
             "Namespace",
             {
                 "apiVersion": "v1",
                 "kind": "Namespace",
-                "metadata": {"name": ns, "labels": {"kubernetes.io/metadata.name": ns}},
+                "metadata": {
+                    "name": namespace,
+                    "labels": {"kubernetes.io/metadata.name": namespace},
+                },
                 "spec": {"finalizers": ["kubernetes"]},
                 "status": {"phase": "Active"},
             },
@@ -62,16 +69,16 @@ def add_node_object(cluster: Cluster, node: dict[str, Any]) -> None:
     meta = node.pop("_kubesim")
     cluster.node_index += 1
     ready = asyncio.Event()
-    ns = NodeState(node["metadata"]["name"], meta["group"], meta["bandwidth"], ready)
-    ns.reachable.set()
+    node_state = NodeState(node["metadata"]["name"], meta["group"], meta["bandwidth"], ready)
+    node_state.reachable.set()
     if node["status"]["conditions"][-1]["status"] == "True":
         ready.set()
     else:
-        ns.down.set()
+        node_state.down.set()
     for ref in meta["warm"]:
-        ns.images[img.normalize(ref)] = cluster.scenario.image(ref).size
-    node["status"]["images"] = status_images(cluster, ns)
-    cluster.nodes[ns.name] = ns
+        node_state.images[img.normalize(ref)] = cluster.scenario.image(ref).size
+    node["status"]["images"] = status_images(cluster, node_state)
+    cluster.nodes[node_state.name] = node_state
     cluster.store.create("Node", node)
 
 
@@ -85,7 +92,7 @@ def add_nodes(cluster: Cluster, count: int, group: str | None = None) -> list[st
         (int(n.rsplit("-", 1)[1]) for n in existing if n.rsplit("-", 1)[1].isdigit()),
         default=0,
     )
-    g = base.model_copy(
+    joining = base.model_copy(
         update={
             "count": count,
             "not_ready": 0,
@@ -95,9 +102,9 @@ def add_nodes(cluster: Cluster, count: int, group: str | None = None) -> list[st
             "images": [],
         }
     )
-    sc = cluster.scenario.model_copy(update={"node_groups": [g]})
+    joining_scenario = cluster.scenario.model_copy(update={"node_groups": [joining]})
     names = []
-    for node in build_nodes(sc, cluster.seed + cluster.node_index, now_iso()):
+    for node in build_nodes(joining_scenario, cluster.seed + cluster.node_index, now_iso()):
         old = node["metadata"]["name"]
         idx = int(old.rsplit("-", 1)[1]) - 1 + start
         name = f"{prefix}-{idx}"
@@ -111,45 +118,45 @@ def add_nodes(cluster: Cluster, count: int, group: str | None = None) -> list[st
     return names
 
 
-def status_images(cluster: Cluster, ns: NodeState) -> list[dict[str, Any]]:
+def status_images(cluster: Cluster, node_state: NodeState) -> list[dict[str, Any]]:
     """The kubelet's view: biggest first, capped at nodeStatusMaxImages."""
-    ordered = sorted(ns.images.items(), key=lambda kv: kv[1], reverse=True)
+    ordered = sorted(node_state.images.items(), key=lambda kv: kv[1], reverse=True)
     return [
         {"names": img.image_names(ref), "sizeBytes": size}
         for ref, size in ordered[: cluster.scenario.defaults.max_images]
     ]
 
 
-def node_status_soon(cluster: Cluster, ns: NodeState) -> None:
+def node_status_soon(cluster: Cluster, node_state: NodeState) -> None:
     """The kubelet reports images in its periodic node status update, not per pull."""
-    if ns.status_pending:
+    if node_state.status_pending:
         return
-    ns.status_pending = True
-    d = cluster.scenario.defaults
+    node_state.status_pending = True
+    defaults = cluster.scenario.defaults
     # The image GC manager refreshes its image list every imageCacheRefreshSeconds; the
     # next node status update after that carries it (per-node phases, as on real nodes).
-    phase = (sum(ns.name.encode()) % 997) / 997
+    phase = (sum(node_state.name.encode()) % STATUS_PHASE_BUCKETS) / STATUS_PHASE_BUCKETS
     now = cluster.now()
     ready_at = now
-    if d.image_cache_refresh_seconds > 0:
-        p = d.image_cache_refresh_seconds
-        off = phase * p
-        ready_at = now + (p - (now - off) % p)
-    if d.node_status_update_seconds > 0:
-        p = d.node_status_update_seconds
-        off = phase * p
-        ready_at += p - (ready_at - off) % p
-    cluster.later(ready_at - now, node_status_flush, cluster, ns)
+    if defaults.image_cache_refresh_seconds > 0:
+        period = defaults.image_cache_refresh_seconds
+        offset = phase * period
+        ready_at = now + (period - (now - offset) % period)
+    if defaults.node_status_update_seconds > 0:
+        period = defaults.node_status_update_seconds
+        offset = phase * period
+        ready_at += period - (ready_at - offset) % period
+    cluster.later(ready_at - now, node_status_flush, cluster, node_state)
 
 
-def node_status_flush(cluster: Cluster, ns: NodeState) -> None:
-    ns.status_pending = False
-    if not ns.reachable.is_set():
-        ns.status_pending = True  # flushed when the partition heals
+def node_status_flush(cluster: Cluster, node_state: NodeState) -> None:
+    node_state.status_pending = False
+    if not node_state.reachable.is_set():
+        node_state.status_pending = True  # flushed when the partition heals
         return
-    node = node_obj(cluster, ns.name)
-    if node is not None and cluster.nodes.get(ns.name) is ns:
-        new_images = status_images(cluster, ns)
+    node = node_obj(cluster, node_state.name)
+    if node is not None and cluster.nodes.get(node_state.name) is node_state:
+        new_images = status_images(cluster, node_state)
         if new_images != node["status"].get("images"):
             node["status"]["images"] = new_images
             cluster.store.update("Node", node)
@@ -221,8 +228,8 @@ def node_patched(cluster: Cluster, name: str) -> None:
 def delete_node(cluster: Cluster, name: str) -> None:
     if cluster.store.delete("Node", None, name) is None:
         raise KeyError(name)
-    ns = cluster.nodes.pop(name)
-    ns.ready.clear()
-    ns.down.set()
+    node_state = cluster.nodes.pop(name)
+    node_state.ready.clear()
+    node_state.down.set()
     node_lifecycle.forget(cluster, name)
-    podgc.node_deleted(cluster, ns)
+    podgc.node_deleted(cluster, node_state)

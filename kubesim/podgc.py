@@ -40,9 +40,9 @@ def set_condition(pod: dict[str, Any], cond: dict[str, Any]) -> None:
     pod["status"]["conditions"] = conds
 
 
-def node_deleted(cluster: Cluster, ns: NodeState) -> None:
+def node_deleted(cluster: Cluster, node_state: NodeState) -> None:
     """The node object is gone: its kubelet stops; the pods wait out the quarantine."""
-    keys = set(ns.pods)
+    keys = set(node_state.pods)
     for key in keys:
         ps = cluster.pods.get(key)
         if ps is None:
@@ -51,7 +51,7 @@ def node_deleted(cluster: Cluster, ns: NodeState) -> None:
             if t is not None:
                 t.cancel()
     quarantine = cluster.scenario.control_plane.pod_gc_quarantine_seconds
-    cluster.later(quarantine, gc_orphans, cluster, ns.name, keys)
+    cluster.later(quarantine, gc_orphans, cluster, node_state.name, keys)
 
 
 def gc_orphans(cluster: Cluster, node: str, keys: set[tuple[str, str]]) -> None:

@@ -69,8 +69,8 @@ def schedule(cluster: Cluster, ps: PodState) -> None:
     if spec.get("nodeName"):
         bind(cluster, ps, pod, spec["nodeName"], event=False)
         return
-    sel = spec.get("nodeSelector") or {}
-    host = sel.get("kubernetes.io/hostname") or pinned_node(spec)
+    node_selector = spec.get("nodeSelector") or {}
+    host = node_selector.get("kubernetes.io/hostname") or pinned_node(spec)
     candidates = [host] if host is not None else list(cluster.nodes)
     reasons: Counter[str] = Counter()
     if host is not None:
@@ -149,11 +149,11 @@ def bind(cluster: Cluster, ps: PodState, pod: dict[str, Any], node: str, *, even
             f"Successfully assigned {ps.key[0]}/{ps.key[1]} to {node}",
             component="default-scheduler",
         )
-    ns = cluster.nodes.get(node)
-    if ns is None:
+    node_state = cluster.nodes.get(node)
+    if node_state is None:
         return  # bound to a node that does not exist: stays Pending, as on a real cluster
-    ns.pods.add(ps.key)
-    ps.task = asyncio.get_running_loop().create_task(kubelet.run_pod(cluster, ps, ns))
+    node_state.pods.add(ps.key)
+    ps.task = asyncio.get_running_loop().create_task(kubelet.run_pod(cluster, ps, node_state))
     node_lifecycle.pod_on_node(cluster, ps)
 
 

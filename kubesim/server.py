@@ -26,13 +26,19 @@ from kubesim.reads import Reads
 from kubesim.watch import Watch
 from kubesim.writes import Writes
 
+# The fault stream gets its own generator, so injecting faults never shifts the cluster's seeded
+# choices (placement, jitter, names); the offset only makes the two sequences differ.
+FAULT_SEED_OFFSET = 7919
+# aiohttp's default (1 MiB) would refuse bodies the API server takes (its limit is 3 MiB).
+MAX_BODY_BYTES = 16 * 1024**2
+
 
 class Api:
     """Request handling; state lives in the Cluster."""
 
     def __init__(self, cluster: Cluster, seed: int = 0) -> None:
         self.cluster = cluster
-        self.fault_rng = random.Random(seed + 7919)
+        self.fault_rng = random.Random(seed + FAULT_SEED_OFFSET)
         self.started = time.monotonic()
         self.discovery = Discovery(self)
         self.reads = Reads(self)
@@ -42,7 +48,7 @@ class Api:
 
     # -- plumbing ---------------------------------------------------------------------------
     def app(self) -> web.Application:
-        app = web.Application(client_max_size=16 * 1024**2, middlewares=[self._middleware])
+        app = web.Application(client_max_size=MAX_BODY_BYTES, middlewares=[self._middleware])
         r = app.router
         r.add_get("/version", self.discovery.version)
         r.add_get("/version/", self.discovery.version)

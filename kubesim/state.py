@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import asyncio
+import random
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
 from kubesim import images as img
 
-POD_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
-IMAGE_BACKOFF_INITIAL = 10.0
-IMAGE_BACKOFF_MAX = 300.0
-JOB_BACKOFF_INITIAL = 10.0
-JOB_BACKOFF_MAX = 360.0
-MAX_EVENTS = 100000  # oldest Events go first beyond this (a real cluster keeps them for 1 h)
-EPOCH = "1970-01-01T00:00:00Z"
+# generateName's random suffix, as the API server makes it (apimachinery `util/rand.String`: no
+# vowels and no look-alike characters, so a suffix never spells a word; `storage/names`: 5 of them).
+# The Job controller names its pods the same way.
+GENERATED_NAME_CHARS = "bcdfghjklmnpqrstvwxz2456789"
+GENERATED_NAME_LENGTH = 5
+# The kubelet's one back-off for image pulls and for crashed-container restarts:
+# pkg/kubelet/kubelet.go `backOffPeriod` (10 s, doubling) and `MaxContainerBackOff` (300 s).
+KUBELET_BACKOFF_INITIAL = 10.0
+KUBELET_BACKOFF_MAX = 300.0
 
 
 @dataclass(eq=False)
@@ -129,3 +132,8 @@ class JobState:
     final: tuple[bool, str, str] | None = None  # the terminal condition still to add
     create_backoff: float = 0.0  # after a refused pod create: 1 s doubling to 60 s
     token_ready: bool = False  # the rate limiter's tokens for the next creates are reserved
+
+
+def generated_suffix(rng: random.Random) -> str:
+    """A generateName suffix (GENERATED_NAME_CHARS)."""
+    return "".join(rng.choice(GENERATED_NAME_CHARS) for _ in range(GENERATED_NAME_LENGTH))

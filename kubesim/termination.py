@@ -92,11 +92,11 @@ def start(cluster: Cluster, ps: PodState, grace: int) -> None:
 
 async def _terminate(cluster: Cluster, ps: PodState, grace: int) -> None:
     try:
-        ns = cluster.nodes.get(ps.node or "")
-        if ns is None:
+        node_state = cluster.nodes.get(ps.node or "")
+        if node_state is None:
             return  # the pod GC takes care of pods on nodes that are gone
-        await ns.ready.wait()  # an unreachable kubelet: the pod stays Terminating
-        await ns.reachable.wait()  # a partitioned one does not see the deletion yet
+        await node_state.ready.wait()  # an unreachable kubelet: the pod stays Terminating
+        await node_state.reachable.wait()  # a partitioned one does not see the deletion yet
         pod = scheduler.pod_object(cluster, ps)
         if pod is None:
             return

@@ -26,7 +26,7 @@ from kubesim.selectors import (
     fields_match,
     labels_match,
 )
-from kubesim.state import POD_NAME_CHARS
+from kubesim.state import generated_suffix
 from kubesim.store import Conflict, Entry, encode
 from kubesim.validation import (
     Invalid,
@@ -133,9 +133,7 @@ class Writes:
             md.pop("namespace", None)
         shown_name = str(md.get("name") or md.get("generateName") or "")
         if not md.get("name") and md.get("generateName"):
-            md["name"] = md["generateName"] + "".join(
-                self.api.cluster.rng.choice(POD_NAME_CHARS) for _ in range(5)
-            )
+            md["name"] = md["generateName"] + generated_suffix(self.api.cluster.rng)
         for k in ("uid", "resourceVersion", "creationTimestamp", "deletionTimestamp", "generation"):
             md.pop(k, None)
         if res.kind == "Pod" and isinstance(obj.get("spec"), dict):
