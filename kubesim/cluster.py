@@ -16,7 +16,7 @@ from kubesim import controller_pace, events, gc, kubelet, scheduler
 from kubesim import jobs as job_controller
 from kubesim import nodes as node_controller
 from kubesim.scenario import Faults, Scenario
-from kubesim.state import ContainerState, JobState, NodeState, PodState  # noqa: F401  (re-exported)
+from kubesim.state import JobState, NodeState, PodState
 from kubesim.store import Entry, Store
 
 
@@ -66,6 +66,11 @@ class Cluster:
 
     async def sleep(self, sim_seconds: float) -> None:
         await asyncio.sleep(max(0.0, sim_seconds) / self.time_scale)
+
+    def pod_object(self, ps: PodState) -> dict[str, Any] | None:
+        """The stored Pod behind the kubelet's record, if it still exists."""
+        e = self.store.get("Pod", *ps.key)
+        return e.obj if e else None
 
     # -- the controllers' entry points ------------------------------------------------------
     def populate(self, nodes: int | None = None) -> None:

@@ -12,11 +12,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kubesim import image_pulls, kubelet
 from kubesim import images as img
+from kubesim import kubelet
+from kubesim.state import container_field_path
 
 if TYPE_CHECKING:
-    from kubesim.cluster import Cluster, ContainerState, NodeState, PodState
+    from kubesim.cluster import Cluster
+    from kubesim.state import ContainerState, NodeState, PodState
 
 CREATE_RETRY_SECONDS = 10.0  # a failed pod sync is retried after the pod worker's back-off
 
@@ -39,7 +41,7 @@ async def create_container_errors(
             f"Error: {c.message}",
             component="kubelet",
             host=node_state.name,
-            field_path=image_pulls.failure_fingerprint(c),
+            field_path=container_field_path(c),
         )
         kubelet.publish_status(cluster, ps)
         await cluster.sleep(CREATE_RETRY_SECONDS)

@@ -21,6 +21,7 @@ from kubesim.state import (
     ContainerState,
     NodeState,
     PodState,
+    container_field_path,
 )
 
 if TYPE_CHECKING:
@@ -57,7 +58,7 @@ async def wait_backoff(
                     f'Back-off pulling image "{c.image}"',
                     component="kubelet",
                     host=ps.node,
-                    field_path=failure_fingerprint(c),
+                    field_path=container_field_path(c),
                 )
                 events.record_event(
                     cluster,
@@ -67,17 +68,13 @@ async def wait_backoff(
                     "Error: ImagePullBackOff",
                     component="kubelet",
                     host=ps.node,
-                    field_path=failure_fingerprint(c),
+                    field_path=container_field_path(c),
                 )
                 changed = True
         if changed:
             kubelet.publish_status(cluster, ps)
         now = cluster.now()
     await cluster.sleep(max(0.0, wake - now))
-
-
-def failure_fingerprint(c: ContainerState) -> str:
-    return f"spec.{'initContainers' if c.init else 'containers'}{{{c.name}}}"
 
 
 def pull_outcome(
@@ -126,7 +123,7 @@ async def ensure_image(
 ) -> bool:
     """EnsureImageExists: True when the image is on the node (pulled now or before)."""
     ref = img.normalize(c.image)
-    fp = failure_fingerprint(c)
+    field_path = container_field_path(c)
     present = ref in node_state.images
     if c.policy == "Never" or (present and c.policy == "IfNotPresent"):
         if present:
@@ -138,7 +135,7 @@ async def ensure_image(
                 f'Container image "{c.image}" already present on machine',
                 component="kubelet",
                 host=node_state.name,
-                field_path=fp,
+                field_path=field_path,
             )
             c.pulled = True
             return True
@@ -153,7 +150,7 @@ async def ensure_image(
             c.message,
             component="kubelet",
             host=node_state.name,
-            field_path=fp,
+            field_path=field_path,
         )
         kubelet.publish_status(cluster, ps)
         return False
@@ -167,7 +164,7 @@ async def ensure_image(
         f'Pulling image "{c.image}"',
         component="kubelet",
         host=node_state.name,
-        field_path=fp,
+        field_path=field_path,
     )
     async with node_state.pull_lock:
         node_state.pulling += 1
@@ -210,7 +207,7 @@ async def ensure_image(
             f'Failed to pull image "{c.image}": {error}',
             component="kubelet",
             host=node_state.name,
-            field_path=fp,
+            field_path=field_path,
         )
         events.record_event(
             cluster,
@@ -220,7 +217,7 @@ async def ensure_image(
             "Error: ErrImagePull",
             component="kubelet",
             host=node_state.name,
-            field_path=fp,
+            field_path=field_path,
         )
         kubelet.publish_status(cluster, ps)
         return False
@@ -240,7 +237,7 @@ async def ensure_image(
         f"({go_duration(done - queued)} including waiting). Image size: {image.size} bytes.",
         component="kubelet",
         host=node_state.name,
-        field_path=fp,
+        field_path=field_path,
     )
     return True
 

@@ -16,7 +16,8 @@ from kubesim import jobs
 from kubesim.store import now_iso
 
 if TYPE_CHECKING:
-    from kubesim.cluster import Cluster, JobState
+    from kubesim.cluster import Cluster
+    from kubesim.state import JobState
 
 
 def condition(type_: str, reason: str, message: str) -> dict[str, Any]:

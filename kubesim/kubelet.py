@@ -13,7 +13,6 @@ from kubesim import (
     events,
     image_pulls,
     nodes,
-    scheduler,
 )
 from kubesim import images as img
 from kubesim.state import (
@@ -22,6 +21,7 @@ from kubesim.state import (
     ContainerState,
     NodeState,
     PodState,
+    container_field_path,
 )
 from kubesim.store import now_iso
 
@@ -40,7 +40,7 @@ def reachable(cluster: Cluster, node: str) -> bool:
 
 def publish_status(cluster: Cluster, ps: PodState) -> dict[str, Any] | None:
     """Rebuild the pod's status from the kubelet's state and store it."""
-    pod = scheduler.pod_object(cluster, ps)
+    pod = cluster.pod_object(ps)
     if pod is None:
         return None
     if not reachable(cluster, ps.node or ""):
@@ -225,7 +225,7 @@ async def run_container(
     init: bool,
 ) -> None:
     """Create, start and (for run-to-completion pods) finish one container."""
-    fp = image_pulls.failure_fingerprint(c)
+    field_path = container_field_path(c)
     await create_container_errors(cluster, ps, node_state, c, pod)
     c.container_id = "containerd://" + secrets.token_hex(32)
     bad = start_failure(cluster, c, pod)
@@ -237,7 +237,7 @@ async def run_container(
         f"Created container: {c.name}",
         component="kubelet",
         host=node_state.name,
-        field_path=fp,
+        field_path=field_path,
     )
     if bad is not None:
         msg = img.start_error(bad)
@@ -251,7 +251,7 @@ async def run_container(
             f"Error: {msg}",
             component="kubelet",
             host=node_state.name,
-            field_path=fp,
+            field_path=field_path,
         )
         publish_status(cluster, ps)
         return
@@ -263,7 +263,7 @@ async def run_container(
         f"Started container {c.name}",
         component="kubelet",
         host=node_state.name,
-        field_path=fp,
+        field_path=field_path,
     )
     c.state, c.reason, c.message, c.started_at = "running", "", None, now_iso()
     publish_status(cluster, ps)
@@ -294,7 +294,7 @@ async def container_life(
 
 
 async def crash_backoff(cluster: Cluster, ps: PodState, c: ContainerState) -> None:
-    pod = scheduler.pod_object(cluster, ps)
+    pod = cluster.pod_object(ps)
     if pod is None:
         return
     c.last_state = c.status("OnFailure")["state"]
@@ -319,7 +319,7 @@ async def crash_backoff(cluster: Cluster, ps: PodState, c: ContainerState) -> No
         f"Back-off restarting failed container {c.name} in pod {ps.key[1]}_{ps.key[0]}({ps.uid})",
         component="kubelet",
         host=ps.node,
-        field_path=image_pulls.failure_fingerprint(c),
+        field_path=container_field_path(c),
     )
     publish_status(cluster, ps)
     await cluster.sleep(delay)

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kubesim import kubelet, nodes, podgc, scheduler
+from kubesim import kubelet, nodes, podgc
 from kubesim.scenario import node_conditions
 from kubesim.store import now_iso
 
 if TYPE_CHECKING:
-    from kubesim.cluster import Cluster, PodState
+    from kubesim.cluster import Cluster
+    from kubesim.state import PodState
 
 UNREACHABLE = "node.kubernetes.io/unreachable"
 NOT_READY = "node.kubernetes.io/not-ready"
@@ -120,11 +121,11 @@ def forget(cluster: Cluster, name: str) -> None:
 
 def _tolerated_for(tols: list[dict[str, Any]], taints: list[dict[str, Any]]) -> float | None:
     """getMinTolerationTime: 0 = evict now, None = never, else seconds."""
-    from kubesim.scheduler import _tolerates
+    from kubesim.scheduler import tolerates
 
     best: float | None = None
     for taint in taints:
-        matching = [t for t in tols if _tolerates([t], taint)]
+        matching = [t for t in tols if tolerates([t], taint)]
         if not matching:
             return 0.0
         for t in matching:
@@ -153,7 +154,7 @@ def pod_on_node(cluster: Cluster, ps: PodState) -> None:
     if old is not None:
         old.cancel()
     node = cluster.node_obj(ps.node or "")
-    pod = scheduler.pod_object(cluster, ps)
+    pod = cluster.pod_object(ps)
     if node is None or pod is None or pod["metadata"].get("deletionTimestamp"):
         return
     taints = [t for t in node["spec"].get("taints") or [] if t["effect"] == "NoExecute"]

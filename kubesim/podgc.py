@@ -16,7 +16,8 @@ from kubesim import gc
 from kubesim.store import now_iso
 
 if TYPE_CHECKING:
-    from kubesim.cluster import Cluster, NodeState
+    from kubesim.cluster import Cluster
+    from kubesim.state import NodeState
 
 REASON = "DeletionByPodGC"
 MESSAGE = "PodGC: node no longer exists"

@@ -56,13 +56,8 @@ def pod_created(cluster: Cluster, entry: Entry) -> None:
     schedule(cluster, ps)
 
 
-def pod_object(cluster: Cluster, ps: PodState) -> dict[str, Any] | None:
-    e = cluster.store.get("Pod", *ps.key)
-    return e.obj if e else None
-
-
 def schedule(cluster: Cluster, ps: PodState) -> None:
-    pod = pod_object(cluster, ps)
+    pod = cluster.pod_object(ps)
     if pod is None or ps.terminating:
         return
     spec = pod["spec"]
@@ -157,7 +152,7 @@ def bind(cluster: Cluster, ps: PodState, pod: dict[str, Any], node: str, *, even
     node_lifecycle.pod_on_node(cluster, ps)
 
 
-def _tolerates(tols: list[dict[str, Any]], taint: dict[str, Any]) -> bool:
+def tolerates(tols: list[dict[str, Any]], taint: dict[str, Any]) -> bool:
     for t in tols:
         if t.get("effect") and t["effect"] != taint["effect"]:
             continue
@@ -233,12 +228,12 @@ def _affinity_ok(spec: dict[str, Any], node: dict[str, Any]) -> bool:
 def filter_node(spec: dict[str, Any], node: dict[str, Any]) -> str | None:
     """The default scheduler's filters in order; the first failing reason, or None if it fits."""
     tols = spec.get("tolerations") or []
-    if node["spec"].get("unschedulable") and not _tolerates(
+    if node["spec"].get("unschedulable") and not tolerates(
         tols, {"key": "node.kubernetes.io/unschedulable", "effect": "NoSchedule"}
     ):
         return "node(s) were unschedulable"
     for taint in node["spec"].get("taints") or []:
-        if taint["effect"] in ("NoSchedule", "NoExecute") and not _tolerates(tols, taint):
+        if taint["effect"] in ("NoSchedule", "NoExecute") and not tolerates(tols, taint):
             if taint["key"] == "node.kubernetes.io/unschedulable":
                 continue  # reported by NodeUnschedulable above
             return f"node(s) had untolerated taint {{{taint['key']}: {taint.get('value') or ''}}}"

@@ -137,3 +137,8 @@ class JobState:
 def generated_suffix(rng: random.Random) -> str:
     """A generateName suffix (GENERATED_NAME_CHARS)."""
     return "".join(rng.choice(GENERATED_NAME_CHARS) for _ in range(GENERATED_NAME_LENGTH))
+
+
+def container_field_path(c: ContainerState) -> str:
+    """The container's path in the pod spec, as Events name it (`involvedObject.fieldPath`)."""
+    return f"spec.{'initContainers' if c.init else 'containers'}{{{c.name}}}"

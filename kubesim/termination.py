@@ -20,11 +20,12 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from kubesim import gc, kubelet, scheduler
+from kubesim import gc, kubelet
 from kubesim.store import now_iso
 
 if TYPE_CHECKING:
-    from kubesim.cluster import Cluster, ContainerState, PodState
+    from kubesim.cluster import Cluster
+    from kubesim.state import ContainerState, PodState
 
 UNKNOWN_REASON = "ContainerStatusUnknown"
 UNKNOWN_MESSAGE = "The container could not be located when the pod was terminated"
@@ -97,7 +98,7 @@ async def _terminate(cluster: Cluster, ps: PodState, grace: int) -> None:
             return  # the pod GC takes care of pods on nodes that are gone
         await node_state.ready.wait()  # an unreachable kubelet: the pod stays Terminating
         await node_state.reachable.wait()  # a partitioned one does not see the deletion yet
-        pod = scheduler.pod_object(cluster, ps)
+        pod = cluster.pod_object(ps)
         if pod is None:
             return
         # Stop the pod workers (pulls, back-offs, running containers).
