@@ -48,12 +48,15 @@ def publish_status(cluster: Cluster, ps: PodState) -> dict[str, Any] | None:
         return pod
     ps.dirty = False
     spec = pod["spec"]
-    rp = spec.get("restartPolicy", "Always")
+    restart_policy = spec.get("restartPolicy", "Always")
     st = pod["status"]
     inits = [c for c in ps.containers if c.init]
     mains = [c for c in ps.containers if not c.init]
     inits_done = all(c.done for c in inits)
-    init_failed = any(c.state == "terminated" and c.exit_code != 0 for c in inits) and rp == "Never"
+    init_failed = (
+        any(c.state == "terminated" and c.exit_code != 0 for c in inits)
+        and restart_policy == "Never"
+    )
     if ps.final_phase is not None and st.get("phase") not in ("Succeeded", "Failed"):
         phase = ps.final_phase
     elif init_failed:
@@ -64,7 +67,7 @@ def publish_status(cluster: Cluster, ps: PodState) -> dict[str, Any] | None:
         if all(c.exit_code == 0 for c in mains):
             phase = "Succeeded"
         else:
-            phase = "Failed" if rp == "Never" else "Running"
+            phase = "Failed" if restart_policy == "Never" else "Running"
     else:
         phase = "Running"
     ts = now_iso()
@@ -125,8 +128,8 @@ def publish_status(cluster: Cluster, ps: PodState) -> dict[str, Any] | None:
             st["podIPs"] = [{"ip": pod_ip}]
     st.setdefault("startTime", ts)
     if inits:
-        st["initContainerStatuses"] = [c.status(rp) for c in inits]
-    st["containerStatuses"] = [c.status(rp) for c in mains]
+        st["initContainerStatuses"] = [c.status(restart_policy) for c in inits]
+    st["containerStatuses"] = [c.status(restart_policy) for c in mains]
     cluster.store.update("Pod", pod)
     return pod
 
@@ -139,16 +142,16 @@ async def run_pod(cluster: Cluster, ps: PodState, node_state: NodeState) -> None
         pod = publish_status(cluster, ps)
         if pod is None:
             return
-        rp = pod["spec"].get("restartPolicy", "Always")
+        restart_policy = pod["spec"].get("restartPolicy", "Always")
         await pull_secrets_check(cluster, ps, pod)
         for c in (c for c in ps.containers if c.init):
             while not c.done:
                 if not await image_pulls.ensure_image(cluster, ps, node_state, c, pod):
                     await image_pulls.wait_backoff(cluster, ps, [c], pod)
                     continue
-                await run_container(cluster, ps, node_state, c, pod, rp, init=True)
+                await run_container(cluster, ps, node_state, c, pod, restart_policy, init=True)
                 if c.state == "terminated" and c.exit_code != 0:
-                    if rp == "Never":
+                    if restart_policy == "Never":
                         publish_status(cluster, ps)
                         return
                     await crash_backoff(cluster, ps, c)
@@ -164,7 +167,9 @@ async def run_pod(cluster: Cluster, ps: PodState, node_state: NodeState) -> None
                     continue
                 if await image_pulls.ensure_image(cluster, ps, node_state, c, pod):
                     pending.remove(c)
-                    loop_task(cluster, ps, container_life(cluster, ps, node_state, c, pod, rp))
+                    loop_task(
+                        cluster, ps, container_life(cluster, ps, node_state, c, pod, restart_policy)
+                    )
             if pending:
                 await image_pulls.wait_backoff(cluster, ps, pending, pod)
     except asyncio.CancelledError:
@@ -220,7 +225,7 @@ async def run_container(
     node_state: NodeState,
     c: ContainerState,
     pod: dict[str, Any],
-    rp: str,
+    restart_policy: str,
     *,
     init: bool,
 ) -> None:
@@ -267,7 +272,7 @@ async def run_container(
     )
     c.state, c.reason, c.message, c.started_at = "running", "", None, now_iso()
     publish_status(cluster, ps)
-    if rp == "Always" and not init:
+    if restart_policy == "Always" and not init:
         return  # a long-running service container: it stays up
     await cluster.sleep(cluster.scenario.defaults.container_run_seconds)
     await node_state.ready.wait()
@@ -281,12 +286,12 @@ async def container_life(
     node_state: NodeState,
     c: ContainerState,
     pod: dict[str, Any],
-    rp: str,
+    restart_policy: str,
 ) -> None:
     try:
         while True:
-            await run_container(cluster, ps, node_state, c, pod, rp, init=False)
-            if c.state != "terminated" or c.exit_code == 0 or rp == "Never":
+            await run_container(cluster, ps, node_state, c, pod, restart_policy, init=False)
+            if c.state != "terminated" or c.exit_code == 0 or restart_policy == "Never":
                 return
             await crash_backoff(cluster, ps, c)
     except asyncio.CancelledError:

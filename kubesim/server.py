@@ -139,10 +139,10 @@ class Api:
 
     async def dispatch(self, request: web.Request) -> web.StreamResponse:
         res, ns, name, _sub = self._parse(request)
-        q = request.query
+        query = request.query
         method = request.method
         if method == "GET":
-            verb = "get" if name else ("watch" if q.get("watch") in ("true", "1") else "list")
+            verb = "get" if name else ("watch" if query.get("watch") in ("true", "1") else "list")
         elif method == "POST":
             verb = "create"
         elif method == "PUT":

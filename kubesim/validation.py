@@ -147,17 +147,17 @@ def validate_pod_spec(
                         '"Always", "IfNotPresent", "Never"',
                     )
                 )
-    rp = spec.get("restartPolicy")
-    if rp not in allowed_restart:
+    restart_policy = spec.get("restartPolicy")
+    if restart_policy not in allowed_restart:
         supported = ", ".join(f'"{r}"' for r in allowed_restart)
-        if rp is None:
+        if restart_policy is None:
             errs.append(_required(f"{path}.restartPolicy", f"valid values: {supported}"))
         else:
             errs.append(
                 (
                     f"{path}.restartPolicy",
                     "FieldValueNotSupported",
-                    f'{path}.restartPolicy: Unsupported value: "{rp}": '
+                    f'{path}.restartPolicy: Unsupported value: "{restart_policy}": '
                     f"supported values: {supported}",
                 )
             )

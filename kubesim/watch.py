@@ -37,24 +37,24 @@ class Watch:
         self, request: web.Request, res: Resource, ns: str | None, name: str | None
     ) -> web.StreamResponse:
         lsel, fsel = self.api.reads.parse_selectors(request, res)
-        q = request.query
+        query = request.query
         store = self.api.cluster.store
         faults = self.api.cluster.faults
         try:
-            timeout = float(q.get("timeoutSeconds", DEFAULT_WATCH_TIMEOUT))
+            timeout = float(query.get("timeoutSeconds", DEFAULT_WATCH_TIMEOUT))
         except ValueError as e:
             raise ApiError(
                 HTTPStatus.BAD_REQUEST,
                 "BadRequest",
-                f"invalid timeoutSeconds {q.get('timeoutSeconds')!r}",
+                f"invalid timeoutSeconds {query.get('timeoutSeconds')!r}",
             ) from e
         if faults.watch_disconnect_seconds:
             timeout = min(timeout, faults.watch_disconnect_seconds)
-        bookmarks = q.get("allowWatchBookmarks") in ("true", "1")
+        bookmarks = query.get("allowWatchBookmarks") in ("true", "1")
         table_mode = _want_table(request)
-        include = q.get("includeObject", "Metadata")
-        rv_param = q.get("resourceVersion", "")
-        initial = q.get("sendInitialEvents") == "true"
+        include = query.get("includeObject", "Metadata")
+        rv_param = query.get("resourceVersion", "")
+        initial = query.get("sendInitialEvents") == "true"
 
         def matches(e: Entry) -> bool:
             if ns is not None and e.obj["metadata"].get("namespace") != ns:
