@@ -26,7 +26,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kubesim import kubelet, nodes, podgc
-from kubesim.scenario import node_conditions
+from kubesim.node_objects import node_conditions
 from kubesim.store import now_iso
 
 if TYPE_CHECKING:

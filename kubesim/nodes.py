@@ -16,7 +16,7 @@ from kubesim import (
     scheduler,
     timeline,
 )
-from kubesim.scenario import build_nodes
+from kubesim.node_objects import build_nodes
 from kubesim.state import (
     NodeState,
 )
