@@ -28,6 +28,8 @@ import re
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from kubesim.scheduler import pinned_node
+
 if TYPE_CHECKING:
     from kubesim.cluster import Cluster
 
@@ -59,15 +61,14 @@ def parse_cpu(q: str) -> float:
 def _pinned_group(cluster: Cluster, spec: dict[str, Any]) -> str | None:
     """The node group of the node the pod is pinned to (nodeName, hostname selector, or a
     DaemonSet-style `matchFields metadata.name` affinity, as IPS pins its pull pods)."""
-    from kubesim.cluster import pinned_node  # cluster imports this module
 
     node = (
         spec.get("nodeName")
         or (spec.get("nodeSelector") or {}).get("kubernetes.io/hostname")
         or pinned_node(spec)
     )
-    ns = cluster.nodes.get(node or "")
-    return ns.group if ns else None
+    node_state = cluster.nodes.get(node or "")
+    return node_state.group if node_state else None
 
 
 def _containers(spec: dict[str, Any]) -> list[dict[str, Any]]:

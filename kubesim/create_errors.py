@@ -13,21 +13,24 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from kubesim import images as img
+from kubesim import kubelet
+from kubesim.state import container_field_path
 
 if TYPE_CHECKING:
-    from kubesim.cluster import Cluster, ContainerState, NodeState, PodState
+    from kubesim.cluster import Cluster
+    from kubesim.state import ContainerState, NodeState, PodState
 
 CREATE_RETRY_SECONDS = 10.0  # a failed pod sync is retried after the pod worker's back-off
 
 
 async def create_container_errors(
-    cluster: Cluster, ps: PodState, ns: NodeState, c: ContainerState, pod: dict[str, Any]
+    cluster: Cluster, ps: PodState, node_state: NodeState, c: ContainerState, pod: dict[str, Any]
 ) -> None:
     """CreateContainerError is not fatal: the kubelet retries at its next pod sync."""
     image = cluster.scenario.image(c.image)
     key = "create:" + img.normalize(c.image)
-    while ns.flaky_failures[key] < image.create_failures:
-        ns.flaky_failures[key] += 1
+    while node_state.flaky_failures[key] < image.create_failures:
+        node_state.flaky_failures[key] += 1
         c.state, c.reason = "waiting", "CreateContainerError"
         # The attempt in the name is the restart count: it never started, so it stays.
         c.message = img.create_error(c.name, ps.key[1], ps.key[0], ps.uid, c.restarts)
@@ -37,9 +40,9 @@ async def create_container_errors(
             "Failed",
             f"Error: {c.message}",
             component="kubelet",
-            host=ns.name,
-            field_path=cluster._fp(c),
+            host=node_state.name,
+            field_path=container_field_path(c),
         )
-        cluster._publish(ps)
+        kubelet.publish_status(cluster, ps)
         await cluster.sleep(CREATE_RETRY_SECONDS)
-        await ns.ready.wait()
+        await node_state.ready.wait()

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kubesim import jobs
 from kubesim.store import now_iso
 
 if TYPE_CHECKING:
-    from kubesim.cluster import Cluster, JobState
+    from kubesim.cluster import Cluster
+    from kubesim.state import JobState
 
 
 def condition(type_: str, reason: str, message: str) -> dict[str, Any]:
@@ -44,7 +46,7 @@ def finish(
     doomed = sorted(js.active)
     js.terminating.update(doomed)
     js.active.clear()
-    cluster._job_status(js, job)
+    jobs.job_status(cluster, js, job)
     for key in doomed:
         js.failed += 1
         cluster.delete_pod(*key)
@@ -55,13 +57,13 @@ def finish(
             f"Deleted pod: {key[1]}",
             component="job-controller",
         )
-    if cluster._job_obj(js) is not None:
-        cluster._job_status(js, job)
+    if jobs.job_obj(cluster, js) is not None:
+        jobs.job_status(cluster, js, job)
     final(cluster, js)
 
 
 def final(cluster: Cluster, js: JobState) -> None:
-    job = cluster._job_obj(js)
+    job = jobs.job_obj(cluster, js)
     if js.final is None or js.terminating or job is None:
         return
     ok, reason, message = js.final
@@ -77,7 +79,7 @@ def final(cluster: Cluster, js: JobState) -> None:
         )
     else:
         cluster.record_event(job, "Warning", reason, message, component="job-controller")
-    cluster._job_status(js, job)
+    jobs.job_status(cluster, js, job)
     ttl = job["spec"].get("ttlSecondsAfterFinished")
     if ttl is not None:
-        cluster.later(float(ttl), cluster._job_ttl, js.uid)
+        cluster.later(float(ttl), jobs.job_ttl, cluster, js.uid)

@@ -25,12 +25,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kubesim import podgc
-from kubesim.scenario import node_conditions
+from kubesim import kubelet, nodes, podgc
+from kubesim.node_objects import node_conditions
 from kubesim.store import now_iso
 
 if TYPE_CHECKING:
-    from kubesim.cluster import Cluster, PodState
+    from kubesim.cluster import Cluster
+    from kubesim.state import PodState
 
 UNREACHABLE = "node.kubernetes.io/unreachable"
 NOT_READY = "node.kubernetes.io/not-ready"
@@ -60,7 +61,7 @@ def _set_node(
     if taint_key:
         for effect in ("NoSchedule", "NoExecute"):
             taints.append({"key": taint_key, "effect": effect, "timeAdded": ts})
-    cluster._set_taints(node, taints)
+    nodes.set_taints(node, taints)
     cluster.store.update("Node", node)
     taint_pass(cluster, name)
 
@@ -68,12 +69,12 @@ def _set_node(
 def kubelet_down(cluster: Cluster, name: str, mode: str = "unreachable") -> None:
     """The kubelet stops working (or, `partitioned`, keeps working cut off from the API
     server); what the API shows depends on `mode`."""
-    ns = cluster.nodes[name]
+    node_state = cluster.nodes[name]
     if mode == "partitioned":
-        ns.reachable.clear()
+        node_state.reachable.clear()
     else:
-        ns.ready.clear()
-        ns.down.set()
+        node_state.ready.clear()
+        node_state.down.set()
     timers = cluster.monitor_timers
     old = timers.pop(name, None)
     if old is not None:
@@ -87,29 +88,29 @@ def kubelet_down(cluster: Cluster, name: str, mode: str = "unreachable") -> None
 
 def _grace_expired(cluster: Cluster, name: str) -> None:
     cluster.monitor_timers.pop(name, None)
-    ns = cluster.nodes.get(name)
-    if ns is None or (ns.ready.is_set() and ns.reachable.is_set()):
+    node_state = cluster.nodes.get(name)
+    if node_state is None or (node_state.ready.is_set() and node_state.reachable.is_set()):
         return
     _set_node(cluster, name, node_conditions(False, now_iso()), UNREACHABLE)
 
 
 def kubelet_up(cluster: Cluster, name: str) -> None:
-    ns = cluster.nodes[name]
+    node_state = cluster.nodes[name]
     t = cluster.monitor_timers.pop(name, None)
     if t is not None:
         t.cancel()
     _set_node(cluster, name, node_conditions(True, now_iso()), None)
-    ns.down.clear()
-    ns.ready.set()
-    if not ns.reachable.is_set():
+    node_state.down.clear()
+    node_state.ready.set()
+    if not node_state.reachable.is_set():
         # The partition heals: the status manager writes what the kubelet did meanwhile.
-        ns.reachable.set()
-        for key in sorted(ns.pods):
+        node_state.reachable.set()
+        for key in sorted(node_state.pods):
             ps = cluster.pods.get(key)
             if ps is not None and ps.dirty:
-                cluster._publish(ps)
-        if ns.status_pending:
-            cluster._node_status_flush(ns)
+                kubelet.publish_status(cluster, ps)
+        if node_state.status_pending:
+            nodes.node_status_flush(cluster, node_state)
 
 
 def forget(cluster: Cluster, name: str) -> None:
@@ -120,11 +121,11 @@ def forget(cluster: Cluster, name: str) -> None:
 
 def _tolerated_for(tols: list[dict[str, Any]], taints: list[dict[str, Any]]) -> float | None:
     """getMinTolerationTime: 0 = evict now, None = never, else seconds."""
-    from kubesim.cluster import _tolerates
+    from kubesim.scheduler import tolerates
 
     best: float | None = None
     for taint in taints:
-        matching = [t for t in tols if _tolerates([t], taint)]
+        matching = [t for t in tols if tolerates([t], taint)]
         if not matching:
             return 0.0
         for t in matching:
@@ -137,10 +138,10 @@ def _tolerated_for(tols: list[dict[str, Any]], taints: list[dict[str, Any]]) -> 
 
 def taint_pass(cluster: Cluster, node: str) -> None:
     """Re-evaluate every pod of the node against its NoExecute taints."""
-    ns = cluster.nodes.get(node)
-    if ns is None:
+    node_state = cluster.nodes.get(node)
+    if node_state is None:
         return
-    for key in list(ns.pods):
+    for key in list(node_state.pods):
         ps = cluster.pods.get(key)
         if ps is not None:
             pod_on_node(cluster, ps)
@@ -153,7 +154,7 @@ def pod_on_node(cluster: Cluster, ps: PodState) -> None:
     if old is not None:
         old.cancel()
     node = cluster.node_obj(ps.node or "")
-    pod = cluster._pod(ps)
+    pod = cluster.pod_object(ps)
     if node is None or pod is None or pod["metadata"].get("deletionTimestamp"):
         return
     taints = [t for t in node["spec"].get("taints") or [] if t["effect"] == "NoExecute"]

@@ -12,10 +12,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kubesim import gc
 from kubesim.store import now_iso
 
 if TYPE_CHECKING:
-    from kubesim.cluster import Cluster, NodeState
+    from kubesim.cluster import Cluster
+    from kubesim.state import NodeState
 
 REASON = "DeletionByPodGC"
 MESSAGE = "PodGC: node no longer exists"
@@ -39,9 +41,9 @@ def set_condition(pod: dict[str, Any], cond: dict[str, Any]) -> None:
     pod["status"]["conditions"] = conds
 
 
-def node_deleted(cluster: Cluster, ns: NodeState) -> None:
+def node_deleted(cluster: Cluster, node_state: NodeState) -> None:
     """The node object is gone: its kubelet stops; the pods wait out the quarantine."""
-    keys = set(ns.pods)
+    keys = set(node_state.pods)
     for key in keys:
         ps = cluster.pods.get(key)
         if ps is None:
@@ -50,7 +52,7 @@ def node_deleted(cluster: Cluster, ns: NodeState) -> None:
             if t is not None:
                 t.cancel()
     quarantine = cluster.scenario.control_plane.pod_gc_quarantine_seconds
-    cluster.later(quarantine, gc_orphans, cluster, ns.name, keys)
+    cluster.later(quarantine, gc_orphans, cluster, node_state.name, keys)
 
 
 def gc_orphans(cluster: Cluster, node: str, keys: set[tuple[str, str]]) -> None:
@@ -68,4 +70,4 @@ def gc_orphans(cluster: Cluster, node: str, keys: set[tuple[str, str]]) -> None:
             if ps is not None:
                 ps.final_phase = "Failed"
             cluster.store.update("Pod", pod)
-        cluster._remove_pod(*key)
+        gc.remove_pod(cluster, *key)

@@ -163,7 +163,7 @@ def _get(obj: Mapping[str, Any], *path: str) -> Any:
     return cur
 
 
-def _s(v: Any) -> str:
+def _field_text(v: Any) -> str:
     if v is None:
         return ""
     if isinstance(v, bool):
@@ -176,24 +176,27 @@ FieldFn = Callable[[Mapping[str, Any]], dict[str, str]]
 
 def _meta_fields(obj: Mapping[str, Any]) -> dict[str, str]:
     md = obj.get("metadata", {})
-    return {"metadata.name": _s(md.get("name")), "metadata.namespace": _s(md.get("namespace"))}
+    return {
+        "metadata.name": _field_text(md.get("name")),
+        "metadata.namespace": _field_text(md.get("namespace")),
+    }
 
 
 def _pod_fields(obj: Mapping[str, Any]) -> dict[str, str]:
     f = _meta_fields(obj)
-    f["spec.nodeName"] = _s(_get(obj, "spec", "nodeName"))
-    f["spec.restartPolicy"] = _s(_get(obj, "spec", "restartPolicy"))
-    f["spec.schedulerName"] = _s(_get(obj, "spec", "schedulerName"))
-    f["spec.serviceAccountName"] = _s(_get(obj, "spec", "serviceAccountName"))
-    f["status.phase"] = _s(_get(obj, "status", "phase"))
-    f["status.podIP"] = _s(_get(obj, "status", "podIP"))
-    f["status.nominatedNodeName"] = _s(_get(obj, "status", "nominatedNodeName"))
+    f["spec.nodeName"] = _field_text(_get(obj, "spec", "nodeName"))
+    f["spec.restartPolicy"] = _field_text(_get(obj, "spec", "restartPolicy"))
+    f["spec.schedulerName"] = _field_text(_get(obj, "spec", "schedulerName"))
+    f["spec.serviceAccountName"] = _field_text(_get(obj, "spec", "serviceAccountName"))
+    f["status.phase"] = _field_text(_get(obj, "status", "phase"))
+    f["status.podIP"] = _field_text(_get(obj, "status", "podIP"))
+    f["status.nominatedNodeName"] = _field_text(_get(obj, "status", "nominatedNodeName"))
     return f
 
 
 def _node_fields(obj: Mapping[str, Any]) -> dict[str, str]:
     f = _meta_fields(obj)
-    f["spec.unschedulable"] = _s(bool(_get(obj, "spec", "unschedulable")))
+    f["spec.unschedulable"] = _field_text(bool(_get(obj, "spec", "unschedulable")))
     return f
 
 
@@ -201,29 +204,29 @@ def _event_fields(obj: Mapping[str, Any]) -> dict[str, str]:
     f = _meta_fields(obj)
     io = obj.get("involvedObject", {}) or {}
     for k in ("kind", "namespace", "name", "uid", "apiVersion", "resourceVersion", "fieldPath"):
-        f[f"involvedObject.{k}"] = _s(io.get(k))
-    f["reason"] = _s(obj.get("reason"))
-    f["reportingComponent"] = _s(obj.get("reportingComponent"))
-    f["source"] = _s(_get(obj, "source", "component"))
-    f["type"] = _s(obj.get("type"))
+        f[f"involvedObject.{k}"] = _field_text(io.get(k))
+    f["reason"] = _field_text(obj.get("reason"))
+    f["reportingComponent"] = _field_text(obj.get("reportingComponent"))
+    f["source"] = _field_text(_get(obj, "source", "component"))
+    f["type"] = _field_text(obj.get("type"))
     return f
 
 
 def _job_fields(obj: Mapping[str, Any]) -> dict[str, str]:
     f = _meta_fields(obj)
-    f["status.successful"] = _s(_get(obj, "status", "succeeded") or 0)
+    f["status.successful"] = _field_text(_get(obj, "status", "succeeded") or 0)
     return f
 
 
 def _ns_fields(obj: Mapping[str, Any]) -> dict[str, str]:
     f = _meta_fields(obj)
-    f["status.phase"] = _s(_get(obj, "status", "phase"))
+    f["status.phase"] = _field_text(_get(obj, "status", "phase"))
     return f
 
 
 def _secret_fields(obj: Mapping[str, Any]) -> dict[str, str]:
     f = _meta_fields(obj)
-    f["type"] = _s(obj.get("type"))
+    f["type"] = _field_text(obj.get("type"))
     return f
 
 

@@ -20,10 +20,12 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
+from kubesim import gc, kubelet
 from kubesim.store import now_iso
 
 if TYPE_CHECKING:
-    from kubesim.cluster import Cluster, ContainerState, PodState
+    from kubesim.cluster import Cluster
+    from kubesim.state import ContainerState, PodState
 
 UNKNOWN_REASON = "ContainerStatusUnknown"
 UNKNOWN_MESSAGE = "The container could not be located when the pod was terminated"
@@ -91,12 +93,12 @@ def start(cluster: Cluster, ps: PodState, grace: int) -> None:
 
 async def _terminate(cluster: Cluster, ps: PodState, grace: int) -> None:
     try:
-        ns = cluster.nodes.get(ps.node or "")
-        if ns is None:
+        node_state = cluster.nodes.get(ps.node or "")
+        if node_state is None:
             return  # the pod GC takes care of pods on nodes that are gone
-        await ns.ready.wait()  # an unreachable kubelet: the pod stays Terminating
-        await ns.reachable.wait()  # a partitioned one does not see the deletion yet
-        pod = cluster._pod(ps)
+        await node_state.ready.wait()  # an unreachable kubelet: the pod stays Terminating
+        await node_state.reachable.wait()  # a partitioned one does not see the deletion yet
+        pod = cluster.pod_object(ps)
         if pod is None:
             return
         # Stop the pod workers (pulls, back-offs, running containers).
@@ -112,9 +114,9 @@ async def _terminate(cluster: Cluster, ps: PodState, grace: int) -> None:
                     min(float(grace), cluster.scenario.control_plane.pod_kill_seconds)
                 )
             terminate_pod_status(ps)
-            cluster._publish(ps)
+            kubelet.publish_status(cluster, ps)
             # The status manager's force delete follows its status write.
             await asyncio.sleep(0)
-        cluster._remove_pod(*ps.key)
+        gc.remove_pod(cluster, *ps.key)
     except asyncio.CancelledError:
         pass

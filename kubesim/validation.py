@@ -29,7 +29,11 @@ class Invalid(Exception):
         self.causes = causes
 
 
-def _q(v: Any) -> str:
+# The API's default pod spec.terminationGracePeriodSeconds (core/v1 defaults).
+DEFAULT_TERMINATION_GRACE_SECONDS = 30
+
+
+def _go_quoted(v: Any) -> str:
     return '"' + str(v).replace('"', '\\"') + '"'
 
 
@@ -42,7 +46,7 @@ def _required(field: str, detail: str = "") -> tuple[str, str, str]:
 
 
 def _invalid(field: str, value: Any, detail: str) -> tuple[str, str, str]:
-    return (field, "FieldValueInvalid", f"{field}: Invalid value: {_q(value)}: {detail}")
+    return (field, "FieldValueInvalid", f"{field}: Invalid value: {_go_quoted(value)}: {detail}")
 
 
 def check_name(name: Any, errs: list[tuple[str, str, str]], max_len: int = 253) -> None:
@@ -62,7 +66,7 @@ def default_pull_policy(image: str) -> str:
 
 def default_pod_spec(spec: dict[str, Any]) -> None:
     spec.setdefault("restartPolicy", "Always")
-    spec.setdefault("terminationGracePeriodSeconds", 30)
+    spec.setdefault("terminationGracePeriodSeconds", DEFAULT_TERMINATION_GRACE_SECONDS)
     spec.setdefault("dnsPolicy", "ClusterFirst")
     spec.setdefault("securityContext", {})
     spec.setdefault("schedulerName", "default-scheduler")
@@ -143,17 +147,17 @@ def validate_pod_spec(
                         '"Always", "IfNotPresent", "Never"',
                     )
                 )
-    rp = spec.get("restartPolicy")
-    if rp not in allowed_restart:
+    restart_policy = spec.get("restartPolicy")
+    if restart_policy not in allowed_restart:
         supported = ", ".join(f'"{r}"' for r in allowed_restart)
-        if rp is None:
+        if restart_policy is None:
             errs.append(_required(f"{path}.restartPolicy", f"valid values: {supported}"))
         else:
             errs.append(
                 (
                     f"{path}.restartPolicy",
                     "FieldValueNotSupported",
-                    f'{path}.restartPolicy: Unsupported value: "{rp}": '
+                    f'{path}.restartPolicy: Unsupported value: "{restart_policy}": '
                     f"supported values: {supported}",
                 )
             )

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from kubesim.cluster import filter_node, pinned_node
+from kubesim.scheduler import filter_node, pinned_node
 
 pytestmark = pytest.mark.unit
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from kubesim.scenario import build_nodes, load_scenario, parse_bytes
+from kubesim.node_objects import build_nodes
+from kubesim.scenario import load_scenario, parse_bytes
 
 pytestmark = pytest.mark.unit
 
