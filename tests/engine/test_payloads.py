@@ -9,7 +9,14 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
-from common.models import EngineState, FailedNodeDetail, FailureReason, TaskSpec, TaskStatus
+from common.models import (
+    NODE_NAMES_MAX_TOTAL_CHARS,
+    EngineState,
+    FailedNodeDetail,
+    FailureReason,
+    TaskSpec,
+    TaskStatus,
+)
 from common.settings import Settings
 from tests.engine.conftest import MockEngine, start
 from worker.main import build_worker
@@ -112,23 +119,26 @@ MAX_BODY = 1024 * 1024  # MAX_BODY_BYTES: the API's largest request
 
 
 def _long(i: int) -> str:
-    """A 100-character node name: 10,000 of them are about the most a 1 MiB body can carry."""
+    """A node name of the longest length that lets 10,000 of them fit the API's cap on
+    nodeNames (NODE_NAMES_MAX_TOTAL_CHARS, issue 14): the most a request can name."""
+    length = NODE_NAMES_MAX_TOTAL_CHARS // 10_000
     name = (
         f"ip-10-{i // 250:03d}-{i % 250:03d}.eu-west-1.compute.internal.pool-a.cluster-0123456789"
     )
-    return (name + ".example-organisation.corp-zone-a")[:99] + "z"
+    return (name + ".example-organisation.corp-zone-a")[: length - 1] + "z"
 
 
 @pytest.mark.integration  # the time-skipping test server
 async def test_api_maximum_sizes_stay_far_below_the_limit(skip_env: WorkflowEnvironment) -> None:
-    """10,000 nodeNames of 100 characters (a 1 MiB body): 5,000 exist and all fail, 2,000
+    """10,000 nodeNames at the API's cap on their length: 5,000 exist and all fail, 2,000
     are skipped and 3,000 do not exist. Every payload the engine builds (each batch's input,
     the listing's result, each continue-as-new input, the result) stays under 1 MiB; only the
     two that carry the request itself come near it. Every failed node is still named."""
     from common.models import SkippedNodeDetail, SkipReason
 
     names = sorted(_long(i) for i in range(10_000))
-    assert len(set(names)) == 10_000 and all(len(n) == 100 and n[-1] != "." for n in names)
+    assert len(set(names)) == 10_000 and all(n[-1] != "." for n in names)
+    assert sum(map(len, names)) == NODE_NAMES_MAX_TOTAL_CHARS  # the most the API accepts
     targets, skipped, missing = names[:5000], names[5000:7000], names[7000:]
     sel = NodeSelection(
         matched=7000,
@@ -145,7 +155,9 @@ async def test_api_maximum_sizes_stay_far_below_the_limit(skip_env: WorkflowEnvi
     queue = f"engine-{uuid.uuid4().hex[:8]}"
     spec = TaskSpec(images=[IMAGE, "nginx:latest"], batch_size=100, node_names=names)
     body = len(spec.model_dump_json(by_alias=True, exclude_defaults=True))
-    assert 0.95 * MAX_BODY < body <= MAX_BODY  # the largest body the API accepts
+    assert body <= MAX_BODY
+    with pytest.raises(ValueError, match="at most"):  # one character more is refused
+        TaskSpec(images=spec.images, batch_size=100, node_names=[*names[:-1], names[-1] + "z"])
     worker = await build_worker(
         skip_env.client, Settings(), task_queue=queue, activities=mock.activities()
     )
@@ -196,8 +208,8 @@ async def test_api_maximum_sizes_stay_far_below_the_limit(skip_env: WorkflowEnvi
                 nxt = e.workflow_execution_continued_as_new_event_attributes.new_execution_run_id
         run_id = nxt
     print("\nbiggest payloads (KiB):", {k: round(v / 1024) for k, v in per_kind.items()})
-    # The start input and the listing's input carry the request itself (a 1 MiB body); every
-    # other payload, which the engine builds, stays under 1 MiB.
+    # The start input and the listing's input carry the request itself; every other payload,
+    # which the engine builds, stays under 1 MiB.
     started = per_kind.pop("EVENT_TYPE_WORKFLOW_EXECUTION_STARTED")
     assert started < 1.1 * body
     listing_input = mock_sizes["list_nodes"]

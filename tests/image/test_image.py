@@ -40,6 +40,9 @@ UID = "10001:10001"
 SCRATCH = {"/tmp", "/var/tmp", "/var/lock", "/run/lock", "/dev/shm"}
 
 
+IMAGE_TOKEN = "1m4g3-t0k3n"
+
+
 @pytest.fixture(scope="module")
 def image() -> Iterator[il.Built]:
     mirror = il.apt_mirror()
@@ -183,7 +186,13 @@ def test_api_and_worker_from_the_image_complete_a_task(
         with il.container(image.ref) as api_ctr, il.container(image.ref) as worker_ctr:
             api = il.start_in(
                 "api",
-                il.run_args(api_ctr, "ips", "api", env={**common, "SERVER_PORT": str(api_port)}),
+                # Closed by default (issue 14): the image's API needs a token, as in production.
+                il.run_args(
+                    api_ctr,
+                    "ips",
+                    "api",
+                    env={**common, "SERVER_PORT": str(api_port), "IPS_API_TOKENS": IMAGE_TOKEN},
+                ),
                 tmp_path,
             )
             procs.append(api)
@@ -191,7 +200,8 @@ def test_api_and_worker_from_the_image_complete_a_task(
             _wait_ok(api, f"{url}/readyz")
             body = {"images": ["nginx:latest"], "batchSize": 2,
                     "nodeSelector": {"workload": "compute"}}  # fmt: skip
-            created = httpx.post(f"{url}{TASKS}", json=body, timeout=30)
+            auth = {"Authorization": f"Bearer {IMAGE_TOKEN}"}
+            created = httpx.post(f"{url}{TASKS}", json=body, headers=auth, timeout=30)
             assert created.status_code == 201, created.text
             assert created.json()["status"] == "pending"
             task_id = created.json()["taskId"]
@@ -212,7 +222,7 @@ def test_api_and_worker_from_the_image_complete_a_task(
             _wait_ok(worker, f"http://127.0.0.1:{metrics_port}/metrics")
             deadline = time.monotonic() + 180
             while True:
-                view = httpx.get(f"{url}{TASKS}/{task_id}", timeout=30).json()
+                view = httpx.get(f"{url}{TASKS}/{task_id}", headers=auth, timeout=30).json()
                 if view["status"] in ("completed", "failed", "cancelled"):
                     break
                 assert time.monotonic() < deadline, (view, worker.text()[-3000:])
