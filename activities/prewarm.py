@@ -1,9 +1,10 @@
 """The engine's activities: list nodes, prewarm one batch (or rolling window), clean up.
 
 Only this package talks to Kubernetes. Every activity heartbeats; the batch activity
-(`activities/unit.py`) streams node outcomes to the workflow by signal (at most one a second) so
-progress moves live, and it is idempotent on retry: Jobs have deterministic names and are
-adopted, and nodes already reported (kept in the heartbeat details) are never pulled again.
+(`activities/batch.py`, `activities/outcomes.py`) streams node outcomes to the workflow by
+signal (at most one a second) so progress moves live, and it is idempotent on retry: Jobs have
+deterministic names and are adopted, and nodes already reported (kept in the heartbeat
+details) are never pulled again.
 """
 
 from __future__ import annotations
@@ -13,12 +14,12 @@ from typing import Any
 
 from temporalio import activity
 
+from activities.batch import BatchRun
 from activities.errors import KubernetesError, to_application_error
 from activities.jobspec import task_selector
 from activities.kube import Kube
 from activities.nodewatch import NodeWatch
 from activities.selection import node_has_images, select_nodes
-from activities.unit import UnitRun
 from common.models import ImagePullPolicy, SkippedNodeDetail, SkipReason, TaskSpec
 from common.observability import NODES_PROCESSED
 from common.settings import Settings
@@ -104,7 +105,7 @@ class PrewarmActivities:
 
     @activity.defn(name=ACTIVITY_PREWARM_NODES)
     async def prewarm_nodes(self, inp: PrewarmNodesInput) -> PrewarmNodesResult:
-        return await UnitRun(self.kube, self.settings, inp, self.nodes).run()
+        return await BatchRun(self.kube, self.settings, inp, self.nodes).run()
 
     # --- cleanup_task --------------------------------------------------------------------
 

@@ -1,11 +1,12 @@
-"""One attempt of the batch activity: create or adopt Jobs, watch them, report outcomes.
+"""One attempt of the batch activity: create or adopt Jobs for a batch of nodes (in rolling
+mode, the window), watch them, and finish each node with an outcome.
 
 The control loop is a handful of independent tasks, so that no rate-limited Kubernetes call can
 delay another concern:
 
-- `heartbeat`: heartbeats every second from its own task (the reported node indexes), whatever
-  the API server and the client-side rate limiter do;
-- `report`: signals new outcomes to the workflow, at most once a second;
+- `heartbeat` and `report` (activities/outcomes.py): heartbeats every second from its own task
+  (the reported node indexes), whatever the API server and the client-side rate limiter do;
+  signals new outcomes to the workflow, at most once a second;
 - `create` (activities/creating.py): creates the Jobs, at most `in_flight` unfinished at once,
   retrying each node on its own (a node whose create keeps failing never aborts the batch);
 - `watch`: one label-selected pod watch for the batch; a pod is classified on each change, and
@@ -40,24 +41,22 @@ from activities.errors import (
 )
 from activities.jobspec import NODE_ANNOTATION, job_name, unit_selector
 from activities.kube import Kube
-from activities.nodewatch import NodeWatch, ready_of
+from activities.nodeverdict import node_verdict
+from activities.nodewatch import NodeWatch
+from activities.outcomes import OutcomeBook, Signaller, outcome_of
 from activities.refusals import admission_refusal, denied, watch_refusals, watch_stream
-from common.models import FailedNodeDetail, FailureReason
-from common.observability import NODE_FAILURES, NODE_PREWARM_SECONDS, NODES_PROCESSED
+from common.models import FailureReason
+from common.observability import NODE_PREWARM_SECONDS
 from common.settings import Settings
 from workflows.types import (
     SIGNAL_NODE_OUTCOMES,
-    NodeOutcome,
     NodeOutcomes,
     PrewarmNodesInput,
     PrewarmNodesResult,
-    trim,
 )
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_INTERVAL = 1.0  # the worker throttles heartbeats to 1 s anyway (worker/main.py)
-SIGNAL_INTERVAL = 1.0  # outcomes reach the workflow at most this often (and within ~1 s)
 TICK = 0.5
 JOB_CHECK_FIRST = 5.0  # a Job with no pod is GET after this long, then at doubling intervals
 JOB_CHECK_MAX = 60.0
@@ -65,10 +64,7 @@ DEADLINE_SLACK = 30.0  # beyond activeDeadlineSeconds before we stop waiting for
 GENERIC_BACKOFF = "Back-off pulling image"
 
 
-Signaller = Callable[[NodeOutcomes], Awaitable[None]]
-
-
-class UnitRun:
+class BatchRun:
     """One attempt of one batch activity (see the module docstring)."""
 
     def __init__(
@@ -80,14 +76,13 @@ class UnitRun:
         signal: Signaller | None = None,
     ) -> None:
         self.kube, self.settings, self.inp, self.nodes = kube, settings, inp, nodes
-        self.signal = signal or self._signal_workflow
         self.extra = {"taskId": inp.task_id}
-        self.index = {n: i for i, n in enumerate(inp.nodes)}
+        self.outcomes = OutcomeBook(
+            inp.unit, inp.nodes, signal or self._signal_workflow, self.extra
+        )
+        self.done = self.outcomes.done  # nodes with an outcome (reported or not)
+        self.index = self.outcomes.index
         self.by_job = {job_name(inp.task_id, n): n for n in inp.nodes}
-        self.done: set[str] = set()  # nodes with an outcome (reported or not)
-        self.reported: set[str] = set()
-        self.unreported: dict[str, NodeOutcome] = {}
-        self.unsent: list[NodeOutcome] = []
         # Per-node state, pruned as soon as the node has its outcome.
         self.started: dict[str, float] = {}
         self.pods: dict[str, dict[str, Any]] = {}
@@ -103,29 +98,25 @@ class UnitRun:
             on_refused=self._job_refused,
             extra=self.extra,
         )
-        self.all_done = asyncio.Event()
         self.stop = threading.Event()
         self.rv = ""
-        self.heartbeats = 0
-        self.max_heartbeat_gap = 0.0
-        self.requests_before = 0
 
     # The main loop ---------------------------------------------------------------------
 
     async def run(self) -> PrewarmNodesResult:
         self.t0 = time.monotonic()
-        self._restore()
+        self.outcomes.restore()
         log.info(
             "batch %d/%d: %d nodes (%d already reported), %d in flight",
             self.inp.unit,
             self.inp.total_units,
             len(self.inp.nodes),
-            len(self.reported),
+            len(self.outcomes.reported),
             self.inp.in_flight,
             extra=self.extra,
         )
         async with self.nodes.use():
-            heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+            heartbeat = asyncio.create_task(self.outcomes.heartbeat_loop(), name="heartbeat")
             try:
                 if len(self.done) < len(self.inp.nodes):
                     await self._relist()
@@ -142,13 +133,13 @@ class UnitRun:
             len(self.done),
             self.creator.created,
             self.creator.adopted,
-            self.max_heartbeat_gap,
+            self.outcomes.max_heartbeat_gap,
             extra=self.extra,
         )
         # Outcomes not signalled yet travel in the result (one history event, not a signal).
         return PrewarmNodesResult(
             unit=self.inp.unit,
-            outcomes=list(self.unreported.values()),
+            outcomes=list(self.outcomes.unreported.values()),
             jobs_created=self.creator.created,
             jobs_adopted=self.creator.adopted,
         )
@@ -159,87 +150,33 @@ class UnitRun:
             asyncio.create_task(self._refusals_loop(), name="refusals"),
             asyncio.create_task(self._create_loop(), name="create"),
             asyncio.create_task(self._tick_loop(), name="tick"),
-            asyncio.create_task(self._report_loop(), name="report"),
+            asyncio.create_task(self.outcomes.report_loop(), name="report"),
         ]
-        done_wait = asyncio.create_task(self.all_done.wait())
+        done_wait = asyncio.create_task(self.outcomes.all_done.wait())
         try:
-            self._maybe_done()
+            self.outcomes.maybe_done()
             waiting: set[asyncio.Task[Any]] = {done_wait, *tasks}
             # The create loop ends normally once every Job exists: keep watching until every
             # node has an outcome; any loop that dies raises (the activity is retried).
             while not done_wait.done():
                 finished, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                for t in finished:
-                    if t is not done_wait:
-                        t.result()
+                for task in finished:
+                    if task is not done_wait:
+                        task.result()
         finally:
             self.stop.set()
-            for t in [done_wait, *tasks]:
-                t.cancel()
+            for task in [done_wait, *tasks]:
+                task.cancel()
             await asyncio.gather(done_wait, *tasks, return_exceptions=True)
-
-    def _restore(self) -> None:
-        """Nodes reported by an earlier attempt (heartbeat details) are done: never re-pulled."""
-        details = activity.info().heartbeat_details
-        if not details:
-            return
-        indexes = details[0] if isinstance(details[0], list) else []
-        for i in indexes:
-            if isinstance(i, int) and 0 <= i < len(self.inp.nodes):
-                self.reported.add(self.inp.nodes[i])
-                self.done.add(self.inp.nodes[i])
-
-    def _pending(self) -> list[str]:
-        return [n for n in self.inp.nodes if n not in self.done]
-
-    def _maybe_done(self) -> None:
-        if len(self.done) >= len(self.inp.nodes):
-            self.all_done.set()
-
-    # Heartbeats and reports (never wait on Kubernetes) ---------------------------------------
-
-    def _heartbeat(self) -> None:
-        activity.heartbeat(sorted(self.index[n] for n in self.reported))
-
-    async def _heartbeat_loop(self) -> None:
-        last = time.monotonic()
-        while True:
-            self._heartbeat()
-            self.heartbeats += 1
-            await asyncio.sleep(HEARTBEAT_INTERVAL)
-            now = time.monotonic()
-            self.max_heartbeat_gap = max(self.max_heartbeat_gap, now - last)
-            last = now
-
-    async def _report_loop(self) -> None:
-        while True:
-            await asyncio.sleep(SIGNAL_INTERVAL)
-            await self._flush()
 
     async def _signal_workflow(self, outcomes: NodeOutcomes) -> None:
         handle = activity.client().get_workflow_handle(self.inp.task_id)
         await handle.signal(SIGNAL_NODE_OUTCOMES, outcomes)
 
-    async def _flush(self) -> None:
-        """Signal new outcomes to the workflow, then record them as reported (heartbeat)."""
-        if not self.unsent:
-            return
-        batch, self.unsent = self.unsent, []
-        try:
-            await self.signal(NodeOutcomes(unit=self.inp.unit, outcomes=batch))
-        except Exception as err:  # the activity result carries them anyway
-            log.warning("could not signal outcomes: %s", err, extra=self.extra)
-            self.unsent = batch + self.unsent
-            return
-        for o in batch:
-            self.reported.add(o.node_name)
-            self.unreported.pop(o.node_name, None)
-        self._heartbeat()
-
     # Creating Jobs (activities/creating.py) ----------------------------------------------
 
     async def _create_loop(self) -> None:
-        await self.creator.run(self._pending())
+        await self.creator.run(self.outcomes.pending())
 
     def _job_exists(self, node: str) -> None:
         # Only a Job known to exist is timed and checked (a GET before it exists would 404).
@@ -398,35 +335,8 @@ class UnitRun:
         return classify_pod(pod, now=now, unschedulable_grace=grace, events=events)
 
     async def _node_verdict(self, node: str, *, force: bool = False) -> Verdict | None:
-        """NodeGone if the node was deleted; NodeNotReady if its Ready condition has been
-        false for the grace period, measured from the condition's lastTransitionTime (a brief
-        flap fails nothing). `force` skips the grace: the pod is failing anyway, and the node
-        explains why. Read from the shared node watch; one GET only before it has synced."""
-        if self.nodes.synced:
-            if self.nodes.gone(node):
-                return _node_gone()
-            state = self.nodes.get(node)
-        elif force:
-            try:
-                obj = await self.kube.call("get", "nodes", self.kube.core.read_node, node)
-            except KubernetesNotFound:
-                return _node_gone()
-            except KubernetesError:
-                return None
-            state = ready_of(obj)
-        else:
-            return None
-        if state is None or state.ready:
-            return None
         grace = float(self.settings.unschedulable_grace_seconds)
-        since = state.since
-        if not force and (since is None or (datetime.now(UTC) - since).total_seconds() < grace):
-            return None
-        return Verdict(
-            done=True,
-            reason=FailureReason.NODE_NOT_READY,
-            message=trim(f"node went NotReady: {state.message}".rstrip(": ")),
-        )
+        return await node_verdict(self.kube, self.nodes, node, grace=grace, force=force)
 
     async def _on_pod_deleted(self, pod: dict[str, Any]) -> None:
         node = self._node_of(pod)
@@ -505,37 +415,17 @@ class UnitRun:
     async def _finish(self, node: str, verdict: Verdict, *, delete_job: bool) -> None:
         if node in self.done:
             return
-        if verdict.ok:
-            outcome = NodeOutcome(node_name=node, ok=True)
-            NODES_PROCESSED.labels("completed").inc()
-        else:
-            reason = verdict.reason or FailureReason.CONTAINER_FAILED
-            outcome = NodeOutcome(
-                node_name=node,
-                ok=False,
-                failure=FailedNodeDetail(
-                    node_name=node,
-                    image=verdict.image,
-                    reason=reason,
-                    message=verdict.message,
-                    timestamp=datetime.now(UTC),
-                ),
-            )
-            NODES_PROCESSED.labels("failed").inc()
-            NODE_FAILURES.labels(reason.value).inc()
-            log.info("node %s failed: %s %s", node, reason.value, verdict.message, extra=self.extra)
+        outcome = outcome_of(node, verdict, self.extra)
         started = self.started.pop(node, None)
         if started is not None:
             NODE_PREWARM_SECONDS.observe(time.monotonic() - started)
         for state in (self.pods, self.last_error, self.events_read, self.next_job_check):
             state.pop(node, None)
-        self.done.add(node)
-        self.unreported[node] = outcome
-        self.unsent.append(outcome)
+        self.outcomes.record(outcome)
         self.creator.release(node)
         if delete_job:
             # Stop the kubelet's back-off loop now; the workflow's clean-up is the backstop.
-            # Before _maybe_done: the batch's last outcome ends the batch and cancels this
+            # Before maybe_done: the batch's last outcome ends the batch and cancels this
             # task, and a completed task runs no clean-up, so the Job would stay.
             with contextlib.suppress(KubernetesError):
                 await self.kube.call(
@@ -546,8 +436,4 @@ class UnitRun:
                     self.kube.namespace,
                     propagation_policy="Background",
                 )
-        self._maybe_done()
-
-
-def _node_gone() -> Verdict:
-    return Verdict(done=True, reason=FailureReason.NODE_GONE, message="node was deleted mid-task")
+        self.outcomes.maybe_done()
