@@ -60,7 +60,10 @@ log = logging.getLogger(__name__)
 TICK = 0.5
 JOB_CHECK_FIRST = 5.0  # a Job with no pod is GET after this long, then at doubling intervals
 JOB_CHECK_MAX = 60.0
-DEADLINE_SLACK = 30.0  # beyond activeDeadlineSeconds before we stop waiting for the API
+# How long beyond activeDeadlineSeconds the activity waits for the Job's verdict before it asks
+# the Job and the node; the workflow's budget allows it per round (ROUND_SLACK_SECONDS in
+# workflows/timeouts.py, kept equal by tests/engine/test_timeouts.py).
+DEADLINE_SLACK = 30.0
 GENERIC_BACKOFF = "Back-off pulling image"
 
 

@@ -3,7 +3,7 @@
 kubesim holds 10,000 nodes; two tasks name 5,000 each (`nodeNames`, so the 5,000-name request
 path is exercised too) and run at the same time on one `ips worker` process, whose peak RSS
 (the kernel's VmHWM) is the figure. The worker's log gives the longest gap between two
-heartbeats of any batch (the basis of PREWARM_HEARTBEAT_TIMEOUT in workflows/prewarm.py), and
+heartbeats of any batch (the basis of PREWARM_HEARTBEAT_TIMEOUT in workflows/timeouts.py), and
 kubesim's counters the Kubernetes requests per node.
 
     .venv/bin/python -m bench.two_tasks_memory [--nodes-per-task 5000] [--batch 100]

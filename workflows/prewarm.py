@@ -12,7 +12,6 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -34,6 +33,20 @@ with workflow.unsafe.imports_passed_through():
     )
     from common.observability import TASKS_FINISHED
     from common.temporal import QUERY_PROGRESS, WORKFLOW_NAME, SearchAttr
+    from workflows.timeouts import (
+        CLEANUP_HEARTBEAT_TIMEOUT,
+        CLEANUP_RETRY,
+        CLEANUP_TIMEOUT,
+        HEARTBEAT_TIMEOUT,
+        LIST_NODES_HEARTBEAT_TIMEOUT,
+        LIST_NODES_TIMEOUT,
+        LIST_RETRY,
+        PREWARM_HEARTBEAT_TIMEOUT,
+        PREWARM_RETRY,
+        PREWARM_RETRY_ALLOWANCE,
+        PREWARM_RETRY_BY_TIME,
+        batch_budget,
+    )
     from workflows.types import (
         ACTIVITY_CLEANUP,
         ACTIVITY_LIST_NODES,
@@ -79,47 +92,10 @@ GROUP_SIZE = 1000
 NODE_NAMES_SHOWN = 100
 _DETAIL_OVERHEAD = 90  # JSON keys, reason and timestamp of one detail
 
-LIST_NODES_TIMEOUT = timedelta(minutes=5)
-CLEANUP_TIMEOUT = timedelta(minutes=2)
-HEARTBEAT_TIMEOUT = timedelta(seconds=10)  # histories before PATCH_RETRIES
-# The batch activity heartbeats every second from its own task, which no Kubernetes call can
-# delay; what can delay it is the worker's event loop (and the SDK's 1 s heartbeat throttle).
-# Measured: the longest gap between two heartbeats of any of 100 batches was 1.36 s, with two
-# 5,000-node tasks at once on one worker, kubesim and the Temporal dev server on the same 2
-# shared cores (bench/two_tasks_memory.py, bench/results/two-tasks-memory.json; each batch logs
-# its "longest gap between heartbeats"). 20 s is about 15 times that, and still finds a dead
-# worker (kill -9) in 20 s, after which the batch resumes on another worker.
-PREWARM_HEARTBEAT_TIMEOUT = timedelta(seconds=20)
-# Retries of the batch activity are bounded by time (schedule-to-close), not by a count of
-# attempts: a worker shutdown or a crash costs an attempt and must never end the task, and
-# transient errors are already retried per request and per node inside the activity.
-PREWARM_RETRY_ALLOWANCE = timedelta(minutes=10)
-PATCH_RETRIES = "prewarm-retries-by-time"  # issue 12: slim options above, unlimited attempts
+PATCH_RETRIES = (
+    "prewarm-retries-by-time"  # issue 12: slim options (workflows/timeouts.py), unlimited attempts
+)
 PATCH_CANCEL_ON_TIMEOUT = "cancel-on-heartbeat-timeout"  # issue 12, item 9
-LIST_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=20),
-    maximum_attempts=6,
-)
-PREWARM_RETRY = RetryPolicy(  # histories before PATCH_RETRIES
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=10,
-)
-PREWARM_RETRY_BY_TIME = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=0,  # unlimited: schedule_to_close bounds the activity
-)
-CLEANUP_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=20),
-    maximum_attempts=12,
-)
 
 
 class _Stop(Exception):
@@ -191,7 +167,7 @@ class PrewarmWorkflow:
                     ListNodesInput(task_id=inp.task_id, spec=inp.spec),
                     result_type=NodeSelection,
                     start_to_close_timeout=LIST_NODES_TIMEOUT,
-                    heartbeat_timeout=timedelta(seconds=60),
+                    heartbeat_timeout=LIST_NODES_HEARTBEAT_TIMEOUT,
                     retry_policy=LIST_RETRY,
                     summary="list nodes",
                 )
@@ -253,8 +229,7 @@ class PrewarmWorkflow:
         in_flight = spec.batch_size if spec.strategy == Strategy.ROLLING else len(nodes)
         rounds = math.ceil(len(nodes) / in_flight)
         word = "window" if spec.strategy == Strategy.ROLLING else "batch"
-        # Each round of Jobs may take the per-node deadline; creation is rate-limited.
-        budget = timedelta(seconds=rounds * (spec.timeout_seconds + 30) + len(nodes) // 2 + 300)
+        budget = batch_budget(rounds, spec.timeout_seconds, len(nodes))
         timeouts: dict[str, Any] = {
             "start_to_close_timeout": budget,
             "heartbeat_timeout": HEARTBEAT_TIMEOUT,
@@ -350,7 +325,7 @@ class PrewarmWorkflow:
                 CleanupInput(task_id=self._inp.task_id),
                 result_type=CleanupResult,
                 start_to_close_timeout=CLEANUP_TIMEOUT,
-                heartbeat_timeout=timedelta(seconds=30),
+                heartbeat_timeout=CLEANUP_HEARTBEAT_TIMEOUT,
                 retry_policy=CLEANUP_RETRY,
                 summary="delete the task's Jobs and Pods",
             )

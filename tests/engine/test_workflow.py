@@ -284,7 +284,7 @@ async def test_batch_activity_retries_are_bounded_by_time_not_attempts(
 ) -> None:
     """A worker shutdown or crash costs an attempt: the batch activity has unlimited attempts,
     bounded by schedule-to-close, and the measured heartbeat timeout; its input is slim."""
-    from workflows.prewarm import PREWARM_HEARTBEAT_TIMEOUT
+    from workflows.timeouts import PREWARM_HEARTBEAT_TIMEOUT
 
     mock = MockEngine(selection=selection(5))
 
