@@ -7,7 +7,7 @@ PYTEST_ARGS ?=
 # The venv's console scripts (ips, temporal, kubectl, ...) without activating it.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: dev test test-fast lint fmt bench clean install api worker sim test-api
+.PHONY: dev test test-fast lint fmt bench clean install api worker sim test-api client-models
 
 $(STAMP): pyproject.toml client/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,10 +43,16 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	@cmp -s common/models.py client/python/ips_client/models.py \
+	  || { echo "client/python/ips_client/models.py differs from common/models.py: make client-models"; exit 1; }
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+	$(MAKE) client-models
+
+client-models: ## copy the wire models into the client package (a plain file, not a symlink)
+	cp common/models.py client/python/ips_client/models.py
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -45,15 +45,15 @@ from activities.nodeverdict import node_verdict
 from activities.nodewatch import NodeWatch
 from activities.outcomes import OutcomeBook, Signaller, outcome_of
 from activities.refusals import admission_refusal, denied, watch_refusals, watch_stream
-from common.models import FailureReason
-from common.observability import NODE_PREWARM_SECONDS
-from common.settings import Settings
-from workflows.types import (
+from common.engine import (
     SIGNAL_NODE_OUTCOMES,
     NodeOutcomes,
     PrewarmNodesInput,
     PrewarmNodesResult,
 )
+from common.models import FailureReason
+from common.observability import NODE_PREWARM_SECONDS
+from common.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -26,9 +26,9 @@ from activities.errors import (
 )
 from activities.jobspec import build_job
 from activities.kube import Kube
+from common.engine import PrewarmNodesInput
 from common.models import TaskSpec
 from common.settings import Settings
-from workflows.types import PrewarmNodesInput
 
 log = logging.getLogger(__name__)
 

@@ -8,8 +8,8 @@ from activities.classify import Verdict
 from activities.errors import KubernetesError, KubernetesNotFound
 from activities.kube import Kube
 from activities.nodewatch import NodeWatch, ready_of
+from common.engine import trim
 from common.models import FailureReason
-from workflows.types import trim
 
 
 async def node_verdict(

@@ -17,9 +17,9 @@ from typing import Any
 from temporalio import activity
 
 from activities.classify import Verdict
+from common.engine import NodeOutcome, NodeOutcomes
 from common.models import FailedNodeDetail, FailureReason
 from common.observability import NODE_FAILURES, NODES_PROCESSED
-from workflows.types import NodeOutcome, NodeOutcomes
 
 log = logging.getLogger(__name__)
 

@@ -20,10 +20,7 @@ from activities.jobspec import task_selector
 from activities.kube import Kube
 from activities.nodewatch import NodeWatch
 from activities.selection import node_has_images, select_nodes
-from common.models import ImagePullPolicy, SkippedNodeDetail, SkipReason, TaskSpec
-from common.observability import NODES_PROCESSED
-from common.settings import Settings
-from workflows.types import (
+from common.engine import (
     ACTIVITY_CLEANUP,
     ACTIVITY_LIST_NODES,
     ACTIVITY_PREWARM_NODES,
@@ -35,6 +32,9 @@ from workflows.types import (
     PrewarmNodesInput,
     PrewarmNodesResult,
 )
+from common.models import ImagePullPolicy, SkippedNodeDetail, SkipReason, TaskSpec
+from common.observability import NODES_PROCESSED
+from common.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.engine import NodeSelection
 from common.imageref import normalize
 from common.models import ImagePullPolicy, SkippedNodeDetail, SkipReason, TaskSpec
-from workflows.types import NodeSelection
 
 OS_LABEL = "kubernetes.io/os"
 _BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")

@@ -35,7 +35,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from common import temporal as t
-from common.models import PrewarmInput, TaskSpec, TaskView
+from common.engine import PrewarmInput
+from common.models import TaskSpec, TaskView
 from common.settings import LogLevel, Settings
 from worker.main import build_worker
 

@@ -36,7 +36,8 @@ from bench.engine_bench import KEYS, ROOT, start_kubesim
 from bench.engine_bench import sim_url as engine_sim_url
 from bench.harness import vm_hwm
 from common import temporal as t
-from common.models import PrewarmInput, TaskSpec, TaskView
+from common.engine import PrewarmInput
+from common.models import TaskSpec, TaskView
 
 IMAGE = "registry.example.com/bench/fixed:1"
 QUEUE = "bench-memory"

@@ -21,11 +21,27 @@ from temporalio.exceptions import (
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from common.models import (
+    from common.engine import (
+        ACTIVITY_CLEANUP,
+        ACTIVITY_LIST_NODES,
+        ACTIVITY_PREWARM_NODES,
+        SIGNAL_NODE_OUTCOMES,
+        CleanupInput,
+        CleanupResult,
         EngineState,
+        ListNodesInput,
+        NodeOutcome,
+        NodeOutcomes,
+        NodeSelection,
+        PrewarmInput,
+        PrewarmNodesInput,
+        PrewarmNodesResult,
+        PullSpec,
+        trim,
+    )
+    from common.models import (
         FailedNodeDetail,
         FailureReason,
-        PrewarmInput,
         Progress,
         Strategy,
         TaskStatus,
@@ -46,22 +62,6 @@ with workflow.unsafe.imports_passed_through():
         PREWARM_RETRY_ALLOWANCE,
         PREWARM_RETRY_BY_TIME,
         batch_budget,
-    )
-    from workflows.types import (
-        ACTIVITY_CLEANUP,
-        ACTIVITY_LIST_NODES,
-        ACTIVITY_PREWARM_NODES,
-        SIGNAL_NODE_OUTCOMES,
-        CleanupInput,
-        CleanupResult,
-        ListNodesInput,
-        NodeOutcome,
-        NodeOutcomes,
-        NodeSelection,
-        PrewarmNodesInput,
-        PrewarmNodesResult,
-        PullSpec,
-        trim,
     )
 
 # Continue as new after this many batches, or earlier when the server suggests it or the
@@ -248,7 +248,6 @@ class PrewarmWorkflow:
                 unit=unit,
                 total_units=total,
                 nodes=nodes,
-                hostnames={n: st.hostnames[n] for n in nodes if n in st.hostnames},
                 spec=PullSpec.of(spec),
                 in_flight=in_flight,
             ),
@@ -346,7 +345,6 @@ class PrewarmWorkflow:
         st, spec = self._st, self._inp.spec
         st.listed = True
         st.pending = list(sel.targets)
-        st.hostnames = dict(sel.hostnames)
         st.skipped_node_details = list(sel.skipped)
         p = st.progress
         p.total_nodes = len(sel.targets) + sel.warm + sel.missing_count

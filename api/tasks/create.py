@@ -15,7 +15,8 @@ from api.tasks.idempotency import MEMO_BODY_HASH, body_hash, reserve, task_start
 from api.tasks.ids import new_task_id
 from api.tasks.rpc import RPC_TIMEOUT, temporal_errors
 from api.tasks.start import start_prewarm_workflow
-from common.models import PrewarmInput, TaskCreated, TaskSpec, TaskStatus, utcnow
+from common.engine import PrewarmInput
+from common.models import TaskCreated, TaskSpec, TaskStatus, utcnow
 from common.settings import Settings
 from common.temporal import MEMO_TASK
 

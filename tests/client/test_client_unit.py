@@ -215,11 +215,18 @@ def test_bad_url_is_rejected_with_a_message(monkeypatch: pytest.MonkeyPatch) -> 
     assert c.base_url == "http://from-env:1234" and "token" in repr(c)
 
 
-def test_models_are_the_api_models_file() -> None:
-    """One source of truth: ips_client.models is common/models.py, not a copy."""
-    link = ROOT / "client/python/ips_client/models.py"
-    assert link.is_symlink()
-    assert link.resolve() == (ROOT / "common/models.py").resolve()
+def test_models_are_a_byte_identical_copy_of_the_api_models() -> None:
+    """One source of truth: ips_client.models is a committed copy of common/models.py (a plain
+    file, so it works in Windows checkouts and sdists) that never drifts; no engine types."""
+    copy = ROOT / "client/python/ips_client/models.py"
+    assert not copy.is_symlink()
+    assert copy.read_bytes() == (ROOT / "common/models.py").read_bytes(), (
+        "client/python/ips_client/models.py differs from common/models.py: run make client-models"
+    )
+    import ips_client.models as models
+
+    assert not hasattr(models, "EngineState")
+    assert not hasattr(models, "PrewarmInput")
 
 
 @pytest.mark.slow

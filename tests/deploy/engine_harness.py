@@ -17,7 +17,8 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.common import TypedSearchAttributes
 
 from common import temporal as t
-from common.models import PrewarmInput, TaskSpec, TaskStatus, TaskView
+from common.engine import PrewarmInput
+from common.models import TaskSpec, TaskStatus, TaskView
 from common.settings import Settings
 from kubesim.testing import SimHandle
 from worker.main import build_worker

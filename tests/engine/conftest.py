@@ -15,16 +15,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from common.models import (
-    FailedNodeDetail,
-    FailureReason,
-    PrewarmInput,
-    SkippedNodeDetail,
-    TaskSpec,
-    TaskView,
-)
-from common.temporal import WORKFLOW_NAME, SearchAttr
-from workflows.types import (
+from common.engine import (
     ACTIVITY_CLEANUP,
     ACTIVITY_LIST_NODES,
     ACTIVITY_PREWARM_NODES,
@@ -35,9 +26,12 @@ from workflows.types import (
     NodeOutcome,
     NodeOutcomes,
     NodeSelection,
+    PrewarmInput,
     PrewarmNodesInput,
     PrewarmNodesResult,
 )
+from common.models import FailedNodeDetail, FailureReason, SkippedNodeDetail, TaskSpec, TaskView
+from common.temporal import WORKFLOW_NAME, SearchAttr
 
 
 @pytest.fixture(scope="session")

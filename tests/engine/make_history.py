@@ -25,7 +25,8 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from common import temporal as t
-from common.models import EngineState, PrewarmInput, TaskSpec, TaskView
+from common.engine import EngineState, PrewarmInput
+from common.models import TaskSpec, TaskView
 from common.settings import Settings
 from kubesim.testing import start_sim
 from worker.main import build_worker

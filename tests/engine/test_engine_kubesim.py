@@ -30,15 +30,8 @@ from temporalio.testing import WorkflowEnvironment
 from activities.jobspec import task_selector
 from activities.selection import normalize_image
 from common import temporal as t
-from common.models import (
-    FailureReason,
-    PrewarmInput,
-    SkipReason,
-    TaskSpec,
-    TaskStatus,
-    TaskView,
-    Toleration,
-)
+from common.engine import PrewarmInput
+from common.models import FailureReason, SkipReason, TaskSpec, TaskStatus, TaskView, Toleration
 from common.settings import Settings
 from kubesim.testing import SimHandle, start_sim
 from tests.engine.conftest import task_id

@@ -22,7 +22,8 @@ from temporalio.testing import WorkflowEnvironment
 
 from activities.jobspec import task_selector
 from common import temporal as t
-from common.models import FailureReason, PrewarmInput, TaskSpec, TaskStatus, TaskView
+from common.engine import PrewarmInput
+from common.models import FailureReason, TaskSpec, TaskStatus, TaskView
 from common.settings import Settings
 from kubesim.testing import SimHandle, start_sim
 from tests.engine.conftest import task_id

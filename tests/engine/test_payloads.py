@@ -9,11 +9,11 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
-from common.models import EngineState, FailedNodeDetail, FailureReason, TaskSpec, TaskStatus
+from common.engine import EngineState, NodeOutcome, NodeSelection
+from common.models import FailedNodeDetail, FailureReason, TaskSpec, TaskStatus
 from common.settings import Settings
 from tests.engine.conftest import MockEngine, start
 from worker.main import build_worker
-from workflows.types import NodeOutcome, NodeSelection
 
 pytestmark = pytest.mark.unit
 
@@ -151,7 +151,7 @@ async def test_api_maximum_sizes_stay_far_below_the_limit(skip_env: WorkflowEnvi
     async with worker:
         handle = await start(skip_env.client, queue, spec, state=EngineState(units_per_run=25))
         view = await handle.result()
-    from workflows.types import ListNodesInput
+    from common.engine import ListNodesInput
 
     mock_sizes = {
         "list_nodes": len(

@@ -23,10 +23,10 @@ from activities.batch import BatchRun
 from activities.errors import KubernetesServerError
 from activities.jobspec import job_name
 from activities.nodewatch import NodeWatch
+from common.engine import NodeOutcome, NodeOutcomes, PrewarmNodesInput, PullSpec
 from common.models import FailureReason, TaskSpec
 from common.settings import Settings
 from tests.engine.fakekube import IMAGE, TASK, FakeKube, node_obj
-from workflows.types import NodeOutcome, NodeOutcomes, PrewarmNodesInput, PullSpec
 
 pytestmark = pytest.mark.unit
 
