@@ -31,7 +31,8 @@ from common.engine import (
     PrewarmNodesResult,
 )
 from common.models import FailedNodeDetail, FailureReason, SkippedNodeDetail, TaskSpec, TaskView
-from common.temporal import WORKFLOW_NAME, SearchAttr
+from common.starting import start_prewarm_workflow
+from common.temporal import SearchAttr
 
 
 @pytest.fixture(scope="session")
@@ -164,10 +165,8 @@ async def start(
     state: Any = None,
 ) -> WorkflowHandle[Any, TaskView]:
     tid = tid or task_id()
-    return await client.start_workflow(
-        WORKFLOW_NAME,
+    return await start_prewarm_workflow(
+        client,
+        queue,
         PrewarmInput(task_id=tid, spec=spec, created_at=datetime.now(UTC), state=state),
-        id=tid,
-        task_queue=queue,
-        result_type=TaskView,
     )

@@ -1,8 +1,9 @@
-"""The one way the API starts the prewarm workflow (the workflow ID is the task ID).
+"""The one way to start the prewarm workflow (the workflow ID is the task ID).
 
-Every start goes through `start_prewarm_workflow`: the workflow by name (the API never imports
-the engine), the task queue of this deployment, `IpsStatus=pending` from the first moment (the
-list filters on it), and the one-line summary the Temporal Web UI shows.
+Every start goes through `start_prewarm_workflow`, the API's and those of the tests, the bench
+and the history generator alike: the workflow by name (the caller never imports the engine),
+the given task queue, `IpsStatus=pending` from the first moment (the list filters on it), and
+the one-line summary the Temporal Web UI shows.
 """
 
 from __future__ import annotations
