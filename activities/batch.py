@@ -74,18 +74,18 @@ class BatchRun:
         self,
         kube: Kube,
         settings: Settings,
-        inp: PrewarmNodesInput,
+        batch: PrewarmNodesInput,
         nodes: NodeWatch,
         signal: Signaller | None = None,
     ) -> None:
-        self.kube, self.settings, self.inp, self.nodes = kube, settings, inp, nodes
-        self.extra = {"taskId": inp.task_id}
+        self.kube, self.settings, self.batch, self.nodes = kube, settings, batch, nodes
+        self.extra = {"taskId": batch.task_id}
         self.outcomes = OutcomeBook(
-            inp.unit, inp.nodes, signal or self._signal_workflow, self.extra
+            batch.unit, batch.nodes, signal or self._signal_workflow, self.extra
         )
         self.done = self.outcomes.done  # nodes with an outcome (reported or not)
         self.index = self.outcomes.index
-        self.by_job = {job_name(inp.task_id, n): n for n in inp.nodes}
+        self.by_job = {job_name(batch.task_id, n): n for n in batch.nodes}
         # Per-node state, pruned as soon as the node has its outcome.
         self.started: dict[str, float] = {}
         self.pods: dict[str, dict[str, Any]] = {}
@@ -95,7 +95,7 @@ class BatchRun:
         self.creator = JobCreator(
             kube,
             settings,
-            inp,
+            batch,
             is_done=self.done.__contains__,
             on_exists=self._job_exists,
             on_refused=self._job_refused,
@@ -111,17 +111,17 @@ class BatchRun:
         self.outcomes.restore()
         log.info(
             "batch %d/%d: %d nodes (%d already reported), %d in flight",
-            self.inp.unit,
-            self.inp.total_units,
-            len(self.inp.nodes),
+            self.batch.unit,
+            self.batch.total_units,
+            len(self.batch.nodes),
             len(self.outcomes.reported),
-            self.inp.in_flight,
+            self.batch.in_flight,
             extra=self.extra,
         )
         async with self.nodes.use():
             heartbeat = asyncio.create_task(self.outcomes.heartbeat_loop(), name="heartbeat")
             try:
-                if len(self.done) < len(self.inp.nodes):
+                if len(self.done) < len(self.batch.nodes):
                     await self._relist()
                 await self._run_loops()
             finally:
@@ -130,8 +130,8 @@ class BatchRun:
         log.info(
             "batch %d/%d done in %.1fs: %d outcomes, %d Jobs created, %d adopted; "
             "longest gap between heartbeats %.2fs",
-            self.inp.unit,
-            self.inp.total_units,
+            self.batch.unit,
+            self.batch.total_units,
             time.monotonic() - self.t0,
             len(self.done),
             self.creator.created,
@@ -141,7 +141,7 @@ class BatchRun:
         )
         # Outcomes not signalled yet travel in the result (one history event, not a signal).
         return PrewarmNodesResult(
-            unit=self.inp.unit,
+            unit=self.batch.unit,
             outcomes=list(self.outcomes.unreported.values()),
             jobs_created=self.creator.created,
             jobs_adopted=self.creator.adopted,
@@ -173,7 +173,7 @@ class BatchRun:
             await asyncio.gather(done_wait, *tasks, return_exceptions=True)
 
     async def _signal_workflow(self, outcomes: NodeOutcomes) -> None:
-        handle = activity.client().get_workflow_handle(self.inp.task_id)
+        handle = activity.client().get_workflow_handle(self.batch.task_id)
         await handle.signal(SIGNAL_NODE_OUTCOMES, outcomes)
 
     # Creating Jobs (activities/creating.py) ----------------------------------------------
@@ -197,7 +197,7 @@ class BatchRun:
             "pods",
             kube.core.list_namespaced_pod,
             kube.namespace,
-            label_selector=unit_selector(self.inp.task_id, self.inp.unit),
+            label_selector=unit_selector(self.batch.task_id, self.batch.unit),
         )
         self.rv = (page.get("metadata") or {}).get("resourceVersion", "")
         for pod in page.get("items") or []:
@@ -221,7 +221,7 @@ class BatchRun:
             elif kind == "DELETED":
                 await self._on_pod_deleted(obj)
 
-        selector = unit_selector(self.inp.task_id, self.inp.unit)
+        selector = unit_selector(self.batch.task_id, self.batch.unit)
         while not self.stop.is_set():
             try:
                 await self._watch_once(
@@ -361,7 +361,7 @@ class BatchRun:
                 "get",
                 "jobs",
                 kube.batch.read_namespaced_job,
-                job_name(self.inp.task_id, node),
+                job_name(self.batch.task_id, node),
                 kube.namespace,
             )
         except KubernetesNotFound:
@@ -396,7 +396,7 @@ class BatchRun:
 
     async def _tick_loop(self) -> None:
         """Time-based checks the watches cannot trigger; no request unless one is due."""
-        deadline = self.inp.spec.timeout_seconds + DEADLINE_SLACK
+        deadline = self.batch.spec.timeout_seconds + DEADLINE_SLACK
         while True:
             await asyncio.sleep(TICK)
             now = time.monotonic()
@@ -435,7 +435,7 @@ class BatchRun:
                     "delete",
                     "jobs",
                     self.kube.batch.delete_namespaced_job,
-                    job_name(self.inp.task_id, node),
+                    job_name(self.batch.task_id, node),
                     self.kube.namespace,
                     propagation_policy="Background",
                 )

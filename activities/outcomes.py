@@ -56,9 +56,14 @@ class OutcomeBook:
     """The outcomes of one attempt of one batch: done, signalled (reported) or not yet."""
 
     def __init__(
-        self, unit: int, nodes: Sequence[str], signal: Signaller, extra: dict[str, Any]
+        self, batch_number: int, nodes: Sequence[str], signal: Signaller, extra: dict[str, Any]
     ) -> None:
-        self.unit, self.nodes, self.signal, self.extra = unit, list(nodes), signal, extra
+        self.batch_number, self.nodes, self.signal, self.extra = (
+            batch_number,
+            list(nodes),
+            signal,
+            extra,
+        )
         self.index = {n: i for i, n in enumerate(self.nodes)}
         self.done: set[str] = set()  # nodes with an outcome (reported or not)
         self.reported: set[str] = set()
@@ -117,7 +122,7 @@ class OutcomeBook:
             return
         sending, self.unsent = self.unsent, []
         try:
-            await self.signal(NodeOutcomes(unit=self.unit, outcomes=sending))
+            await self.signal(NodeOutcomes(unit=self.batch_number, outcomes=sending))
         except Exception as err:  # the activity result carries them anyway
             log.warning("could not signal outcomes: %s", err, extra=self.extra)
             self.unsent = sending + self.unsent
