@@ -10,8 +10,9 @@ delay another concern:
 - `create` (activities/creating.py): creates the Jobs, at most `in_flight` unfinished at once,
   retrying each node on its own (a node whose create keeps failing never aborts the batch);
 - `watch`: one label-selected pod watch for the batch; a pod is classified on each change, and
-  its Events are read at most once per pod state (resourceVersion), only when its message is the
-  generic back-off;
+  its Events are read (activities/podevents.py) at most once per pod state (resourceVersion),
+  only when its message is the generic back-off; a stuck pod's node may explain it
+  (activities/nodeverdict.py);
 - `refusals` (activities/refusals.py): one Event watch for `FailedCreate` on Jobs, so an
   admission refusal (a missing PriorityClass, a webhook, Pod Security, a quota) fails its node
   within seconds (`AdmissionDenied`, with the API server's message), not at the deadline;
@@ -44,6 +45,7 @@ from activities.kube import Kube
 from activities.nodeverdict import node_verdict
 from activities.nodewatch import NodeWatch
 from activities.outcomes import OutcomeBook, Signaller, outcome_of
+from activities.podevents import verdict_from_events
 from activities.refusals import admission_refusal, denied, watch_refusals, watch_stream
 from common.engine import (
     SIGNAL_NODE_OUTCOMES,
@@ -315,27 +317,8 @@ class BatchRun:
         if self.events_read.get(node) == rv:
             return known or verdict
         self.events_read[node] = rv
-        name = (pod.get("metadata") or {}).get("name", "")
-        kube = self.kube
-        try:
-            page = await kube.call(
-                "list",
-                "events",
-                kube.core.list_namespaced_event,
-                kube.namespace,
-                field_selector=f"involvedObject.name={name}",
-            )
-        except KubernetesError:
-            return verdict
-        events = [
-            e
-            for e in page.get("items") or []
-            if (e.get("involvedObject") or {}).get("name") == name
-        ]
-        if not events:
-            return verdict
         grace = float(self.settings.unschedulable_grace_seconds)
-        return classify_pod(pod, now=now, unschedulable_grace=grace, events=events)
+        return await verdict_from_events(self.kube, pod, verdict, now=now, grace=grace)
 
     async def _node_verdict(self, node: str, *, force: bool = False) -> Verdict | None:
         grace = float(self.settings.unschedulable_grace_seconds)
