@@ -119,6 +119,7 @@ def _long(i: int) -> str:
     return (name + ".example-organisation.corp-zone-a")[:99] + "z"
 
 
+@pytest.mark.integration  # the time-skipping test server
 async def test_api_maximum_sizes_stay_far_below_the_limit(skip_env: WorkflowEnvironment) -> None:
     """10,000 nodeNames of 100 characters (a 1 MiB body): 5,000 exist and all fail, 2,000
     are skipped and 3,000 do not exist. Every payload the engine builds (each batch's input,
