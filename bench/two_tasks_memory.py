@@ -35,9 +35,9 @@ from temporalio.testing import WorkflowEnvironment
 from bench.engine_bench import KEYS, ROOT, start_kubesim
 from bench.engine_bench import sim_url as engine_sim_url
 from bench.harness import vm_hwm
-from common import temporal as t
 from common.engine import PrewarmInput
-from common.models import TaskSpec, TaskView
+from common.models import TaskSpec
+from common.starting import start_prewarm_workflow
 
 IMAGE = "registry.example.com/bench/fixed:1"
 QUEUE = "bench-memory"
@@ -89,12 +89,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 names = nodes[k * args.nodes_per_task : (k + 1) * args.nodes_per_task]
                 spec = TaskSpec(images=[IMAGE], batch_size=args.batch, node_names=names)
                 handles.append(
-                    await env.client.start_workflow(
-                        t.WORKFLOW_NAME,
+                    await start_prewarm_workflow(
+                        env.client,
+                        QUEUE,
                         PrewarmInput(task_id=tid, spec=spec, created_at=datetime.now(UTC)),
-                        id=tid,
-                        task_queue=QUEUE,
-                        result_type=TaskView,
                     )
                 )
             views = await asyncio.gather(*(h.result() for h in handles))
