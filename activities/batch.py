@@ -280,7 +280,7 @@ class BatchRun:
 
     async def _evaluate(self, node: str, pod: dict[str, Any]) -> None:
         now = datetime.now(UTC)
-        grace = float(self.settings.unschedulable_grace_seconds)
+        grace = self.settings.engine_seconds(self.settings.unschedulable_grace_seconds)
         verdict = classify_pod(pod, now=now, unschedulable_grace=grace)
         if (
             not verdict.done
@@ -317,11 +317,11 @@ class BatchRun:
         if self.events_read.get(node) == rv:
             return known or verdict
         self.events_read[node] = rv
-        grace = float(self.settings.unschedulable_grace_seconds)
+        grace = self.settings.engine_seconds(self.settings.unschedulable_grace_seconds)
         return await verdict_from_events(self.kube, pod, verdict, now=now, grace=grace)
 
     async def _node_verdict(self, node: str, *, force: bool = False) -> Verdict | None:
-        grace = float(self.settings.unschedulable_grace_seconds)
+        grace = self.settings.engine_seconds(self.settings.unschedulable_grace_seconds)
         return await node_verdict(self.kube, self.nodes, node, grace=grace, force=force)
 
     async def _on_pod_deleted(self, pod: dict[str, Any]) -> None:
@@ -371,15 +371,17 @@ class BatchRun:
 
     def _job_check_due(self, node: str, now: float, age: float) -> bool:
         """A Job with no pod is checked after JOB_CHECK_FIRST, then at doubling intervals."""
-        due, interval = self.next_job_check.get(node, (0.0, JOB_CHECK_FIRST))
-        if age < JOB_CHECK_FIRST or now < due:
+        first = self.settings.engine_seconds(JOB_CHECK_FIRST)
+        due, interval = self.next_job_check.get(node, (0.0, first))
+        if age < first or now < due:
             return False
-        self.next_job_check[node] = (now + interval, min(JOB_CHECK_MAX, interval * 2))
+        longest = self.settings.engine_seconds(JOB_CHECK_MAX)
+        self.next_job_check[node] = (now + interval, min(longest, interval * 2))
         return True
 
     async def _tick_loop(self) -> None:
         """Time-based checks the watches cannot trigger; no request unless one is due."""
-        deadline = self.batch.spec.timeout_seconds + DEADLINE_SLACK
+        deadline = self.settings.engine_seconds(self.batch.spec.timeout_seconds + DEADLINE_SLACK)
         while True:
             await asyncio.sleep(TICK)
             now = time.monotonic()

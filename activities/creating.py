@@ -119,7 +119,7 @@ class JobCreator:
                     raise to_application_error(err, f"creating the Job for node {node}") from None
                 attempt += 1
                 wait = min(CREATE_RETRY_MAX, CREATE_RETRY_FIRST * 2.0 ** (attempt - 1))
-                wait *= 0.5 + random.random() / 2
+                wait = self.settings.engine_seconds(wait) * (0.5 + random.random() / 2)
                 log.warning(
                     "creating the Job for node %s failed (%s): retrying in %.0fs",
                     node,

@@ -22,7 +22,7 @@ from api.auth import AuthConfigError, AuthMiddleware, load_auth
 from api.deps import TemporalConnector
 from api.errors import TemporalUnavailable, install_error_handlers
 from api.middleware import BodyLimitMiddleware, MetricsMiddleware
-from api.routers import health, metrics, tasks
+from api.routers import health, metrics, schedules, tasks
 from common.observability import setup_logging
 from common.settings import Settings, load_settings
 
@@ -97,6 +97,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         lifespan=lifespan,
         openapi_tags=[
             {"name": "tasks", "description": "Prewarm tasks (Temporal workflows)."},
+            {"name": "schedules", "description": "Recurring prewarms (Temporal Schedules)."},
             {"name": "health", "description": "Liveness and readiness probes."},
             {"name": "metrics", "description": "Prometheus metrics."},
         ],
@@ -108,6 +109,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.include_router(health.router)
     app.include_router(metrics.router)
     app.include_router(tasks.router)
+    app.include_router(schedules.router)
     app.openapi = _openapi_without_422(app)  # type: ignore[method-assign]
 
     # Outermost last: metrics see every request, 413s included.
@@ -118,7 +120,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         app.add_middleware(
             CORSMiddleware,
             allow_origins=settings.cors_origins,
-            allow_methods=["GET", "POST", "DELETE"],
+            allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
             expose_headers=["Location"],
         )

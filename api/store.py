@@ -44,8 +44,12 @@ class TaskStore:
         check_task_id(task_id)
         return await get_task(await self._get_client(), self.queue, task_id)
 
-    async def list_tasks(self, status: TaskStatus | None, limit: int, offset: int) -> TaskList:
-        return await list_tasks(await self._get_client(), self.queue, status, limit, offset)
+    async def list_tasks(
+        self, status: TaskStatus | None, limit: int, offset: int, schedule_id: str | None = None
+    ) -> TaskList:
+        return await list_tasks(
+            await self._get_client(), self.queue, status, limit, offset, schedule_id
+        )
 
     async def cancel(self, task_id: str, caller: Principal = ANONYMOUS) -> CancelOutcome:
         check_task_id(task_id)

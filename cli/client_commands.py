@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import typer
 
-CLIENT_COMMANDS = ("create", "get", "list", "cancel", "watch")
+CLIENT_COMMANDS = ("create", "get", "list", "cancel", "watch", "schedule")
 # `command not found` in shells: not one of the client's documented exit codes (docs/cli.md).
 EXIT_CLIENT_MISSING = 127
 INSTALL_HINT = (
@@ -45,9 +45,10 @@ def _stand_in(name: str) -> Callable[[typer.Context], None]:
 def register_client_commands(app: typer.Typer) -> None:
     """The real client commands, or a stand-in for each that names what to install."""
     if client_available():
-        from cli import tasks
+        from cli import schedules, tasks
 
         tasks.register(app)
+        schedules.register(app)
         return
     for name in CLIENT_COMMANDS:
         app.command(

@@ -260,6 +260,9 @@ def list_tasks(
     ] = None,
     limit: Annotated[int, typer.Option("--limit", min=1, max=100, help="Page size.")] = 20,
     offset: Annotated[int, typer.Option("--offset", min=0, help="Tasks to skip.")] = 0,
+    schedule: Annotated[
+        str | None, typer.Option("--schedule", help="Only the runs of this schedule.")
+    ] = None,
     output: OutputOpt = Output.TEXT,
     url: UrlOpt = None,
     token: TokenOpt = None,
@@ -267,10 +270,10 @@ def list_tasks(
     """List tasks, newest first."""
     with api_errors(), _client(url, token) as client:
         if output == Output.JSON:
-            params = list_params(status, limit, offset)
+            params = list_params(status, limit, offset, schedule)
             _print_json(client.request("GET", TASKS_PATH, params=params))
             return
-        page = client.list(status=status, limit=limit, offset=offset)
+        page = client.list(status=status, limit=limit, offset=offset, schedule_id=schedule)
         render_list(page, status, offset)
 
 

@@ -478,6 +478,9 @@ class TaskView(WireModel):
     started_at: UtcDatetime | None = None
     finished_at: UtcDatetime | None = None
     message: str | None = None
+    schedule_id: str | None = Field(
+        default=None, description="The schedule that started this run (IpsScheduleId)."
+    )
 
 
 class TaskCreated(WireModel):
@@ -518,6 +521,7 @@ class TaskSummary(WireModel):
     images: list[str]
     progress: ProgressSummary = Field(default_factory=ProgressSummary)
     created_at: UtcDatetime
+    schedule_id: str | None = None
 
 
 class TaskList(WireModel):

@@ -92,6 +92,14 @@ class Settings(BaseSettings):
     job_ttl_seconds: int = Field(default=600, ge=0, le=86400)
     priority_class_name: str | None = None
     unschedulable_grace_seconds: int = Field(default=60, ge=0, le=3600)
+    # Benchmarks and tests only: the engine's own timers (the Unschedulable/NotReady grace, the
+    # wait past a Job's deadline, the Job checks) run this many times faster, to match a kubesim
+    # started with the same --time-scale. Never set it against a real cluster.
+    engine_time_scale: float = Field(default=1.0, gt=0, le=1000)
+
+    def engine_seconds(self, seconds: float) -> float:
+        """A duration of the engine's, in wall seconds (ENGINE_TIME_SCALE)."""
+        return seconds / self.engine_time_scale
 
     # Registries (preflight). Loopback registries may always use plain HTTP.
     insecure_registries: list[str] = Field(
@@ -126,6 +134,8 @@ class Settings(BaseSettings):
     ips_allow_always_pull: bool = False
     # Tasks running at once (all callers); a POST over it gets 429. 0 means no cap.
     ips_max_running_tasks: int = Field(default=20, ge=0, le=100000)
+    # Schedules (/api/v1/schedules): the shortest interval between two runs, `every` or cron.
+    ips_schedule_min_interval_seconds: int = Field(default=300, ge=1, le=86400 * 366)
 
     # Observability.
     metrics_port: int = Field(default=9090, ge=0, le=65535)

@@ -32,6 +32,7 @@ QUERY_PROGRESS = "progress"
 # neither a query nor a worker: images, batchSize and createdAt come from the memo, the status
 # and counters from the search attributes.
 MEMO_TASK = "task"
+LAUNCHER_WORKFLOW_NAME = "ScheduleLauncherWorkflow"
 
 
 Kind = SearchAttributeIndexedValueType
@@ -59,8 +60,9 @@ class SearchAttr(StrEnum):
     (tests/engine/histories) and every existing namespace carry them.
 
     SQL visibility (the dev server's SQLite, PostgreSQL, MySQL) allows at most 3 custom
-    attributes per type: Int holds the three an operator filters on, Double the next three (an
-    int value is a valid float), Keyword the rest (decimal text).
+    attributes per type, except Keyword (10): Int holds the three an operator filters on,
+    Double the next three (an int value is a valid float), Keyword the rest (decimal text) and
+    the identifiers (4 of 10 used).
     """
 
     _value_: str
@@ -83,6 +85,8 @@ class SearchAttr(StrEnum):
     CURRENT_BATCH = "IpsCurrentBatch", Kind.DOUBLE
     TOTAL_BATCHES = "IpsTotalBatches", Kind.KEYWORD
     IDEMPOTENCY_KEY = "IpsIdempotencyKey", Kind.KEYWORD
+    # The schedule a task ran for (GET /api/v1/tasks?scheduleId=...); set at the child's start.
+    SCHEDULE_ID = "IpsScheduleId", Kind.KEYWORD
 
     @property
     def indexed_type(self) -> IndexedValueType.ValueType:

@@ -57,8 +57,15 @@ def parse_cpu(q: str) -> float:
 
 
 def _pinned_group(cluster: Cluster, spec: dict[str, Any]) -> str | None:
-    """The node group of the node the pod is pinned to (nodeName or hostname selector)."""
-    node = spec.get("nodeName") or (spec.get("nodeSelector") or {}).get("kubernetes.io/hostname")
+    """The node group of the node the pod is pinned to (nodeName, hostname selector, or a
+    DaemonSet-style `matchFields metadata.name` affinity, as IPS pins its pull pods)."""
+    from kubesim.cluster import pinned_node  # cluster imports this module
+
+    node = (
+        spec.get("nodeName")
+        or (spec.get("nodeSelector") or {}).get("kubernetes.io/hostname")
+        or pinned_node(spec)
+    )
     ns = cluster.nodes.get(node or "")
     return ns.group if ns else None
 

@@ -27,6 +27,7 @@ from common.observability import setup_logging
 from common.search_attributes import SearchAttributesMissing, ensure_search_attributes
 from common.settings import Settings, load_settings
 from common.temporal import connect
+from workflows.launcher import ScheduleLauncherWorkflow
 from workflows.prewarm import PrewarmWorkflow
 
 log = logging.getLogger(__name__)
@@ -58,7 +59,7 @@ async def build_worker(
     return Worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,
-        workflows=[PrewarmWorkflow],
+        workflows=[PrewarmWorkflow, ScheduleLauncherWorkflow],
         activities=activities,
         activity_executor=activity_executor,
         max_concurrent_activities=MAX_CONCURRENT_ACTIVITIES,

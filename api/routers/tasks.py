@@ -95,6 +95,7 @@ async def create_task(
 @router.get(
     "",
     response_model=TaskList,
+    response_model_exclude_none=True,  # `scheduleId` only on a schedule's runs
     summary="List tasks, newest first",
     responses=error_responses(HTTPStatus.BAD_REQUEST),
 )
@@ -104,9 +105,17 @@ async def list_tasks(
     status: Annotated[TaskStatus | None, Query(description="Only tasks in this status.")] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size (1-100).")] = 10,
     offset: Annotated[int, Query(ge=0, le=10_000, description="Tasks to skip (0-10000).")] = 0,
+    schedule_id: Annotated[
+        str | None,
+        Query(
+            alias="scheduleId",
+            pattern=r"^sched-[0-9a-f]{12}$",
+            description="Only the runs of this schedule.",
+        ),
+    ] = None,
 ) -> TaskList:
     """From Temporal visibility alone (search attributes and memo): no worker is asked."""
-    return await store.list_tasks(status, limit, offset)
+    return await store.list_tasks(status, limit, offset, schedule_id=schedule_id)
 
 
 @router.get(

@@ -15,7 +15,7 @@ from api.tasks.recorded_state import (
 )
 from api.tasks.rpc import RPC_TIMEOUT, temporal_errors
 from common.models import ProgressSummary, TaskList, TaskStatus, TaskSummary, utcnow
-from common.temporal import WORKFLOW_NAME
+from common.temporal import WORKFLOW_NAME, SearchAttr
 
 LIST_PAGE_SIZE = 1000
 # Below this many matching tasks, a list fetches them all and sorts them; above, it narrows to a
@@ -37,11 +37,14 @@ def _datetime_literal(moment: datetime) -> str:
     return quote_literal(moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ"))
 
 
-def tasks_query(task_queue: str, status: TaskStatus | None) -> str:
-    """The visibility query for this deployment's tasks, optionally in one status."""
+def tasks_query(task_queue: str, status: TaskStatus | None, schedule_id: str | None = None) -> str:
+    """The visibility query for this deployment's tasks, optionally in one status, optionally
+    only the runs of one schedule (api/schedules.py)."""
     query = (
         f"WorkflowType = {quote_literal(WORKFLOW_NAME)} AND TaskQueue = {quote_literal(task_queue)}"
     )
+    if schedule_id is not None:
+        query += f" AND {SearchAttr.SCHEDULE_ID} = {quote_literal(schedule_id)}"
     if status is None:
         return f"{query} AND ExecutionStatus != 'ContinuedAsNew'"
     return f"{query} AND {STATUS_CLAUSES[status]}"
@@ -53,7 +56,12 @@ async def count_tasks(client: Client, query: str) -> int:
 
 
 async def list_tasks(
-    client: Client, task_queue: str, status: TaskStatus | None, limit: int, offset: int
+    client: Client,
+    task_queue: str,
+    status: TaskStatus | None,
+    limit: int,
+    offset: int,
+    schedule_id: str | None = None,
 ) -> TaskList:
     """Newest first from visibility alone.
 
@@ -62,7 +70,7 @@ async def list_tasks(
     count queries, a recent StartTime window holding at least offset + limit tasks, then
     fetches only that window.
     """
-    query = tasks_query(task_queue, status)
+    query = tasks_query(task_queue, status, schedule_id)
     total = await count_tasks(client, query)
     if offset >= total:
         return TaskList(tasks=[], total=total, limit=limit, offset=offset)
@@ -107,4 +115,5 @@ async def list_item(execution: WorkflowExecution) -> TaskSummary:
             percentage=progress.percentage,
         ),
         created_at=memo.created_at if memo else execution.start_time,
+        schedule_id=attributes.get(SearchAttr.SCHEDULE_ID.key),
     )

@@ -27,7 +27,7 @@ from api.tasks.history import history_event, read_input
 from api.tasks.recorded_state import derive_status, progress_from_sa, task_from_memo
 from api.tasks.rpc import find_task_workflow, temporal_errors
 from common.models import TaskStatus, TaskView
-from common.temporal import QUERY_PROGRESS
+from common.temporal import QUERY_PROGRESS, SearchAttr
 
 log = logging.getLogger(__name__)
 
@@ -56,15 +56,23 @@ async def get_task(client: Client, task_queue: str, task_id: str) -> TaskView:
     if desc.status != WorkflowExecutionStatus.RUNNING:
         query.cancel()
         await asyncio.gather(query, return_exceptions=True)
-        return await closed_view(client, desc)
+        return _with_schedule(await closed_view(client, desc), desc)
     live, why = await query
     if live is not None:
-        return live
+        return _with_schedule(live, desc)
     if why == _CLOSED_MEANWHILE:
-        return await closed_view(client, await find_task_workflow(client, task_queue, task_id))
-    return await recorded_view(
+        closed = await closed_view(client, await find_task_workflow(client, task_queue, task_id))
+        return _with_schedule(closed, desc)
+    recorded = await recorded_view(
         client, desc, note=f"live progress unavailable: {why}; showing the last recorded counters"
     )
+    return _with_schedule(recorded, desc)
+
+
+def _with_schedule(view: TaskView, desc: WorkflowExecution) -> TaskView:
+    """The schedule that started the task, from its IpsScheduleId (none for an API task)."""
+    view.schedule_id = desc.typed_search_attributes.get(SearchAttr.SCHEDULE_ID.key)
+    return view
 
 
 async def _live_view(client: Client, task_id: str) -> tuple[TaskView | None, str]:

@@ -30,7 +30,8 @@ async def test_schemathesis_finds_no_server_error_and_no_schema_violation(
     if exe is None:
         pytest.skip("schemathesis is not installed (pip install -e '.[dev]')")
     proc = await asyncio.create_subprocess_exec(
-        exe, "run", f"{api.url}/openapi.json",
+        exe, "--config-file", str(Path(__file__).with_name("schemathesis.toml")),
+        "run", f"{api.url}/openapi.json",
         "--max-examples", "10",
         "--max-time", str(BUDGET_SECONDS),
         "--seed", "20260116",

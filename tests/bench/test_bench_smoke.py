@@ -46,6 +46,12 @@ def test_bench_small_run_writes_wellformed_results(tmp_path: Path) -> None:
         assert run["makespanOverLowerBound"] > 0
     assert makespan["workerPeakRssMiB"] > 0
 
+    slow = json.loads((out / "slow-pulls.json").read_text())
+    assert slow["status"] == "completed" and slow["progress"]["completedNodes"] == slow["nodes"]
+    assert slow["pullsSeen"] == slow["nodes"] == 20
+    assert slow["workerEnv"]["ENGINE_TIME_SCALE"] == "10"
+    assert slow["k8sRequestsPerNode"] > 0 and slow["makespanOverLowerBound"] > 0
+
     baseline = json.loads((out / "baseline.json").read_text())
     assert baseline["naive"]["nodes"] == 100 and baseline["naive"]["failed"] == 0
     assert baseline["naive"]["k8sRequests"] > 100  # one create per node, plus the polls
@@ -60,7 +66,12 @@ def test_bench_small_run_writes_wellformed_results(tmp_path: Path) -> None:
     if importlib.util.find_spec("matplotlib") is None:
         assert not pngs  # `make test` does not install the bench extra: JSON only
     else:
-        assert {"makespan-fixedSmall.png", "makespan-lognormal.png", "baseline.png"} <= pngs
+        assert {
+            "makespan-fixedSmall.png",
+            "makespan-lognormal.png",
+            "baseline.png",
+            "slow-pulls.png",
+        } <= pngs
 
     table = results_table(out)
     assert "| Makespan / ideal, batch, fixed pull, 1,000 nodes / 100 |" in table

@@ -1,12 +1,15 @@
 """Every committed history (tests/engine/histories, from real runs) replays on today's code.
 
-A failure here means a change to PrewarmWorkflow is not deterministic for in-flight tasks: gate
+A failure here means a change to PrewarmWorkflow (or to ScheduleLauncherWorkflow, whose
+launcher-run1.json comes from `python -m tests.engine.make_launcher_history`) is not
+deterministic for in-flight tasks: gate
 it with workflow.patched(), then regenerate with `python -m tests.engine.make_history`.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pytest
@@ -14,6 +17,7 @@ from temporalio.client import WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
+from workflows.launcher import ScheduleLauncherWorkflow
 from workflows.prewarm import PrewarmWorkflow
 
 pytestmark = pytest.mark.unit
@@ -28,11 +32,19 @@ def test_histories_are_committed() -> None:
     v2 = {"batch-can-v2-run1.json", "batch-can-v2-run2.json", "rolling-cancel-v2-run1.json"}
     assert v2 <= names
     assert all("core_patch" in (HISTORIES[0].parent / n).read_text() for n in v2)
+    assert "launcher-run1.json" in names  # ScheduleLauncherWorkflow (make_launcher_history)
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
 async def test_replay(path: Path) -> None:
-    history = WorkflowHistory.from_json(path.stem, await asyncio.to_thread(path.read_text))
-    replayer = Replayer(workflows=[PrewarmWorkflow], data_converter=pydantic_data_converter)
+    text = await asyncio.to_thread(path.read_text)
+    # The launcher derives its child's task ID from its workflow ID: replay under the real one
+    # (recorded in the started event by current servers; the file name otherwise).
+    started = json.loads(text)["events"][0]["workflowExecutionStartedEventAttributes"]
+    history = WorkflowHistory.from_json(started.get("workflowId", path.stem), text)
+    replayer = Replayer(
+        workflows=[PrewarmWorkflow, ScheduleLauncherWorkflow],
+        data_converter=pydantic_data_converter,
+    )
     result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
     assert result.replay_failure is None, result.replay_failure

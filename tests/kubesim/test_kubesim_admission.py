@@ -158,3 +158,22 @@ def test_job_controller_pace_pods_trail_their_jobs() -> None:
         # burst 2 = one pod, then 0.02 QPS (2 tokens per real second here): far from 10
         assert len(jobs) == 10 and len(pods) <= 5
         wait_for(lambda: len(sim.objects("pods", "default")) == 10, timeout=30, what="all pods")
+
+
+def test_priority_class_rule_sees_a_pod_pinned_by_node_affinity() -> None:
+    """A pod pinned as a DaemonSet pins (and IPS its pull pods), by a required
+    `matchFields metadata.name In [node]` term, belongs to that node's pool."""
+    sc = scenario(priorityClasses=["prewarm"], priorityNodeGroups=["b"])
+    with start_sim(nodes=None, scenario=sc, time_scale=100) as sim:
+        _, batch = _apis(sim)
+        c = [{"name": "c", "image": "busybox"}]
+        pin = {"requiredDuringSchedulingIgnoredDuringExecution": {"nodeSelectorTerms": [
+            {"matchFields": [{"key": "metadata.name", "operator": "In", "values": ["b-1"]}]}
+        ]}}  # fmt: skip
+        body = job_body(
+            "pinned", c, pod={"priorityClassName": "x", "affinity": {"nodeAffinity": pin}}
+        )
+        msg = _refused(sim, batch, body)
+        assert msg == (
+            'Error creating: pods "pinned-" is forbidden: no PriorityClass with name x was found'
+        )

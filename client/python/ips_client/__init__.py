@@ -16,6 +16,7 @@ from ips_client.errors import (
     Conflict,
     Forbidden,
     IPSError,
+    ScheduleNotFound,
     ServiceUnavailable,
     TaskNotFound,
     TooManyTasks,
@@ -40,11 +41,20 @@ from ips_client.models import (
     TaskView,
     Toleration,
 )
+from ips_client.schedule_models import (
+    Overlap,
+    ScheduleCreated,
+    ScheduleList,
+    ScheduleSummary,
+    ScheduleView,
+)
+from ips_client.schedules import SCHEDULES_PATH
 
 __version__ = "0.1.0"
 
 __all__ = [
     "DEFAULT_URL",
+    "SCHEDULES_PATH",
     "TASKS_PATH",
     "APIError",
     "AsyncIPSClient",
@@ -55,7 +65,13 @@ __all__ = [
     "Forbidden",
     "IPSClient",
     "IPSError",
+    "Overlap",
     "Progress",
+    "ScheduleCreated",
+    "ScheduleList",
+    "ScheduleNotFound",
+    "ScheduleSummary",
+    "ScheduleView",
     "ServiceUnavailable",
     "SkipReason",
     "SkippedNodeDetail",

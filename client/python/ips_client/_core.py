@@ -91,9 +91,14 @@ def create_body(spec: TaskSpec | Mapping[str, Any] | None, fields: dict[str, Any
 
 
 def list_params(
-    status: TaskStatus | str | None, limit: int | None, offset: int | None
+    status: TaskStatus | str | None,
+    limit: int | None,
+    offset: int | None,
+    schedule_id: str | None = None,
 ) -> dict[str, Any]:
     params: dict[str, Any] = {}
+    if schedule_id is not None:
+        params["scheduleId"] = schedule_id
     if status is not None:
         params["status"] = str(status.value if isinstance(status, TaskStatus) else status)
     if limit is not None:

@@ -15,6 +15,7 @@ import httpx
 from ips_client import _core
 from ips_client.errors import ServiceUnavailable, Unreachable, WaitTimeout
 from ips_client.models import CancelResult, TaskCreated, TaskList, TaskSpec, TaskStatus, TaskView
+from ips_client.schedules import AsyncScheduleCalls, ScheduleCalls
 
 ProgressCallback = Callable[[TaskView], object]
 AsyncProgressCallback = Callable[[TaskView], object | Awaitable[object]]
@@ -36,7 +37,7 @@ class _Base:
         return Unreachable(_core.transport_error_message(self.base_url, err))
 
 
-class IPSClient(_Base):
+class IPSClient(ScheduleCalls, _Base):
     """Blocking client. URL and token default to IPS_URL and IPS_TOKEN.
 
     Use as a context manager, or call `close()`. `verify` is a CA bundle path or an SSLContext
@@ -116,8 +117,11 @@ class IPSClient(_Base):
         status: TaskStatus | str | None = None,
         limit: int | None = None,
         offset: int | None = None,
+        *,
+        schedule_id: str | None = None,
     ) -> TaskList:
-        params = _core.list_params(status, limit, offset)
+        """Newest first; `schedule_id` lists the runs of one schedule."""
+        params = _core.list_params(status, limit, offset, schedule_id)
         return _core.decode(TaskList, self.request("GET", _core.TASKS_PATH, params=params))
 
     def cancel(self, task_id: str) -> CancelResult:
@@ -168,7 +172,7 @@ class IPSClient(_Base):
             time.sleep(interval)
 
 
-class AsyncIPSClient(_Base):
+class AsyncIPSClient(AsyncScheduleCalls, _Base):
     """asyncio client with the same methods as `IPSClient`, as coroutines."""
 
     def __init__(
@@ -240,8 +244,10 @@ class AsyncIPSClient(_Base):
         status: TaskStatus | str | None = None,
         limit: int | None = None,
         offset: int | None = None,
+        *,
+        schedule_id: str | None = None,
     ) -> TaskList:
-        params = _core.list_params(status, limit, offset)
+        params = _core.list_params(status, limit, offset, schedule_id)
         return _core.decode(TaskList, await self.request("GET", _core.TASKS_PATH, params=params))
 
     async def cancel(self, task_id: str) -> CancelResult:

@@ -61,6 +61,10 @@ class TaskNotFound(APIError):
     """404: no task with this ID."""
 
 
+class ScheduleNotFound(TaskNotFound):
+    """404: no schedule with this ID (a TaskNotFound, for code that catches any 404)."""
+
+
 class Conflict(APIError):
     """409: the task is in a state that forbids the request (e.g. cancelling a finished task).
 
@@ -149,6 +153,8 @@ def error_from_response(response: httpx.Response) -> APIError:
         task_id = body.get("taskId") if isinstance(body.get("taskId"), str) else None
     elif isinstance(body, str) and body.strip():
         details = body.strip().splitlines()[0][:200]
+    if cls is TaskNotFound and message == "schedule not found":
+        cls = ScheduleNotFound
     return cls(message, status_code=code, details=details, task_id=task_id, body=body)
 
 

@@ -1,0 +1,1 @@
+../../../common/schedule_models.py
