@@ -4,10 +4,12 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
+# The wire-model files the client distribution ships as committed copies of common/.
+CLIENT_MODELS := models.py schedule_models.py
 # The venv's console scripts (ips, temporal, kubectl, ...) without activating it.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
-.PHONY: dev test test-fast lint fmt bench clean install api worker sim test-api
+.PHONY: dev test test-fast lint fmt bench clean install api worker sim test-api client-models
 
 $(STAMP): pyproject.toml client/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,10 +45,16 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
+	@for f in $(CLIENT_MODELS); do cmp -s common/$$f client/python/ips_client/$$f \
+	  || { echo "client/python/ips_client/$$f differs from common/$$f: make client-models"; exit 1; }; done
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
+	$(MAKE) client-models
+
+client-models: ## copy the wire models into the client package (plain files, not symlinks)
+	for f in $(CLIENT_MODELS); do cp common/$$f client/python/ips_client/$$f; done
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

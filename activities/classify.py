@@ -15,8 +15,8 @@ from typing import Any
 
 from activities.disruption import disruption, stopped_by_the_cluster
 from activities.pullmessage import names_image, reason_from_message
+from common.engine import trim
 from common.models import FailureReason
-from workflows.types import trim
 
 _PULL_WAITING = frozenset({"ErrImagePull", "ImagePullBackOff", "ErrImageNeverPull"})
 # The kubelet retries these on its next sync (the container was never created), so they are

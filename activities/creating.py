@@ -26,9 +26,9 @@ from activities.errors import (
 )
 from activities.jobspec import build_job
 from activities.kube import Kube
+from common.engine import PrewarmNodesInput
 from common.models import TaskSpec
 from common.settings import Settings
-from workflows.types import PrewarmNodesInput
 
 log = logging.getLogger(__name__)
 
@@ -37,18 +37,18 @@ CREATE_RETRY_FIRST = 2.0  # back-off between create attempts of one node: 2 s, 4
 CREATE_RETRY_MAX = 30.0
 
 
-def pull_spec(inp: PrewarmNodesInput) -> TaskSpec:
+def pull_spec(batch: PrewarmNodesInput) -> TaskSpec:
     """The task spec the Job builder reads, from the slim per-batch input (no validation)."""
-    s = inp.spec
+    spec = batch.spec
     return TaskSpec.model_construct(
-        images=list(s.images),
+        images=list(spec.images),
         batch_size=1,
         node_selector={},
         node_names=None,
-        image_pull_policy=s.image_pull_policy,
-        image_pull_secrets=list(s.image_pull_secrets),
-        tolerations=list(s.tolerations),
-        timeout_seconds=s.timeout_seconds,
+        image_pull_policy=spec.image_pull_policy,
+        image_pull_secrets=list(spec.image_pull_secrets),
+        tolerations=list(spec.tolerations),
+        timeout_seconds=spec.timeout_seconds,
     )
 
 
@@ -59,18 +59,18 @@ class JobCreator:
         self,
         kube: Kube,
         settings: Settings,
-        inp: PrewarmNodesInput,
+        batch: PrewarmNodesInput,
         *,
         is_done: Callable[[str], bool],
         on_exists: Callable[[str], None],
         on_refused: Callable[[str, str], Awaitable[None]],
         extra: dict[str, str],
     ) -> None:
-        self.kube, self.settings, self.inp = kube, settings, inp
-        self.spec = pull_spec(inp)
+        self.kube, self.settings, self.batch = kube, settings, batch
+        self.spec = pull_spec(batch)
         self.is_done, self.on_exists, self.on_refused = is_done, on_exists, on_refused
         self.extra = extra
-        self.slots = asyncio.Semaphore(inp.in_flight)
+        self.slots = asyncio.Semaphore(batch.in_flight)
         self.holding: set[str] = set()
         self.created = self.adopted = 0
 
@@ -130,10 +130,10 @@ class JobCreator:
                 await asyncio.sleep(wait)
 
     async def _create(self, node: str) -> None:
-        kube, inp = self.kube, self.inp
+        kube, batch = self.kube, self.batch
         body = build_job(
-            task_id=inp.task_id,
-            unit=inp.unit,
+            task_id=batch.task_id,
+            unit=batch.unit,
             node=node,
             spec=self.spec,
             worker_image=self.settings.worker_image,

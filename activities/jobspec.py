@@ -44,17 +44,17 @@ _CONTAINER_SECURITY = {
 }
 
 
-def _h(value: str, n: int) -> str:
+def _short_hash(value: str, n: int) -> str:
     return hashlib.sha256(value.encode()).hexdigest()[:n]
 
 
 def node_hash(node: str) -> str:
-    return _h(node, 16)
+    return _short_hash(node, 16)
 
 
 def job_name(task_id: str, node: str) -> str:
     """Deterministic and DNS-1123 (28 characters): a retried activity adopts, never duplicates."""
-    return f"ips-{_h(task_id, 10)}-{node_hash(node)}"
+    return f"ips-{_short_hash(task_id, 10)}-{node_hash(node)}"
 
 
 def container_name(index: int) -> str:

@@ -48,7 +48,8 @@ REQUEST_TIMEOUT = (5.0, 60.0)  # connect, read
 ATTEMPTS = 5
 THREADS = 32
 # A running batch holds two watches (its pods, its FailedCreate Events) and the worker one node
-# watch: above twice the worker's max concurrent activities (worker/main.py).
+# watch: above twice the worker's MAX_CONCURRENT_ACTIVITIES plus one (worker/main.py; asserted
+# by tests/engine/test_timeouts.py).
 WATCH_THREADS = 128
 _backoff = wait_exponential_jitter(multiplier=0.25, max=8.0)
 

@@ -68,11 +68,17 @@ def no_matching_platform(
     os_, arch = node_platform(node)
     if os_ is None and arch is None:
         return None
-    lacking = [i for i in _resolved(images) if not any(_offers(p, os_, arch) for p in i.platforms)]
+    lacking = [
+        i
+        for i in _resolved(images)
+        if not any(_offers(platform, os_, arch) for platform in i.platforms)
+    ]
     if not lacking:
         return None
     first = lacking[0]
-    offered = ", ".join(sorted({f"{p.os}/{p.architecture}" for p in first.platforms}))
+    offered = ", ".join(
+        sorted({f"{platform.os}/{platform.architecture}" for platform in first.platforms})
+    )
     more = f" (and {len(lacking) - 1} more images)" if len(lacking) > 1 else ""
     return (
         SkipReason.NO_MATCHING_PLATFORM,
@@ -94,8 +100,10 @@ def compressed_size_for(node: dict[str, Any], images: list[ResolvedImage]) -> in
     os_, arch = node_platform(node)
     total = 0
     for img in _resolved(images):
-        matching = [p.compressed_size for p in img.platforms if _offers(p, os_, arch)]
-        total += max(matching or [p.compressed_size for p in img.platforms])
+        matching = [
+            platform.compressed_size for platform in img.platforms if _offers(platform, os_, arch)
+        ]
+        total += max(matching or [platform.compressed_size for platform in img.platforms])
     return total
 
 

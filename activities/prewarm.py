@@ -1,9 +1,10 @@
 """The engine's activities: list nodes, prewarm one batch (or rolling window), clean up.
 
 Only this package talks to Kubernetes. Every activity heartbeats; the batch activity
-(`activities/unit.py`) streams node outcomes to the workflow by signal (at most one a second) so
-progress moves live, and it is idempotent on retry: Jobs have deterministic names and are
-adopted, and nodes already reported (kept in the heartbeat details) are never pulled again.
+(`activities/batch.py`, `activities/outcomes.py`) streams node outcomes to the workflow by
+signal (at most one a second) so progress moves live, and it is idempotent on retry: Jobs have
+deterministic names and are adopted, and nodes already reported (kept in the heartbeat
+details) are never pulled again.
 """
 
 from __future__ import annotations
@@ -13,16 +14,13 @@ from typing import Any
 
 from temporalio import activity
 
+from activities.batch import BatchRun
 from activities.errors import KubernetesError, to_application_error
 from activities.jobspec import task_selector
 from activities.kube import Kube
 from activities.nodewatch import NodeWatch
 from activities.selection import node_has_images, select_nodes
-from activities.unit import UnitRun
-from common.models import ImagePullPolicy, SkippedNodeDetail, SkipReason, TaskSpec
-from common.observability import NODES_PROCESSED
-from common.settings import Settings
-from workflows.types import (
+from common.engine import (
     ACTIVITY_CLEANUP,
     ACTIVITY_LIST_NODES,
     ACTIVITY_PREWARM_NODES,
@@ -34,6 +32,9 @@ from workflows.types import (
     PrewarmNodesInput,
     PrewarmNodesResult,
 )
+from common.models import ImagePullPolicy, SkippedNodeDetail, SkipReason, TaskSpec
+from common.observability import NODES_PROCESSED
+from common.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -58,16 +59,16 @@ class PrewarmActivities:
     # --- list_nodes ----------------------------------------------------------------------
 
     @activity.defn(name=ACTIVITY_LIST_NODES)
-    async def list_nodes(self, inp: ListNodesInput) -> NodeSelection:
+    async def list_nodes(self, listing: ListNodesInput) -> NodeSelection:
         """One paginated node listing.
 
         No namespace check here: the least-privilege Role has no `get namespaces`. A missing
         K8S_NAMESPACE shows on the first Job create (404 for kind namespaces), and fails the
         task there with the same clear message.
         """
-        extra = {"taskId": inp.task_id}
+        extra = {"taskId": listing.task_id}
         kube = self.kube
-        selector = ",".join(f"{k}={v}" for k, v in sorted(inp.spec.node_selector.items()))
+        selector = ",".join(f"{k}={v}" for k, v in sorted(listing.spec.node_selector.items()))
         items: list[dict[str, Any]] = []
         cont: str | None = None
         try:
@@ -78,7 +79,7 @@ class PrewarmActivities:
                 if cont:
                     kw["_continue"] = cont
                 page = await kube.call("list", "nodes", kube.core.list_node, **kw)
-                items += [slim_node(n, inp.spec) for n in page.get("items") or []]
+                items += [slim_node(n, listing.spec) for n in page.get("items") or []]
                 activity.heartbeat(len(items))
                 cont = (page.get("metadata") or {}).get("continue")
                 if not cont:
@@ -86,35 +87,35 @@ class PrewarmActivities:
         except KubernetesError as err:
             raise to_application_error(err, "listing nodes") from None
         listed = len(items)
-        sel = bound_missing(bound_skipped(select_nodes(items, inp.spec)))
+        selection = bound_missing(bound_skipped(select_nodes(items, listing.spec)))
         del items
-        NODES_PROCESSED.labels("skipped").inc(sel.skipped_count or len(sel.skipped))
-        NODES_PROCESSED.labels("warm").inc(sel.warm)
+        NODES_PROCESSED.labels("skipped").inc(selection.skipped_count or len(selection.skipped))
+        NODES_PROCESSED.labels("warm").inc(selection.warm)
         log.info(
             "listed %d nodes: %d to pull, %d warm, %d skipped",
             listed,
-            len(sel.targets),
-            sel.warm,
-            sel.skipped_count or len(sel.skipped),
+            len(selection.targets),
+            selection.warm,
+            selection.skipped_count or len(selection.skipped),
             extra=extra,
         )
-        return sel
+        return selection
 
     # --- prewarm_nodes -------------------------------------------------------------------
 
     @activity.defn(name=ACTIVITY_PREWARM_NODES)
-    async def prewarm_nodes(self, inp: PrewarmNodesInput) -> PrewarmNodesResult:
-        return await UnitRun(self.kube, self.settings, inp, self.nodes).run()
+    async def prewarm_nodes(self, batch: PrewarmNodesInput) -> PrewarmNodesResult:
+        return await BatchRun(self.kube, self.settings, batch, self.nodes).run()
 
     # --- cleanup_task --------------------------------------------------------------------
 
     @activity.defn(name=ACTIVITY_CLEANUP)
-    async def cleanup_task(self, inp: CleanupInput) -> CleanupResult:
+    async def cleanup_task(self, cleanup: CleanupInput) -> CleanupResult:
         """Delete every Job of the task with background propagation; the garbage collector
         removes their pods. Pods are only counted, never deleted: the least-privilege Role
         grants no pod `delete` (deploy/), and background propagation already covers them.
         """
-        kube, ns, selector = self.kube, self.kube.namespace, task_selector(inp.task_id)
+        kube, ns, selector = self.kube, self.kube.namespace, task_selector(cleanup.task_id)
         result = CleanupResult()
         try:
             jobs = await kube.call(
@@ -141,7 +142,7 @@ class PrewarmActivities:
             "clean-up deleted %d jobs; %d pods left to the garbage collector",
             result.jobs_deleted,
             result.pods_awaiting_gc,
-            extra={"taskId": inp.task_id},
+            extra={"taskId": cleanup.task_id},
         )
         return result
 
@@ -181,13 +182,13 @@ def slim_node(node: dict[str, Any], spec: TaskSpec) -> dict[str, Any]:
     }
 
 
-def bound_skipped(sel: NodeSelection) -> NodeSelection:
+def bound_skipped(selection: NodeSelection) -> NodeSelection:
     """Past SKIPPED_LISTED skipped nodes, list them GROUP_SIZE to an entry per reason (the
     entry names them all), so the listing's result stays small at 10,000 nodes."""
-    if len(sel.skipped) <= SKIPPED_LISTED:
-        return sel
+    if len(selection.skipped) <= SKIPPED_LISTED:
+        return selection
     by_reason: dict[SkipReason, list[SkippedNodeDetail]] = {}
-    for d in sel.skipped:
+    for d in selection.skipped:
         by_reason.setdefault(d.reason, []).append(d)
     grouped: list[SkippedNodeDetail] = []
     for reason, details in by_reason.items():
@@ -201,23 +202,23 @@ def bound_skipped(sel: NodeSelection) -> NodeSelection:
                     message=f"{chunk[0].message}; the same reason on: {names}",
                 )
             )
-    return sel.model_copy(
+    return selection.model_copy(
         update={
             "skipped": grouped,
-            "skipped_count": len(sel.skipped),
+            "skipped_count": len(selection.skipped),
             "skipped_by_reason": {r.value: len(ds) for r, ds in by_reason.items()},
         }
     )
 
 
-def bound_missing(sel: NodeSelection) -> NodeSelection:
+def bound_missing(selection: NodeSelection) -> NodeSelection:
     """Past MISSING_LISTED missing nodeNames, report them GROUP_SIZE to a sorted range: they
     are the client's own names, and listing 10,000 of them would double the result."""
-    if len(sel.missing) <= MISSING_LISTED:
-        return sel
-    names = sorted(sel.missing)
+    if len(selection.missing) <= MISSING_LISTED:
+        return selection
+    names = sorted(selection.missing)
     groups = [
         MissingNodes(first=chunk[0], last=chunk[-1], count=len(chunk))
         for chunk in (names[i : i + GROUP_SIZE] for i in range(0, len(names), GROUP_SIZE))
     ]
-    return sel.model_copy(update={"missing": [], "missing_groups": groups})
+    return selection.model_copy(update={"missing": [], "missing_groups": groups})

@@ -20,8 +20,8 @@ from typing import Any
 from activities.classify import Verdict
 from activities.errors import KubernetesError, KubernetesGone
 from activities.kube import Kube
+from common.engine import trim
 from common.models import FailureReason
-from workflows.types import trim
 
 log = logging.getLogger(__name__)
 

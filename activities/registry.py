@@ -403,8 +403,8 @@ class RegistryActivities:
         return merge_keyrings(rings), warnings
 
     @activity.defn(name=ACTIVITY_RESOLVE_IMAGES)
-    async def resolve_images(self, inp: ResolveImagesInput) -> ResolveImagesResult:
-        keyring, warnings = await self.keyring(list(inp.image_pull_secrets))
+    async def resolve_images(self, request: ResolveImagesInput) -> ResolveImagesResult:
+        keyring, warnings = await self.keyring(list(request.image_pull_secrets))
         verify = ssl_context(self.settings.registry_ca_file)
         async with RegistryClient(
             keyring=keyring,
@@ -412,13 +412,13 @@ class RegistryActivities:
             verify=verify,
             transport=self.transport,
         ) as client:
-            images = await client.resolve_all(list(inp.images))
+            images = await client.resolve_all(list(request.images))
         for img in images:
             if img.error == PreflightError.UNREACHABLE:
                 warnings.append(f"preflight skipped for {img.image}: {img.message}")
         log.info(
             "preflight %s: %s",
-            inp.task_id,
+            request.task_id,
             ", ".join(f"{i.image}={i.digest or i.error}" for i in images),
         )
         return ResolveImagesResult(images=images, warnings=warnings)

@@ -57,9 +57,9 @@ def _entry_credentials(entry: Any) -> Credentials | None:
             decoded = base64.b64decode(auth, validate=False).decode()
         except (binascii.Error, UnicodeDecodeError):
             return None
-        u, sep, p = decoded.partition(":")
+        user, sep, password = decoded.partition(":")
         if sep:
-            return Credentials(u, p)
+            return Credentials(user, password)
     return None
 
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from typing import Any
 
+from common.engine import NodeSelection
 from common.imageref import normalize
 from common.models import ImagePullPolicy, SkippedNodeDetail, SkipReason, TaskSpec
-from workflows.types import NodeSelection
 
 OS_LABEL = "kubernetes.io/os"
 _BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
@@ -73,17 +73,19 @@ def select_nodes(nodes: list[dict[str, Any]], spec: TaskSpec) -> NodeSelection:
         wanted = list(spec.node_names)
         missing = sorted(n for n in wanted if n not in by_name)
         by_name = {n: by_name[n] for n in wanted if n in by_name}
-    sel = NodeSelection(matched=len(by_name), missing=missing)
+    selection = NodeSelection(matched=len(by_name), missing=missing)
     check_warm = spec.image_pull_policy == ImagePullPolicy.IF_NOT_PRESENT
     for name in sorted(by_name):
         node = by_name[name]
         skip = skip_reason(node, spec)
         if skip is not None:
-            sel.skipped.append(SkippedNodeDetail(node_name=name, reason=skip[0], message=skip[1]))
+            selection.skipped.append(
+                SkippedNodeDetail(node_name=name, reason=skip[0], message=skip[1])
+            )
             continue
         if check_warm and node_has_images(node, spec.images):
-            sel.warm += 1
+            selection.warm += 1
             continue
         # The pod is pinned by node name (jobspec), so no hostname label is carried.
-        sel.targets.append(name)
-    return sel
+        selection.targets.append(name)
+    return selection

@@ -30,19 +30,20 @@ from typing import Any
 import httpx
 import yaml
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import TypedSearchAttributes
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from common import temporal as t
-from common.models import PrewarmInput, TaskSpec, TaskView
+from common.engine import PrewarmInput
+from common.models import TaskSpec, TaskView
 from common.settings import LogLevel, Settings
+from common.starting import start_prewarm_workflow
+from common.temporal import ALL_SEARCH_ATTRIBUTE_KEYS
 from worker.main import build_worker
 
 ROOT = Path(__file__).resolve().parents[1]
 IMAGE = "registry.example.com/bench/fixed:1"
 HELPER = "busybox:1.37.0-musl"
-KEYS = t.ALL_SEARCH_ATTRIBUTE_KEYS
+KEYS = ALL_SEARCH_ATTRIBUTE_KEYS
 
 
 def scenario(nodes: int, pull_seconds: float) -> dict[str, Any]:
@@ -136,13 +137,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
             before = (await http.get("/kubesim/stats")).json()["requestsTotal"]
             async with await build_worker(env.client, settings, task_queue="bench"):
                 started = time.monotonic()
-                handle = await env.client.start_workflow(
-                    t.WORKFLOW_NAME,
+                handle = await start_prewarm_workflow(
+                    env.client,
+                    "bench",
                     PrewarmInput(task_id=tid, spec=spec, created_at=datetime.now(UTC)),
-                    id=tid,
-                    task_queue="bench",
-                    result_type=TaskView,
-                    search_attributes=TypedSearchAttributes([t.SearchAttr.STATUS.pair("pending")]),
                 )
                 view = await handle.result()
                 makespan = time.monotonic() - started

@@ -3,7 +3,7 @@
 kubesim holds 10,000 nodes; two tasks name 5,000 each (`nodeNames`, so the 5,000-name request
 path is exercised too) and run at the same time on one `ips worker` process, whose peak RSS
 (the kernel's VmHWM) is the figure. The worker's log gives the longest gap between two
-heartbeats of any batch (the basis of PREWARM_HEARTBEAT_TIMEOUT in workflows/prewarm.py), and
+heartbeats of any batch (the basis of PREWARM_HEARTBEAT_TIMEOUT in workflows/timeouts.py), and
 kubesim's counters the Kubernetes requests per node.
 
     .venv/bin/python -m bench.two_tasks_memory [--nodes-per-task 5000] [--batch 100]
@@ -35,8 +35,9 @@ from temporalio.testing import WorkflowEnvironment
 from bench.engine_bench import KEYS, ROOT, start_kubesim
 from bench.engine_bench import sim_url as engine_sim_url
 from bench.harness import vm_hwm
-from common import temporal as t
-from common.models import PrewarmInput, TaskSpec, TaskView
+from common.engine import PrewarmInput
+from common.models import TaskSpec
+from common.starting import start_prewarm_workflow
 
 IMAGE = "registry.example.com/bench/fixed:1"
 QUEUE = "bench-memory"
@@ -88,12 +89,10 @@ async def main(args: argparse.Namespace) -> dict[str, Any]:
                 names = nodes[k * args.nodes_per_task : (k + 1) * args.nodes_per_task]
                 spec = TaskSpec(images=[IMAGE], batch_size=args.batch, node_names=names)
                 handles.append(
-                    await env.client.start_workflow(
-                        t.WORKFLOW_NAME,
+                    await start_prewarm_workflow(
+                        env.client,
+                        QUEUE,
                         PrewarmInput(task_id=tid, spec=spec, created_at=datetime.now(UTC)),
-                        id=tid,
-                        task_queue=QUEUE,
-                        result_type=TaskView,
                     )
                 )
             views = await asyncio.gather(*(h.result() for h in handles))

@@ -1,8 +1,11 @@
-"""Wire and state models shared by the API, the workflow, the activities and the Python client.
+"""The REST API's wire models, shared by the API, the engine and the Python client.
 
 This module is the one source of truth for the JSON contract (camelCase on the wire, as the
 original Go service). It imports only pydantic and the standard library, because the
-`ips_client` distribution ships this very file.
+`ips_client` distribution ships a byte-identical copy of it (client/python/ips_client/models.py:
+`make client-models` writes it, tests/client/test_client_unit.py checks it). The engine's own
+types (the workflow's input and state, the activities' inputs and outputs) are in
+common/engine.py.
 """
 
 from __future__ import annotations
@@ -583,44 +586,3 @@ class ErrorBody(BaseModel):
     error: str
     details: str
     task_id: str | None = Field(default=None, serialization_alias="taskId")
-
-
-# --------------------------------------------------------------------------------------
-# Workflow input (engine side). Kept here so the API can start workflows without importing them.
-# --------------------------------------------------------------------------------------
-
-
-class EngineState(WireModel):
-    """Everything PrewarmWorkflow carries across continue-as-new, kept compact at 5,000 nodes.
-
-    Only the nodes still to pull are carried (`pending`), never a node-by-image matrix; failure
-    messages are trimmed as they are recorded (see docs/engine.md, "Limits").
-    """
-
-    status: TaskStatus = TaskStatus.PENDING
-    started_at: UtcDatetime | None = None
-    finished_at: UtcDatetime | None = None
-    message: str | None = None
-    listed: bool = False
-    pending: list[str] = Field(default_factory=list)
-    hostnames: dict[str, str] = Field(default_factory=dict)
-    units_done: int = 0
-    progress: Progress = Field(default_factory=Progress)
-    failed_node_details: list[FailedNodeDetail] = Field(default_factory=list)
-    skipped_node_details: list[SkippedNodeDetail] = Field(default_factory=list)
-    runs: int = 1
-    events_in_previous_runs: int = 0
-    units_per_run: int = Field(
-        default=0, ge=0, description="Continue as new after this many batches; 0 = engine default."
-    )
-
-
-class PrewarmInput(WireModel):
-    """The single input of PrewarmWorkflow. `state` is set only when continuing as new."""
-
-    task_id: str
-    spec: TaskSpec
-    created_at: UtcDatetime
-    state: EngineState | None = Field(
-        default=None, description="Engine state carried across continue-as-new."
-    )

@@ -1,8 +1,9 @@
 """Schedules (/api/v1/schedules): a task body plus when it runs, on a Temporal Schedule.
 
 The wire models and the launcher workflow's input. Like models.py, the `ips_client`
-distribution ships this very file (a symlink), so it imports only pydantic, the standard
-library and `.models`. The cron checks (croniter) are the API's: api/schedules.py.
+distribution ships a committed copy of this very file (`make client-models`), so it imports
+only pydantic, the standard library and `.models`. The cron checks (croniter) are the API's:
+api/schedules.py.
 """
 
 from __future__ import annotations

@@ -106,18 +106,6 @@ class SearchAttr(StrEnum):
 # Every key, for test servers and tooling that register them all.
 ALL_SEARCH_ATTRIBUTE_KEYS: list[SearchAttributeKey[Any]] = [a.key for a in SearchAttr]
 
-# Names for the keys that api/store.py still reads (it is being split on another branch,
-# issue 17 item 2); new code uses SearchAttr.<NAME>.key. Delete once store.py no longer does.
-STATUS_KEY = SearchAttr.STATUS.key
-IDEMPOTENCY_KEY = SearchAttr.IDEMPOTENCY_KEY.key
-TOTAL_NODES_KEY = SearchAttr.TOTAL_NODES.key
-COMPLETED_NODES_KEY = SearchAttr.COMPLETED_NODES.key
-FAILED_NODES_KEY = SearchAttr.FAILED_NODES.key
-SKIPPED_NODES_KEY = SearchAttr.SKIPPED_NODES.key
-WARM_NODES_KEY = SearchAttr.WARM_NODES.key
-CURRENT_BATCH_KEY = SearchAttr.CURRENT_BATCH.key
-TOTAL_BATCHES_KEY = SearchAttr.TOTAL_BATCHES.key
-
 
 def _read(var: str, path: Path | None) -> bytes | None:
     """A PEM file's bytes; a missing or unreadable file fails at start-up, naming the variable."""

@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 # Heartbeats reach the server (and cancellations reach activities) within about a second.
 HEARTBEAT_THROTTLE = timedelta(seconds=1)
 GRACEFUL_SHUTDOWN = timedelta(seconds=20)
+# activities/kube.py sizes its watch thread pool (WATCH_THREADS) from this.
 MAX_CONCURRENT_ACTIVITIES = 50
 
 

@@ -12,7 +12,6 @@ from datetime import timedelta
 from typing import Any
 
 from temporalio import workflow
-from temporalio.common import RetryPolicy
 from temporalio.exceptions import (
     ActivityError,
     ApplicationError,
@@ -22,11 +21,27 @@ from temporalio.exceptions import (
 from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 
 with workflow.unsafe.imports_passed_through():
-    from common.models import (
+    from common.engine import (
+        ACTIVITY_CLEANUP,
+        ACTIVITY_LIST_NODES,
+        ACTIVITY_PREWARM_NODES,
+        SIGNAL_NODE_OUTCOMES,
+        CleanupInput,
+        CleanupResult,
         EngineState,
+        ListNodesInput,
+        NodeOutcome,
+        NodeOutcomes,
+        NodeSelection,
+        PrewarmInput,
+        PrewarmNodesInput,
+        PrewarmNodesResult,
+        PullSpec,
+        trim,
+    )
+    from common.models import (
         FailedNodeDetail,
         FailureReason,
-        PrewarmInput,
         Progress,
         Strategy,
         TaskStatus,
@@ -34,21 +49,19 @@ with workflow.unsafe.imports_passed_through():
     )
     from common.observability import TASKS_FINISHED
     from common.temporal import QUERY_PROGRESS, WORKFLOW_NAME, SearchAttr
-    from workflows.types import (
-        ACTIVITY_CLEANUP,
-        ACTIVITY_LIST_NODES,
-        ACTIVITY_PREWARM_NODES,
-        SIGNAL_NODE_OUTCOMES,
-        CleanupInput,
-        CleanupResult,
-        ListNodesInput,
-        NodeOutcome,
-        NodeOutcomes,
-        NodeSelection,
-        PrewarmNodesInput,
-        PrewarmNodesResult,
-        PullSpec,
-        trim,
+    from workflows.timeouts import (
+        CLEANUP_HEARTBEAT_TIMEOUT,
+        CLEANUP_RETRY,
+        CLEANUP_TIMEOUT,
+        HEARTBEAT_TIMEOUT,
+        LIST_NODES_HEARTBEAT_TIMEOUT,
+        LIST_NODES_TIMEOUT,
+        LIST_RETRY,
+        PREWARM_HEARTBEAT_TIMEOUT,
+        PREWARM_RETRY,
+        PREWARM_RETRY_ALLOWANCE,
+        PREWARM_RETRY_BY_TIME,
+        batch_budget,
     )
 
 # Continue as new after this many batches, or earlier when the server suggests it or the
@@ -79,47 +92,10 @@ GROUP_SIZE = 1000
 NODE_NAMES_SHOWN = 100
 _DETAIL_OVERHEAD = 90  # JSON keys, reason and timestamp of one detail
 
-LIST_NODES_TIMEOUT = timedelta(minutes=5)
-CLEANUP_TIMEOUT = timedelta(minutes=2)
-HEARTBEAT_TIMEOUT = timedelta(seconds=10)  # histories before PATCH_RETRIES
-# The batch activity heartbeats every second from its own task, which no Kubernetes call can
-# delay; what can delay it is the worker's event loop (and the SDK's 1 s heartbeat throttle).
-# Measured: the longest gap between two heartbeats of any of 100 batches was 1.36 s, with two
-# 5,000-node tasks at once on one worker, kubesim and the Temporal dev server on the same 2
-# shared cores (bench/two_tasks_memory.py, bench/results/two-tasks-memory.json; each batch logs
-# its "longest gap between heartbeats"). 20 s is about 15 times that, and still finds a dead
-# worker (kill -9) in 20 s, after which the batch resumes on another worker.
-PREWARM_HEARTBEAT_TIMEOUT = timedelta(seconds=20)
-# Retries of the batch activity are bounded by time (schedule-to-close), not by a count of
-# attempts: a worker shutdown or a crash costs an attempt and must never end the task, and
-# transient errors are already retried per request and per node inside the activity.
-PREWARM_RETRY_ALLOWANCE = timedelta(minutes=10)
-PATCH_RETRIES = "prewarm-retries-by-time"  # issue 12: slim options above, unlimited attempts
+PATCH_RETRIES = (
+    "prewarm-retries-by-time"  # issue 12: slim options (workflows/timeouts.py), unlimited attempts
+)
 PATCH_CANCEL_ON_TIMEOUT = "cancel-on-heartbeat-timeout"  # issue 12, item 9
-LIST_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=20),
-    maximum_attempts=6,
-)
-PREWARM_RETRY = RetryPolicy(  # histories before PATCH_RETRIES
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=10,
-)
-PREWARM_RETRY_BY_TIME = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=30),
-    maximum_attempts=0,  # unlimited: schedule_to_close bounds the activity
-)
-CLEANUP_RETRY = RetryPolicy(
-    initial_interval=timedelta(seconds=1),
-    backoff_coefficient=2.0,
-    maximum_interval=timedelta(seconds=20),
-    maximum_attempts=12,
-)
 
 
 class _Stop(Exception):
@@ -143,10 +119,10 @@ class PrewarmWorkflow:
     """
 
     @workflow.init
-    def __init__(self, inp: PrewarmInput) -> None:
-        self._inp = inp
-        self._st = inp.state.model_copy(deep=True) if inp.state else EngineState()
-        self._unit = 0
+    def __init__(self, task_input: PrewarmInput) -> None:
+        self._input = task_input
+        self._state = task_input.state.model_copy(deep=True) if task_input.state else EngineState()
+        self._current_batch = 0
         self._seen: set[str] = set()
         self._frozen = False
         self._stop_reason: str | None = None
@@ -157,7 +133,7 @@ class PrewarmWorkflow:
         self._last_message: dict[tuple[str | None, FailureReason], str] = {}
         self._groups: dict[FailureReason, tuple[FailedNodeDetail, str, int]] = {}
         self._detail_bytes = sum(
-            _detail_size(d.node_name, d.image, d.message) for d in self._st.failed_node_details
+            _detail_size(d.node_name, d.image, d.message) for d in self._state.failed_node_details
         )
 
     # --- Queries and signals -------------------------------------------------------------
@@ -169,7 +145,7 @@ class PrewarmWorkflow:
     @workflow.signal(name=SIGNAL_NODE_OUTCOMES)
     def node_outcomes(self, batch: NodeOutcomes) -> None:
         """Live outcomes from the running batch activity, so progress moves within a batch."""
-        if self._frozen or batch.unit != self._unit:
+        if self._frozen or batch.unit != self._current_batch:
             return
         for outcome in batch.outcomes:
             self._record(outcome)
@@ -179,25 +155,25 @@ class PrewarmWorkflow:
     # --- Main ----------------------------------------------------------------------------
 
     @workflow.run
-    async def run(self, inp: PrewarmInput) -> TaskView:
-        st = self._st
+    async def run(self, task_input: PrewarmInput) -> TaskView:
+        state = self._state
         try:
-            if not st.listed:
-                st.started_at = workflow.now()
+            if not state.listed:
+                state.started_at = workflow.now()
                 self._set_status(TaskStatus.RUNNING)
                 self._log("listing nodes")
                 selection = await workflow.execute_activity(
                     ACTIVITY_LIST_NODES,
-                    ListNodesInput(task_id=inp.task_id, spec=inp.spec),
+                    ListNodesInput(task_id=task_input.task_id, spec=task_input.spec),
                     result_type=NodeSelection,
                     start_to_close_timeout=LIST_NODES_TIMEOUT,
-                    heartbeat_timeout=timedelta(seconds=60),
+                    heartbeat_timeout=LIST_NODES_HEARTBEAT_TIMEOUT,
                     retry_policy=LIST_RETRY,
                     summary="list nodes",
                 )
                 self._apply_selection(selection)
-            self._describe()
-            while st.pending and self._stop_reason is None:
+            self._set_web_ui_details()
+            while state.pending and self._stop_reason is None:
                 if self._should_continue_as_new():
                     await self._continue_as_new()
                 await self._run_unit()
@@ -214,7 +190,7 @@ class PrewarmWorkflow:
                 self._log("cancel requested: stopping and cleaning up")
                 await self._cleanup()
                 return self._finish(TaskStatus.CANCELLED, "Task cancelled by request")
-            message = self._stop_reason or _describe_failure(err)
+            message = self._stop_reason or _failure_reason(err)
             await self._cleanup()
             return self._finish(TaskStatus.FAILED, message)
 
@@ -233,7 +209,7 @@ class PrewarmWorkflow:
     # --- Units (a batch, or a rolling window) --------------------------------------------
 
     def _unit_size(self) -> int:
-        spec = self._inp.spec
+        spec = self._input.spec
         if spec.strategy == Strategy.ROLLING:
             return max(
                 spec.batch_size,
@@ -242,19 +218,18 @@ class PrewarmWorkflow:
         return spec.batch_size
 
     async def _run_unit(self) -> None:
-        st, spec = self._st, self._inp.spec
+        state, spec = self._state, self._input.spec
         size = self._unit_size()
-        nodes = st.pending[:size]
-        unit = st.units_done + 1
-        total = st.progress.total_batches
-        self._unit, self._seen = unit, set()
-        st.progress.current_batch = unit
+        nodes = state.pending[:size]
+        batch_number = state.units_done + 1
+        total = state.progress.total_batches
+        self._current_batch, self._seen = batch_number, set()
+        state.progress.current_batch = batch_number
         self._upsert_counters(force=True)
         in_flight = spec.batch_size if spec.strategy == Strategy.ROLLING else len(nodes)
         rounds = math.ceil(len(nodes) / in_flight)
         word = "window" if spec.strategy == Strategy.ROLLING else "batch"
-        # Each round of Jobs may take the per-node deadline; creation is rate-limited.
-        budget = timedelta(seconds=rounds * (spec.timeout_seconds + 30) + len(nodes) // 2 + 300)
+        budget = batch_budget(rounds, spec.timeout_seconds, len(nodes))
         timeouts: dict[str, Any] = {
             "start_to_close_timeout": budget,
             "heartbeat_timeout": HEARTBEAT_TIMEOUT,
@@ -269,17 +244,16 @@ class PrewarmWorkflow:
         self._handle = workflow.start_activity(
             ACTIVITY_PREWARM_NODES,
             PrewarmNodesInput(
-                task_id=self._inp.task_id,
-                unit=unit,
+                task_id=self._input.task_id,
+                unit=batch_number,
                 total_units=total,
                 nodes=nodes,
-                hostnames={n: st.hostnames[n] for n in nodes if n in st.hostnames},
                 spec=PullSpec.of(spec),
                 in_flight=in_flight,
             ),
             result_type=PrewarmNodesResult,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
-            summary=f"{word} {unit}/{total}: {len(nodes)} nodes",
+            summary=f"{word} {batch_number}/{total}: {len(nodes)} nodes",
             **timeouts,
         )
         try:
@@ -307,18 +281,18 @@ class PrewarmWorkflow:
                         ),
                     )
                 )
-        st.pending = st.pending[len(nodes) :]
-        st.units_done = unit
+        state.pending = state.pending[len(nodes) :]
+        state.units_done = batch_number
         self._units_this_run += 1
         self._check_failure_ratio()
         self._upsert_counters(force=True)
-        self._describe()
+        self._set_web_ui_details()
 
     def _should_continue_as_new(self) -> bool:
         if self._units_this_run == 0:
             return False
         info = workflow.info()
-        budget = self._st.units_per_run or DEFAULT_UNITS_PER_RUN
+        budget = self._state.units_per_run or DEFAULT_UNITS_PER_RUN
         return (
             self._units_this_run >= budget
             or info.is_continue_as_new_suggested()
@@ -327,16 +301,16 @@ class PrewarmWorkflow:
 
     async def _continue_as_new(self) -> None:
         await workflow.wait_condition(workflow.all_handlers_finished)
-        st = self._st
-        st.events_in_previous_runs += workflow.info().get_current_history_length()
-        st.runs += 1
-        self._log(f"continuing as new (run {st.runs}, {len(st.pending)} nodes to go)")
+        state = self._state
+        state.events_in_previous_runs += workflow.info().get_current_history_length()
+        state.runs += 1
+        self._log(f"continuing as new (run {state.runs}, {len(state.pending)} nodes to go)")
         workflow.continue_as_new(
             PrewarmInput(
-                task_id=self._inp.task_id,
-                spec=_spec_for_next_run(self._inp.spec),
-                created_at=self._inp.created_at,
-                state=st,
+                task_id=self._input.task_id,
+                spec=_spec_for_next_run(self._input.spec),
+                created_at=self._input.created_at,
+                state=state,
             )
         )
 
@@ -347,10 +321,10 @@ class PrewarmWorkflow:
         task = asyncio.ensure_future(
             workflow.execute_activity(
                 ACTIVITY_CLEANUP,
-                CleanupInput(task_id=self._inp.task_id),
+                CleanupInput(task_id=self._input.task_id),
                 result_type=CleanupResult,
                 start_to_close_timeout=CLEANUP_TIMEOUT,
-                heartbeat_timeout=timedelta(seconds=30),
+                heartbeat_timeout=CLEANUP_HEARTBEAT_TIMEOUT,
                 retry_policy=CLEANUP_RETRY,
                 summary="delete the task's Jobs and Pods",
             )
@@ -362,26 +336,25 @@ class PrewarmWorkflow:
             except asyncio.CancelledError:
                 continue  # a cancel during clean-up changes nothing: finish the clean-up
             except ActivityError as err:
-                workflow.logger.warning("clean-up failed: %s", _describe_failure(err))
+                workflow.logger.warning("clean-up failed: %s", _failure_reason(err))
                 return
 
     # --- State ---------------------------------------------------------------------------
 
-    def _apply_selection(self, sel: NodeSelection) -> None:
-        st, spec = self._st, self._inp.spec
-        st.listed = True
-        st.pending = list(sel.targets)
-        st.hostnames = dict(sel.hostnames)
-        st.skipped_node_details = list(sel.skipped)
-        p = st.progress
-        p.total_nodes = len(sel.targets) + sel.warm + sel.missing_count
-        p.already_warm_nodes = sel.warm
-        p.skipped_nodes = sel.skipped_count or len(sel.skipped)
-        p.total_batches = math.ceil(len(sel.targets) / self._unit_size())
+    def _apply_selection(self, selection: NodeSelection) -> None:
+        state, spec = self._state, self._input.spec
+        state.listed = True
+        state.pending = list(selection.targets)
+        state.skipped_node_details = list(selection.skipped)
+        progress = state.progress
+        progress.total_nodes = len(selection.targets) + selection.warm + selection.missing_count
+        progress.already_warm_nodes = selection.warm
+        progress.skipped_nodes = selection.skipped_count or len(selection.skipped)
+        progress.total_batches = math.ceil(len(selection.targets) / self._unit_size())
         now = workflow.now()
-        self._unit = 0
-        for group in sel.missing_groups:
-            p.failed_nodes += group.count
+        self._current_batch = 0
+        for group in selection.missing_groups:
+            progress.failed_nodes += group.count
             detail = FailedNodeDetail(
                 node_name=f"{group.first} (+{group.count - 1} more)",
                 reason=FailureReason.NODE_GONE,
@@ -390,8 +363,8 @@ class PrewarmWorkflow:
                 timestamp=now,
             )
             self._detail_bytes += _detail_size(detail.node_name, None, detail.message)
-            self._st.failed_node_details.append(detail)
-        for name in sel.missing:
+            self._state.failed_node_details.append(detail)
+        for name in selection.missing:
             self._record(
                 NodeOutcome(
                     node_name=name,
@@ -404,24 +377,28 @@ class PrewarmWorkflow:
                     ),
                 )
             )
-        p.percentage = Progress.compute_percentage(
-            p.total_nodes, p.completed_nodes, p.failed_nodes, p.already_warm_nodes
+        progress.percentage = Progress.compute_percentage(
+            progress.total_nodes,
+            progress.completed_nodes,
+            progress.failed_nodes,
+            progress.already_warm_nodes,
         )
         self._upsert_counters(force=True)
         self._log(
-            f"{sel.matched} nodes matched: {len(sel.targets)} to pull, {sel.warm} already warm, "
-            f"{p.skipped_nodes} skipped, {sel.missing_count} missing"
+            f"{selection.matched} nodes matched: {len(selection.targets)} to pull, "
+            f"{selection.warm} already warm, "
+            f"{progress.skipped_nodes} skipped, {selection.missing_count} missing"
         )
-        if sel.matched == 0 and not sel.missing_count:
+        if selection.matched == 0 and not selection.missing_count:
             what = f"nodeNames {spec.node_names[:5]}" if spec.node_names else _selector(spec)
             raise _Stop(f"no node matches {what}")
-        if p.total_nodes == 0:
-            reasons = Counter(s.reason.value for s in sel.skipped)
-            if sel.skipped_by_reason:
-                reasons = Counter(sel.skipped_by_reason)
+        if progress.total_nodes == 0:
+            reasons = Counter(s.reason.value for s in selection.skipped)
+            if selection.skipped_by_reason:
+                reasons = Counter(selection.skipped_by_reason)
             parts = ", ".join(f"{n} {r}" for r, n in sorted(reasons.items()))
             raise _Stop(
-                f"none of the {sel.matched} matching nodes can be prewarmed: "
+                f"none of the {selection.matched} matching nodes can be prewarmed: "
                 f"all were skipped ({parts})"
             )
         self._check_failure_ratio()
@@ -432,11 +409,11 @@ class PrewarmWorkflow:
         if outcome.node_name in self._seen:
             return
         self._seen.add(outcome.node_name)
-        p = self._st.progress
+        progress = self._state.progress
         if outcome.ok:
-            p.completed_nodes += 1
+            progress.completed_nodes += 1
         else:
-            p.failed_nodes += 1
+            progress.failed_nodes += 1
             detail = outcome.failure or FailedNodeDetail(
                 node_name=outcome.node_name,
                 reason=FailureReason.CONTAINER_FAILED,
@@ -445,9 +422,12 @@ class PrewarmWorkflow:
             if self._detail_bytes >= GROUP_AFTER_BYTES:
                 self._group(detail, "failed with the same reason:")
             else:
-                self._st.failed_node_details.append(self._compact(detail))
-        p.percentage = Progress.compute_percentage(
-            p.total_nodes, p.completed_nodes, p.failed_nodes, p.already_warm_nodes
+                self._state.failed_node_details.append(self._compact(detail))
+        progress.percentage = Progress.compute_percentage(
+            progress.total_nodes,
+            progress.completed_nodes,
+            progress.failed_nodes,
+            progress.already_warm_nodes,
         )
 
     def _group(self, d: FailedNodeDetail, what: str) -> None:
@@ -460,7 +440,7 @@ class PrewarmWorkflow:
                 message=f"{what} {d.node_name}",
                 timestamp=d.timestamp.replace(microsecond=0),
             )
-            self._st.failed_node_details.append(entry)
+            self._state.failed_node_details.append(entry)
             self._groups[d.reason] = (entry, d.node_name, 1)
             self._detail_bytes += _detail_size(d.node_name, None, entry.message)
             return
@@ -489,30 +469,30 @@ class PrewarmWorkflow:
         )
 
     def _check_failure_ratio(self) -> None:
-        p, ratio = self._st.progress, self._inp.spec.max_failure_ratio
-        if self._stop_reason is not None or p.total_nodes == 0:
+        progress, ratio = self._state.progress, self._input.spec.max_failure_ratio
+        if self._stop_reason is not None or progress.total_nodes == 0:
             return
-        share = p.failed_nodes / p.total_nodes
+        share = progress.failed_nodes / progress.total_nodes
         if share > ratio:
             self._stop_reason = (
-                f"{p.failed_nodes} of {p.total_nodes} nodes failed ({share:.0%}), more than "
-                f"maxFailureRatio {ratio:g}: stopped creating Jobs"
+                f"{progress.failed_nodes} of {progress.total_nodes} nodes failed ({share:.0%}), "
+                f"more than maxFailureRatio {ratio:g}: stopped creating Jobs"
             )
             self._log(self._stop_reason)
             if self._handle is not None:
                 self._handle.cancel()
 
     def _set_status(self, status: TaskStatus) -> None:
-        self._st.status = status
+        self._state.status = status
         workflow.upsert_search_attributes([SearchAttr.STATUS.value_set(status)])
 
     def _finish(self, status: TaskStatus, message: str | None) -> TaskView:
-        st = self._st
-        st.message = message
-        st.finished_at = workflow.now()
+        state = self._state
+        state.message = message
+        state.finished_at = workflow.now()
         self._set_status(status)
         self._upsert_counters(force=True)
-        self._describe()
+        self._set_web_ui_details()
         self._log(f"finished {status.value}: {message or ''}")
         if not workflow.unsafe.is_replaying():
             # An in-memory counter, no command: replay-safe, counted by the worker that ends it.
@@ -520,15 +500,15 @@ class PrewarmWorkflow:
         return self._view()
 
     def _upsert_counters(self, *, force: bool) -> None:
-        p = self._st.progress
+        progress = self._state.progress
         counters = (
-            p.total_nodes,
-            p.completed_nodes,
-            p.failed_nodes,
-            p.skipped_nodes,
-            p.already_warm_nodes,
-            p.current_batch,
-            p.total_batches,
+            progress.total_nodes,
+            progress.completed_nodes,
+            progress.failed_nodes,
+            progress.skipped_nodes,
+            progress.already_warm_nodes,
+            progress.current_batch,
+            progress.total_batches,
         )
         now = workflow.now()
         if counters == self._last_counters:
@@ -538,42 +518,45 @@ class PrewarmWorkflow:
         self._last_counters, self._last_upsert = counters, now
         workflow.upsert_search_attributes(
             [
-                SearchAttr.TOTAL_NODES.value_set(p.total_nodes),
-                SearchAttr.COMPLETED_NODES.value_set(p.completed_nodes),
-                SearchAttr.FAILED_NODES.value_set(p.failed_nodes),
+                SearchAttr.TOTAL_NODES.value_set(progress.total_nodes),
+                SearchAttr.COMPLETED_NODES.value_set(progress.completed_nodes),
+                SearchAttr.FAILED_NODES.value_set(progress.failed_nodes),
                 # SQL visibility caps Int at 3 attributes: value_set stores these as Double
                 # and Keyword (common/temporal.py).
-                SearchAttr.SKIPPED_NODES.value_set(p.skipped_nodes),
-                SearchAttr.WARM_NODES.value_set(p.already_warm_nodes),
-                SearchAttr.CURRENT_BATCH.value_set(p.current_batch),
-                SearchAttr.TOTAL_BATCHES.value_set(p.total_batches),
+                SearchAttr.SKIPPED_NODES.value_set(progress.skipped_nodes),
+                SearchAttr.WARM_NODES.value_set(progress.already_warm_nodes),
+                SearchAttr.CURRENT_BATCH.value_set(progress.current_batch),
+                SearchAttr.TOTAL_BATCHES.value_set(progress.total_batches),
             ]
         )
 
-    def _describe(self) -> None:
+    def _set_web_ui_details(self) -> None:
         """Current details for the Temporal Web UI: the images, node count and progress."""
-        spec, p = self._inp.spec, self._st.progress
+        spec, progress = self._input.spec, self._state.progress
         images = ", ".join(spec.images[:5]) + (
             f" (+{len(spec.images) - 5})" if len(spec.images) > 5 else ""
         )
         workflow.set_current_details(
-            f"**{self._st.status.value}** · {images} · {p.total_nodes} nodes · "
-            f"batch {p.current_batch}/{p.total_batches} · {p.completed_nodes} completed, "
-            f"{p.failed_nodes} failed, {p.already_warm_nodes} warm, {p.skipped_nodes} skipped"
+            f"**{self._state.status.value}** · {images} · {progress.total_nodes} nodes · "
+            f"batch {progress.current_batch}/{progress.total_batches} · "
+            f"{progress.completed_nodes} completed, "
+            f"{progress.failed_nodes} failed, {progress.already_warm_nodes} warm, "
+            f"{progress.skipped_nodes} skipped"
         )
 
     def _completion_message(self) -> str:
-        p = self._st.progress
+        progress = self._state.progress
         return (
-            f"{p.completed_nodes} nodes prewarmed, {p.already_warm_nodes} already warm, "
-            f"{p.failed_nodes} failed, {p.skipped_nodes} skipped"
+            f"{progress.completed_nodes} nodes prewarmed, "
+            f"{progress.already_warm_nodes} already warm, "
+            f"{progress.failed_nodes} failed, {progress.skipped_nodes} skipped"
         )
 
     def _view(self) -> TaskView:
-        st, spec = self._st, self._inp.spec
+        state, spec = self._state, self._input.spec
         return TaskView(
-            task_id=self._inp.task_id,
-            status=st.status,
+            task_id=self._input.task_id,
+            status=state.status,
             images=list(spec.images),
             batch_size=spec.batch_size,
             node_selector=dict(spec.node_selector),
@@ -584,17 +567,17 @@ class PrewarmWorkflow:
             strategy=spec.strategy,
             timeout_seconds=spec.timeout_seconds,
             max_failure_ratio=spec.max_failure_ratio,
-            progress=st.progress.model_copy(),
-            failed_node_details=list(st.failed_node_details),
-            skipped_node_details=list(st.skipped_node_details),
-            created_at=self._inp.created_at,
-            started_at=st.started_at,
-            finished_at=st.finished_at,
-            message=st.message,
+            progress=state.progress.model_copy(),
+            failed_node_details=list(state.failed_node_details),
+            skipped_node_details=list(state.skipped_node_details),
+            created_at=self._input.created_at,
+            started_at=state.started_at,
+            finished_at=state.finished_at,
+            message=state.message,
         )
 
     def _log(self, message: str) -> None:
-        workflow.logger.info(message, extra={"taskId": self._inp.task_id})
+        workflow.logger.info(message, extra={"taskId": self._input.task_id})
 
 
 _RETRY_NOTES = {
@@ -620,7 +603,7 @@ def _selector(spec: Any) -> str:
     return "nodeSelector " + ",".join(f"{k}={v}" for k, v in sorted(spec.node_selector.items()))
 
 
-def _describe_failure(err: BaseException) -> str:
+def _failure_reason(err: BaseException) -> str:
     """A one-line reason for `message`, from the innermost Temporal failure."""
     step = ""
     if isinstance(err, ActivityError):

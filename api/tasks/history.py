@@ -12,7 +12,7 @@ from temporalio.client import Client, WorkflowExecution
 
 from api.errors import TemporalError
 from api.tasks.rpc import RPC_TIMEOUT, temporal_errors
-from common.models import PrewarmInput
+from common.engine import PrewarmInput
 
 log = logging.getLogger(__name__)
 

@@ -13,17 +13,7 @@ from temporalio.client import WorkflowExecution, WorkflowExecutionStatus
 from temporalio.common import SearchAttributeKey, TypedSearchAttributes
 
 from common.models import Progress, TaskCreated, TaskStatus
-from common.temporal import (
-    COMPLETED_NODES_KEY,
-    CURRENT_BATCH_KEY,
-    FAILED_NODES_KEY,
-    MEMO_TASK,
-    SKIPPED_NODES_KEY,
-    STATUS_KEY,
-    TOTAL_BATCHES_KEY,
-    TOTAL_NODES_KEY,
-    WARM_NODES_KEY,
-)
+from common.temporal import MEMO_TASK, SearchAttr
 
 log = logging.getLogger(__name__)
 
@@ -47,7 +37,7 @@ STATUS_CLAUSES: dict[TaskStatus, str] = {
 
 
 def _recorded_status(attributes: TypedSearchAttributes) -> TaskStatus | None:
-    raw = attributes.get(STATUS_KEY)
+    raw = attributes.get(SearchAttr.STATUS.key)
     try:
         return TaskStatus(raw) if raw is not None else None
     except ValueError:
@@ -83,18 +73,18 @@ def _counter(attributes: TypedSearchAttributes, key: SearchAttributeKey[Any]) ->
 
 def progress_from_sa(attributes: TypedSearchAttributes) -> Progress:
     """The last progress the workflow recorded in its search attributes."""
-    total = _counter(attributes, TOTAL_NODES_KEY)
-    completed = _counter(attributes, COMPLETED_NODES_KEY)
-    failed = _counter(attributes, FAILED_NODES_KEY)
-    warm = _counter(attributes, WARM_NODES_KEY)
+    total = _counter(attributes, SearchAttr.TOTAL_NODES.key)
+    completed = _counter(attributes, SearchAttr.COMPLETED_NODES.key)
+    failed = _counter(attributes, SearchAttr.FAILED_NODES.key)
+    warm = _counter(attributes, SearchAttr.WARM_NODES.key)
     return Progress(
         total_nodes=total,
         completed_nodes=completed,
         failed_nodes=failed,
-        skipped_nodes=_counter(attributes, SKIPPED_NODES_KEY),
+        skipped_nodes=_counter(attributes, SearchAttr.SKIPPED_NODES.key),
         already_warm_nodes=warm,
-        current_batch=_counter(attributes, CURRENT_BATCH_KEY),
-        total_batches=_counter(attributes, TOTAL_BATCHES_KEY),
+        current_batch=_counter(attributes, SearchAttr.CURRENT_BATCH.key),
+        total_batches=_counter(attributes, SearchAttr.TOTAL_BATCHES.key),
         percentage=Progress.compute_percentage(total, completed, failed, warm),
     )
 

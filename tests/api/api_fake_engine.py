@@ -18,14 +18,8 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from common import temporal as t
-    from common.models import (
-        FailedNodeDetail,
-        FailureReason,
-        PrewarmInput,
-        Progress,
-        TaskStatus,
-        TaskView,
-    )
+    from common.engine import PrewarmInput
+    from common.models import FailedNodeDetail, FailureReason, Progress, TaskStatus, TaskView
 
 NODES = 4
 

@@ -215,11 +215,20 @@ def test_bad_url_is_rejected_with_a_message(monkeypatch: pytest.MonkeyPatch) -> 
     assert c.base_url == "http://from-env:1234" and "token" in repr(c)
 
 
-def test_models_are_the_api_models_file() -> None:
-    """One source of truth: ips_client.models is common/models.py, not a copy."""
-    link = ROOT / "client/python/ips_client/models.py"
-    assert link.is_symlink()
-    assert link.resolve() == (ROOT / "common/models.py").resolve()
+@pytest.mark.parametrize("name", ["models.py", "schedule_models.py"])
+def test_models_are_a_byte_identical_copy_of_the_api_models(name: str) -> None:
+    """One source of truth: each ips_client wire-model file is a committed copy of its
+    common/ twin (a plain file, so it works in Windows checkouts and sdists) that never
+    drifts; no engine types."""
+    copy = ROOT / "client/python/ips_client" / name
+    assert not copy.is_symlink()
+    assert copy.read_bytes() == (ROOT / "common" / name).read_bytes(), (
+        f"client/python/ips_client/{name} differs from common/{name}: run make client-models"
+    )
+    import ips_client.models as models
+
+    assert not hasattr(models, "EngineState")
+    assert not hasattr(models, "PrewarmInput")
 
 
 @pytest.mark.slow

@@ -14,11 +14,12 @@ from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import TypedSearchAttributes
 
-from common import temporal as t
-from common.models import PrewarmInput, TaskSpec, TaskStatus, TaskView
+from common.engine import PrewarmInput
+from common.models import TaskSpec, TaskStatus
 from common.settings import Settings
+from common.starting import start_prewarm_workflow
+from common.temporal import SearchAttr
 from kubesim.testing import SimHandle
 from worker.main import build_worker
 
@@ -35,18 +36,15 @@ class Engine:
 
     async def start(self, spec: TaskSpec, task_id: str | None = None) -> WorkflowHandle[Any, Any]:
         task_id = task_id or new_task_id()
-        return await self.client.start_workflow(
-            t.WORKFLOW_NAME,
+        return await start_prewarm_workflow(
+            self.client,
+            self.settings.temporal_task_queue,
             PrewarmInput(task_id=task_id, spec=spec, created_at=datetime.now(UTC)),
-            id=task_id,
-            task_queue=self.settings.temporal_task_queue,
-            result_type=TaskView,
-            search_attributes=TypedSearchAttributes([t.SearchAttr.STATUS.pair(TaskStatus.PENDING)]),
         )
 
     async def status(self, task_id: str) -> str | None:
         desc = await self.client.get_workflow_handle(task_id).describe()
-        return desc.typed_search_attributes.get(t.SearchAttr.STATUS.key)
+        return desc.typed_search_attributes.get(SearchAttr.STATUS.key)
 
     async def wait_status(self, task_id: str, *wanted: str, within: float = 60) -> str:
         """Poll IpsStatus (what an operator sees) until it is one of `wanted`."""

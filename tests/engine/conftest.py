@@ -15,16 +15,7 @@ from temporalio.api.operatorservice.v1 import AddSearchAttributesRequest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
-from common.models import (
-    FailedNodeDetail,
-    FailureReason,
-    PrewarmInput,
-    SkippedNodeDetail,
-    TaskSpec,
-    TaskView,
-)
-from common.temporal import WORKFLOW_NAME, SearchAttr
-from workflows.types import (
+from common.engine import (
     ACTIVITY_CLEANUP,
     ACTIVITY_LIST_NODES,
     ACTIVITY_PREWARM_NODES,
@@ -35,9 +26,13 @@ from workflows.types import (
     NodeOutcome,
     NodeOutcomes,
     NodeSelection,
+    PrewarmInput,
     PrewarmNodesInput,
     PrewarmNodesResult,
 )
+from common.models import FailedNodeDetail, FailureReason, SkippedNodeDetail, TaskSpec, TaskView
+from common.starting import start_prewarm_workflow
+from common.temporal import SearchAttr
 
 
 @pytest.fixture(scope="session")
@@ -170,10 +165,8 @@ async def start(
     state: Any = None,
 ) -> WorkflowHandle[Any, TaskView]:
     tid = tid or task_id()
-    return await client.start_workflow(
-        WORKFLOW_NAME,
+    return await start_prewarm_workflow(
+        client,
+        queue,
         PrewarmInput(task_id=tid, spec=spec, created_at=datetime.now(UTC), state=state),
-        id=tid,
-        task_queue=queue,
-        result_type=TaskView,
     )

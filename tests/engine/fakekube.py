@@ -1,4 +1,4 @@
-"""A scripted Kubernetes for the batch activity's control loop (activities/unit.py).
+"""A scripted Kubernetes for the batch activity's control loop (activities/batch.py).
 
 It answers `Kube.call` and `Kube.watch` from dicts, counts every request by (verb, resource),
 and lets a test push watch events and make calls block or fail. The loop runs unchanged in

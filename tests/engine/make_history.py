@@ -24,14 +24,16 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from common import temporal as t
-from common.models import EngineState, PrewarmInput, TaskSpec, TaskView
+from common.engine import EngineState, PrewarmInput
+from common.models import TaskSpec, TaskView
 from common.settings import Settings
+from common.starting import start_prewarm_workflow
+from common.temporal import ALL_SEARCH_ATTRIBUTE_KEYS
 from kubesim.testing import start_sim
 from worker.main import build_worker
 
 OUT = Path(__file__).parent / "histories"
-KEYS = t.ALL_SEARCH_ATTRIBUTE_KEYS
+KEYS = ALL_SEARCH_ATTRIBUTE_KEYS
 
 
 async def _save(client: Client, handle: WorkflowHandle[object, TaskView], name: str) -> None:
@@ -72,17 +74,15 @@ async def main(tag: str = "") -> None:
                     node_selector={"pool": "compute"},
                 )
                 tid = f"task-{stamp}-0000aaaa"
-                h = await env.client.start_workflow(
-                    t.WORKFLOW_NAME,
+                h = await start_prewarm_workflow(
+                    env.client,
+                    "history",
                     PrewarmInput(
                         task_id=tid,
                         spec=spec,
                         created_at=datetime.now(UTC),
                         state=EngineState(units_per_run=2),
                     ),
-                    id=tid,
-                    task_queue="history",
-                    result_type=TaskView,
                 )
                 print(tid, (await h.result()).progress)
                 await _save(env.client, h, f"batch-can{suffix}")
@@ -93,12 +93,10 @@ async def main(tag: str = "") -> None:
                     strategy="rolling",
                 )
                 tid = f"task-{stamp}-0000bbbb"
-                h = await env.client.start_workflow(
-                    t.WORKFLOW_NAME,
+                h = await start_prewarm_workflow(
+                    env.client,
+                    "history",
                     PrewarmInput(task_id=tid, spec=spec, created_at=datetime.now(UTC)),
-                    id=tid,
-                    task_queue="history",
-                    result_type=TaskView,
                 )
                 deadline = time.monotonic() + 30
                 while not sim.objects("jobs") and time.monotonic() < deadline:  # noqa: ASYNC110

@@ -24,22 +24,15 @@ from typing import Any
 import httpx
 import pytest
 from temporalio.client import Client, WorkflowHandle
-from temporalio.common import TypedSearchAttributes
 from temporalio.testing import WorkflowEnvironment
 
 from activities.jobspec import task_selector
 from activities.selection import normalize_image
-from common import temporal as t
-from common.models import (
-    FailureReason,
-    PrewarmInput,
-    SkipReason,
-    TaskSpec,
-    TaskStatus,
-    TaskView,
-    Toleration,
-)
+from common.engine import PrewarmInput
+from common.models import FailureReason, SkipReason, TaskSpec, TaskStatus, TaskView, Toleration
 from common.settings import Settings
+from common.starting import start_prewarm_workflow
+from common.temporal import QUERY_PROGRESS, SearchAttr
 from kubesim.testing import SimHandle, start_sim
 from tests.engine.conftest import task_id
 from worker.main import build_worker
@@ -82,13 +75,8 @@ async def engine(env: WorkflowEnvironment, sim: SimHandle, **kw: Any) -> AsyncIt
 
 async def submit(client: Client, queue: str, spec: TaskSpec) -> WorkflowHandle[Any, TaskView]:
     tid = task_id()
-    return await client.start_workflow(
-        t.WORKFLOW_NAME,
-        PrewarmInput(task_id=tid, spec=spec, created_at=datetime.now(UTC)),
-        id=tid,
-        task_queue=queue,
-        result_type=TaskView,
-        search_attributes=TypedSearchAttributes([t.SearchAttr.STATUS.pair("pending")]),
+    return await start_prewarm_workflow(
+        client, queue, PrewarmInput(task_id=tid, spec=spec, created_at=datetime.now(UTC))
     )
 
 
@@ -160,12 +148,12 @@ async def test_default_scenario_60_nodes_exact_counts(
     # The list API reads only search attributes: they carry the final counters.
     desc = await handle.describe()
     sa = desc.typed_search_attributes
-    assert sa.get(t.SearchAttr.STATUS.key) == "completed"
-    assert sa.get(t.SearchAttr.COMPLETED_NODES.key) == len(to_pull)
-    assert sa.get(t.SearchAttr.TOTAL_NODES.key) == p.total_nodes
-    assert sa.get(t.SearchAttr.FAILED_NODES.key) == 0
-    assert sa.get(t.SearchAttr.WARM_NODES.key) == len(warm)
-    assert sa.get(t.SearchAttr.SKIPPED_NODES.key) == len(skipped)
+    assert sa.get(SearchAttr.STATUS.key) == "completed"
+    assert sa.get(SearchAttr.COMPLETED_NODES.key) == len(to_pull)
+    assert sa.get(SearchAttr.TOTAL_NODES.key) == p.total_nodes
+    assert sa.get(SearchAttr.FAILED_NODES.key) == 0
+    assert sa.get(SearchAttr.WARM_NODES.key) == len(warm)
+    assert sa.get(SearchAttr.SKIPPED_NODES.key) == len(skipped)
 
 
 async def test_not_found_image_fails_fast(dev_env: WorkflowEnvironment, sim: SimHandle) -> None:
@@ -267,7 +255,7 @@ async def test_cancel_mid_batch_leaves_no_jobs(
     assert view.progress.current_batch == 1
     assert view.progress.completed_nodes + view.progress.failed_nodes < 5
     desc = await handle.describe()
-    assert desc.typed_search_attributes.get(t.SearchAttr.STATUS.key) == "cancelled"
+    assert desc.typed_search_attributes.get(SearchAttr.STATUS.key) == "cancelled"
 
 
 def _free_port() -> int:
@@ -444,7 +432,7 @@ async def test_rolling_straggler_holds_one_slot_not_a_batch(dev_env: WorkflowEnv
             handle = await submit(dev_env.client, queue, spec)
             deadline = time.monotonic() + 30
             while True:
-                mid = await handle.query(t.QUERY_PROGRESS, result_type=TaskView)
+                mid = await handle.query(QUERY_PROGRESS, result_type=TaskView)
                 if mid.progress.completed_nodes >= 5 or time.monotonic() > deadline:
                     break
                 await asyncio.sleep(0.1)

@@ -22,9 +22,10 @@ from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.jobspec import job_name, task_selector
-from common import temporal as t
-from common.models import FailureReason, PrewarmInput, TaskSpec, TaskStatus, TaskView
+from common.engine import PrewarmInput
+from common.models import FailureReason, TaskSpec, TaskStatus, TaskView
 from common.settings import Settings
+from common.starting import start_prewarm_workflow
 from kubesim.testing import SimHandle, start_sim
 from tests.engine.conftest import task_id
 from worker.main import build_worker
@@ -89,12 +90,8 @@ async def engine(env: WorkflowEnvironment, sim: SimHandle) -> AsyncIterator[str]
 
 async def start(client: Client, queue: str, spec: TaskSpec) -> Any:
     tid = task_id()
-    return await client.start_workflow(
-        t.WORKFLOW_NAME,
-        PrewarmInput(task_id=tid, spec=spec, created_at=datetime.now(UTC)),
-        id=tid,
-        task_queue=queue,
-        result_type=TaskView,
+    return await start_prewarm_workflow(
+        client, queue, PrewarmInput(task_id=tid, spec=spec, created_at=datetime.now(UTC))
     )
 
 

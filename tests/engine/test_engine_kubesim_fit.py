@@ -17,13 +17,13 @@ import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 from temporalio.client import Client
-from temporalio.common import TypedSearchAttributes
 from temporalio.testing import WorkflowEnvironment
 
 from activities.jobspec import task_selector
-from common import temporal as t
-from common.models import FailureReason, PrewarmInput, TaskSpec, TaskStatus, TaskView
+from common.engine import PrewarmInput
+from common.models import FailureReason, TaskSpec, TaskStatus, TaskView
 from common.settings import Settings
+from common.starting import start_prewarm_workflow
 from kubesim.testing import SimHandle, start_sim
 from tests.engine.conftest import task_id
 from worker.main import build_worker
@@ -73,13 +73,8 @@ async def engine(env: WorkflowEnvironment, sim: SimHandle) -> AsyncIterator[str]
 
 async def run(client: Client, queue: str, spec: TaskSpec) -> TaskView:
     tid = task_id()
-    handle = await client.start_workflow(
-        t.WORKFLOW_NAME,
-        PrewarmInput(task_id=tid, spec=spec, created_at=datetime.now(UTC)),
-        id=tid,
-        task_queue=queue,
-        result_type=TaskView,
-        search_attributes=TypedSearchAttributes([t.SearchAttr.STATUS.pair("pending")]),
+    handle = await start_prewarm_workflow(
+        client, queue, PrewarmInput(task_id=tid, spec=spec, created_at=datetime.now(UTC))
     )
     return await handle.result()
 

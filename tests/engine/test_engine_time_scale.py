@@ -8,7 +8,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from activities import unit as unit_mod
+from activities import batch as batch_mod
 from common.models import FailureReason
 from common.settings import Settings
 from tests.engine.fakekube import node_obj
@@ -40,5 +40,5 @@ async def test_the_not_ready_grace_is_scaled(scale: float, fails: bool) -> None:
             assert failed.failure.reason == FailureReason.NODE_NOT_READY
         else:
             await h.kube.until(lambda: h.run.pods.get(NODES[0]))
-            await asyncio.sleep(2 * unit_mod.TICK)  # ticks re-check it: within the grace
+            await asyncio.sleep(2 * batch_mod.TICK)  # ticks re-check it: within the grace
             assert h.outcome(NODES[0]) is None

@@ -9,9 +9,9 @@ import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.testing import WorkflowEnvironment
 
+from common.engine import EngineState, NodeOutcome, NodeSelection
 from common.models import (
     NODE_NAMES_MAX_TOTAL_CHARS,
-    EngineState,
     FailedNodeDetail,
     FailureReason,
     TaskSpec,
@@ -20,7 +20,6 @@ from common.models import (
 from common.settings import Settings
 from tests.engine.conftest import MockEngine, start
 from worker.main import build_worker
-from workflows.types import NodeOutcome, NodeSelection
 
 pytestmark = pytest.mark.unit
 
@@ -164,7 +163,7 @@ async def test_api_maximum_sizes_stay_far_below_the_limit(skip_env: WorkflowEnvi
     async with worker:
         handle = await start(skip_env.client, queue, spec, state=EngineState(units_per_run=25))
         view = await handle.result()
-    from workflows.types import ListNodesInput
+    from common.engine import ListNodesInput
 
     mock_sizes = {
         "list_nodes": len(

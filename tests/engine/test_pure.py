@@ -226,7 +226,6 @@ def test_selection_skips_warms_and_sorts() -> None:
     assert sel.matched == 9
     assert sel.targets == ["n5", "n6", "n7", "n8"]  # sorted; n8's nginx tag is no match
     assert sel.warm == 1
-    assert sel.hostnames == {}  # pods are pinned by node name, not by the hostname label
     assert [(s.node_name, s.reason) for s in sel.skipped] == [
         ("n1", SkipReason.NOT_READY),
         ("n2", SkipReason.CORDONED),

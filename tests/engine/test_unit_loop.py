@@ -1,4 +1,4 @@
-"""The batch activity's control loop (activities/unit.py) against a scripted Kubernetes.
+"""The batch activity's control loop (activities/batch.py) against a scripted Kubernetes.
 
 Each test drives watch events by hand and asserts outcomes and the requests made: admission
 refusals fail fast, a NotReady flap fails nothing, heartbeats never wait on Kubernetes, node
@@ -17,16 +17,16 @@ from typing import Any
 import pytest
 from temporalio.testing import ActivityEnvironment
 
+from activities import batch as batch_mod
 from activities import creating
-from activities import unit as unit_mod
+from activities.batch import BatchRun
 from activities.errors import KubernetesServerError
 from activities.jobspec import job_name
 from activities.nodewatch import NodeWatch
-from activities.unit import UnitRun
+from common.engine import NodeOutcome, NodeOutcomes, PrewarmNodesInput, PullSpec
 from common.models import FailureReason, TaskSpec
 from common.settings import Settings
 from tests.engine.fakekube import IMAGE, TASK, FakeKube, node_obj
-from workflows.types import NodeOutcome, NodeOutcomes, PrewarmNodesInput, PullSpec
 
 pytestmark = pytest.mark.unit
 
@@ -44,7 +44,7 @@ class Harness:
             task_id=TASK, unit=1, total_units=1, nodes=nodes, spec=spec, in_flight=len(nodes)
         )
         self.watch = NodeWatch(self.kube)  # type: ignore[arg-type]
-        self.run = UnitRun(
+        self.run = BatchRun(
             self.kube,  # type: ignore[arg-type]
             self.settings,
             self.inp,
@@ -58,7 +58,7 @@ class Harness:
         self.signalled.extend(batch.outcomes)
 
     def outcome(self, node: str) -> NodeOutcome | None:
-        return self.run.unreported.get(node) or next(
+        return self.run.outcomes.unreported.get(node) or next(
             (o for o in self.signalled if o.node_name == node), None
         )
 
@@ -146,7 +146,7 @@ async def test_not_ready_grace_runs_from_the_nodes_transition_not_the_pods_start
         assert failed.failure is not None
         assert failed.failure.reason == FailureReason.NODE_NOT_READY
         assert "Kubelet stopped posting node status" in failed.failure.message
-        await asyncio.sleep(2 * unit_mod.TICK)  # ticks re-check the flapping node: no verdict
+        await asyncio.sleep(2 * batch_mod.TICK)  # ticks re-check the flapping node: no verdict
         assert h.outcome(NODES[0]) is None
         await h.kube.emit("nodes", "MODIFIED", node_obj(NODES[0], ready=True, since=now))
         await h.succeed(NODES[0])
@@ -189,11 +189,11 @@ async def test_events_are_read_once_per_pod_state_not_on_a_timer() -> None:
     async with running(h) as task:
         await h.kube.until(lambda: h.kube.jobs)
         await h.kube.emit("pods", "ADDED", h.kube.pod(NODES[0], backoff))
-        await asyncio.sleep(6 * unit_mod.TICK)
+        await asyncio.sleep(6 * batch_mod.TICK)
         by_pod = h.kube.requests[("list", "events")] - 1  # minus the FailedCreate listing
         assert by_pod == 1
         await h.kube.emit("pods", "MODIFIED", h.kube.pod(NODES[0], backoff))  # a new state
-        await asyncio.sleep(2 * unit_mod.TICK)
+        await asyncio.sleep(2 * batch_mod.TICK)
         assert h.kube.requests[("list", "events")] - 1 == 2
         await h.succeed(NODES[0])
         await asyncio.wait_for(task, 10)
@@ -210,7 +210,7 @@ async def test_events_are_not_read_when_the_specific_error_was_seen(
         await h.kube.until(lambda: h.kube.jobs)
         await h.kube.emit("pods", "ADDED", h.kube.pod(NODES[0], specific))
         await h.kube.emit("pods", "MODIFIED", h.kube.pod(NODES[0], backoff))
-        await asyncio.sleep(4 * unit_mod.TICK)
+        await asyncio.sleep(4 * batch_mod.TICK)
         assert h.run.last_error[NODES[0]].message.startswith("failed to pull")
         await h.succeed(NODES[0])
         await asyncio.wait_for(task, 10)

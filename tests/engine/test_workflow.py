@@ -14,10 +14,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError, RetryState
 from temporalio.testing import WorkflowEnvironment
 
+from common.engine import EngineState, NodeOutcome, NodeSelection, PrewarmInput
 from common.models import (
-    EngineState,
     FailureReason,
-    PrewarmInput,
     SkippedNodeDetail,
     SkipReason,
     Strategy,
@@ -28,7 +27,6 @@ from common.models import (
 from common.observability import TASKS_FINISHED
 from tests.engine.conftest import MockEngine, failure, node_names, selection, start
 from worker.main import build_worker
-from workflows.types import NodeOutcome, NodeSelection
 
 # The time-skipping test server runs these workflows: not in `make test-fast`.
 pytestmark = pytest.mark.integration
@@ -284,7 +282,7 @@ async def test_batch_activity_retries_are_bounded_by_time_not_attempts(
 ) -> None:
     """A worker shutdown or crash costs an attempt: the batch activity has unlimited attempts,
     bounded by schedule-to-close, and the measured heartbeat timeout; its input is slim."""
-    from workflows.prewarm import PREWARM_HEARTBEAT_TIMEOUT
+    from workflows.timeouts import PREWARM_HEARTBEAT_TIMEOUT
 
     mock = MockEngine(selection=selection(5))
 

@@ -1,7 +1,10 @@
-"""Activity names and their input/output models: the one contract between workflow and activities.
+"""The engine's contract: the workflow's input and state, the activity names, and the
+activities' inputs and outputs. Both sides import it: the workflow calls activities by name,
+so it never imports activity code (which talks to Kubernetes), and tests register mocks under
+the same names. The API imports `PrewarmInput` from here to start workflows.
 
-The workflow calls activities by name, so it never imports activity code (which talks to
-Kubernetes); tests register mocks under the same names.
+These models are payloads in workflow histories, not part of the REST API: the client package
+(ips_client) ships only common/models.py.
 """
 
 from __future__ import annotations
@@ -11,9 +14,12 @@ from pydantic import Field
 from common.models import (
     FailedNodeDetail,
     ImagePullPolicy,
+    Progress,
     SkippedNodeDetail,
     TaskSpec,
+    TaskStatus,
     Toleration,
+    UtcDatetime,
     WireModel,
 )
 
@@ -48,10 +54,6 @@ class NodeSelection(WireModel):
 
     matched: int = 0
     targets: list[str] = Field(default_factory=list, description="Sorted; each needs a Job.")
-    hostnames: dict[str, str] = Field(
-        default_factory=dict,
-        description="kubernetes.io/hostname label, only where it differs from the node name.",
-    )
     warm: int = 0
     skipped: list[SkippedNodeDetail] = Field(default_factory=list)
     skipped_count: int = Field(
@@ -99,7 +101,6 @@ class PrewarmNodesInput(WireModel):
     unit: int = Field(description="1-based batch or window number.")
     total_units: int
     nodes: list[str]
-    hostnames: dict[str, str] = Field(default_factory=dict)
     spec: PullSpec
     in_flight: int = Field(ge=1, description="Jobs kept in flight at once.")
 
@@ -131,3 +132,41 @@ class CleanupInput(WireModel):
 class CleanupResult(WireModel):
     jobs_deleted: int = 0
     pods_awaiting_gc: int = 0  # histories before this field carry podsDeleted (ignored)
+
+
+# The workflow's input and state ---------------------------------------------------------
+
+
+class EngineState(WireModel):
+    """Everything PrewarmWorkflow carries across continue-as-new, kept compact at 5,000 nodes.
+
+    Only the nodes still to pull are carried (`pending`), never a node-by-image matrix; failure
+    messages are trimmed as they are recorded (see docs/engine.md, "Limits").
+    """
+
+    status: TaskStatus = TaskStatus.PENDING
+    started_at: UtcDatetime | None = None
+    finished_at: UtcDatetime | None = None
+    message: str | None = None
+    listed: bool = False
+    pending: list[str] = Field(default_factory=list)
+    units_done: int = 0
+    progress: Progress = Field(default_factory=Progress)
+    failed_node_details: list[FailedNodeDetail] = Field(default_factory=list)
+    skipped_node_details: list[SkippedNodeDetail] = Field(default_factory=list)
+    runs: int = 1
+    events_in_previous_runs: int = 0
+    units_per_run: int = Field(
+        default=0, ge=0, description="Continue as new after this many batches; 0 = engine default."
+    )
+
+
+class PrewarmInput(WireModel):
+    """The single input of PrewarmWorkflow. `state` is set only when continuing as new."""
+
+    task_id: str
+    spec: TaskSpec
+    created_at: UtcDatetime
+    state: EngineState | None = Field(
+        default=None, description="Engine state carried across continue-as-new."
+    )

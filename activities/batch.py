@@ -1,16 +1,18 @@
-"""One attempt of the batch activity: create or adopt Jobs, watch them, report outcomes.
+"""One attempt of the batch activity: create or adopt Jobs for a batch of nodes (in rolling
+mode, the window), watch them, and finish each node with an outcome.
 
 The control loop is a handful of independent tasks, so that no rate-limited Kubernetes call can
 delay another concern:
 
-- `heartbeat`: heartbeats every second from its own task (the reported node indexes), whatever
-  the API server and the client-side rate limiter do;
-- `report`: signals new outcomes to the workflow, at most once a second;
+- `heartbeat` and `report` (activities/outcomes.py): heartbeats every second from its own task
+  (the reported node indexes), whatever the API server and the client-side rate limiter do;
+  signals new outcomes to the workflow, at most once a second;
 - `create` (activities/creating.py): creates the Jobs, at most `in_flight` unfinished at once,
   retrying each node on its own (a node whose create keeps failing never aborts the batch);
 - `watch`: one label-selected pod watch for the batch; a pod is classified on each change, and
-  its Events are read at most once per pod state (resourceVersion), only when its message is the
-  generic back-off;
+  its Events are read (activities/podevents.py) at most once per pod state (resourceVersion),
+  only when its message is the generic back-off; a stuck pod's node may explain it
+  (activities/nodeverdict.py);
 - `refusals` (activities/refusals.py): one Event watch for `FailedCreate` on Jobs, so an
   admission refusal (a missing PriorityClass, a webhook, Pod Security, a quota) fails its node
   within seconds (`AdmissionDenied`, with the API server's message), not at the deadline;
@@ -40,54 +42,52 @@ from activities.errors import (
 )
 from activities.jobspec import NODE_ANNOTATION, job_name, unit_selector
 from activities.kube import Kube
-from activities.nodewatch import NodeWatch, ready_of
+from activities.nodeverdict import node_verdict
+from activities.nodewatch import NodeWatch
+from activities.outcomes import OutcomeBook, Signaller, outcome_of
+from activities.podevents import verdict_from_events
 from activities.refusals import admission_refusal, denied, watch_refusals, watch_stream
-from common.models import FailedNodeDetail, FailureReason
-from common.observability import NODE_FAILURES, NODE_PREWARM_SECONDS, NODES_PROCESSED
-from common.settings import Settings
-from workflows.types import (
+from common.engine import (
     SIGNAL_NODE_OUTCOMES,
-    NodeOutcome,
     NodeOutcomes,
     PrewarmNodesInput,
     PrewarmNodesResult,
-    trim,
 )
+from common.models import FailureReason
+from common.observability import NODE_PREWARM_SECONDS
+from common.settings import Settings
 
 log = logging.getLogger(__name__)
 
-HEARTBEAT_INTERVAL = 1.0  # the worker throttles heartbeats to 1 s anyway (worker/main.py)
-SIGNAL_INTERVAL = 1.0  # outcomes reach the workflow at most this often (and within ~1 s)
 TICK = 0.5
 JOB_CHECK_FIRST = 5.0  # a Job with no pod is GET after this long, then at doubling intervals
 JOB_CHECK_MAX = 60.0
-DEADLINE_SLACK = 30.0  # beyond activeDeadlineSeconds before we stop waiting for the API
+# How long beyond activeDeadlineSeconds the activity waits for the Job's verdict before it asks
+# the Job and the node; the workflow's budget allows it per round (ROUND_SLACK_SECONDS in
+# workflows/timeouts.py, kept equal by tests/engine/test_timeouts.py).
+DEADLINE_SLACK = 30.0
 GENERIC_BACKOFF = "Back-off pulling image"
 
 
-Signaller = Callable[[NodeOutcomes], Awaitable[None]]
-
-
-class UnitRun:
+class BatchRun:
     """One attempt of one batch activity (see the module docstring)."""
 
     def __init__(
         self,
         kube: Kube,
         settings: Settings,
-        inp: PrewarmNodesInput,
+        batch: PrewarmNodesInput,
         nodes: NodeWatch,
         signal: Signaller | None = None,
     ) -> None:
-        self.kube, self.settings, self.inp, self.nodes = kube, settings, inp, nodes
-        self.signal = signal or self._signal_workflow
-        self.extra = {"taskId": inp.task_id}
-        self.index = {n: i for i, n in enumerate(inp.nodes)}
-        self.by_job = {job_name(inp.task_id, n): n for n in inp.nodes}
-        self.done: set[str] = set()  # nodes with an outcome (reported or not)
-        self.reported: set[str] = set()
-        self.unreported: dict[str, NodeOutcome] = {}
-        self.unsent: list[NodeOutcome] = []
+        self.kube, self.settings, self.batch, self.nodes = kube, settings, batch, nodes
+        self.extra = {"taskId": batch.task_id}
+        self.outcomes = OutcomeBook(
+            batch.unit, batch.nodes, signal or self._signal_workflow, self.extra
+        )
+        self.done = self.outcomes.done  # nodes with an outcome (reported or not)
+        self.index = self.outcomes.index
+        self.by_job = {job_name(batch.task_id, n): n for n in batch.nodes}
         # Per-node state, pruned as soon as the node has its outcome.
         self.started: dict[str, float] = {}
         self.pods: dict[str, dict[str, Any]] = {}
@@ -97,37 +97,33 @@ class UnitRun:
         self.creator = JobCreator(
             kube,
             settings,
-            inp,
+            batch,
             is_done=self.done.__contains__,
             on_exists=self._job_exists,
             on_refused=self._job_refused,
             extra=self.extra,
         )
-        self.all_done = asyncio.Event()
         self.stop = threading.Event()
         self.rv = ""
-        self.heartbeats = 0
-        self.max_heartbeat_gap = 0.0
-        self.requests_before = 0
 
     # The main loop ---------------------------------------------------------------------
 
     async def run(self) -> PrewarmNodesResult:
         self.t0 = time.monotonic()
-        self._restore()
+        self.outcomes.restore()
         log.info(
             "batch %d/%d: %d nodes (%d already reported), %d in flight",
-            self.inp.unit,
-            self.inp.total_units,
-            len(self.inp.nodes),
-            len(self.reported),
-            self.inp.in_flight,
+            self.batch.unit,
+            self.batch.total_units,
+            len(self.batch.nodes),
+            len(self.outcomes.reported),
+            self.batch.in_flight,
             extra=self.extra,
         )
         async with self.nodes.use():
-            heartbeat = asyncio.create_task(self._heartbeat_loop(), name="heartbeat")
+            heartbeat = asyncio.create_task(self.outcomes.heartbeat_loop(), name="heartbeat")
             try:
-                if len(self.done) < len(self.inp.nodes):
+                if len(self.done) < len(self.batch.nodes):
                     await self._relist()
                 await self._run_loops()
             finally:
@@ -136,19 +132,19 @@ class UnitRun:
         log.info(
             "batch %d/%d done in %.1fs: %d outcomes, %d Jobs created, %d adopted; "
             "longest gap between heartbeats %.2fs",
-            self.inp.unit,
-            self.inp.total_units,
+            self.batch.unit,
+            self.batch.total_units,
             time.monotonic() - self.t0,
             len(self.done),
             self.creator.created,
             self.creator.adopted,
-            self.max_heartbeat_gap,
+            self.outcomes.max_heartbeat_gap,
             extra=self.extra,
         )
         # Outcomes not signalled yet travel in the result (one history event, not a signal).
         return PrewarmNodesResult(
-            unit=self.inp.unit,
-            outcomes=list(self.unreported.values()),
+            unit=self.batch.unit,
+            outcomes=list(self.outcomes.unreported.values()),
             jobs_created=self.creator.created,
             jobs_adopted=self.creator.adopted,
         )
@@ -159,87 +155,33 @@ class UnitRun:
             asyncio.create_task(self._refusals_loop(), name="refusals"),
             asyncio.create_task(self._create_loop(), name="create"),
             asyncio.create_task(self._tick_loop(), name="tick"),
-            asyncio.create_task(self._report_loop(), name="report"),
+            asyncio.create_task(self.outcomes.report_loop(), name="report"),
         ]
-        done_wait = asyncio.create_task(self.all_done.wait())
+        done_wait = asyncio.create_task(self.outcomes.all_done.wait())
         try:
-            self._maybe_done()
+            self.outcomes.maybe_done()
             waiting: set[asyncio.Task[Any]] = {done_wait, *tasks}
             # The create loop ends normally once every Job exists: keep watching until every
             # node has an outcome; any loop that dies raises (the activity is retried).
             while not done_wait.done():
                 finished, waiting = await asyncio.wait(waiting, return_when=asyncio.FIRST_COMPLETED)
-                for t in finished:
-                    if t is not done_wait:
-                        t.result()
+                for task in finished:
+                    if task is not done_wait:
+                        task.result()
         finally:
             self.stop.set()
-            for t in [done_wait, *tasks]:
-                t.cancel()
+            for task in [done_wait, *tasks]:
+                task.cancel()
             await asyncio.gather(done_wait, *tasks, return_exceptions=True)
 
-    def _restore(self) -> None:
-        """Nodes reported by an earlier attempt (heartbeat details) are done: never re-pulled."""
-        details = activity.info().heartbeat_details
-        if not details:
-            return
-        indexes = details[0] if isinstance(details[0], list) else []
-        for i in indexes:
-            if isinstance(i, int) and 0 <= i < len(self.inp.nodes):
-                self.reported.add(self.inp.nodes[i])
-                self.done.add(self.inp.nodes[i])
-
-    def _pending(self) -> list[str]:
-        return [n for n in self.inp.nodes if n not in self.done]
-
-    def _maybe_done(self) -> None:
-        if len(self.done) >= len(self.inp.nodes):
-            self.all_done.set()
-
-    # Heartbeats and reports (never wait on Kubernetes) ---------------------------------------
-
-    def _heartbeat(self) -> None:
-        activity.heartbeat(sorted(self.index[n] for n in self.reported))
-
-    async def _heartbeat_loop(self) -> None:
-        last = time.monotonic()
-        while True:
-            self._heartbeat()
-            self.heartbeats += 1
-            await asyncio.sleep(HEARTBEAT_INTERVAL)
-            now = time.monotonic()
-            self.max_heartbeat_gap = max(self.max_heartbeat_gap, now - last)
-            last = now
-
-    async def _report_loop(self) -> None:
-        while True:
-            await asyncio.sleep(SIGNAL_INTERVAL)
-            await self._flush()
-
     async def _signal_workflow(self, outcomes: NodeOutcomes) -> None:
-        handle = activity.client().get_workflow_handle(self.inp.task_id)
+        handle = activity.client().get_workflow_handle(self.batch.task_id)
         await handle.signal(SIGNAL_NODE_OUTCOMES, outcomes)
-
-    async def _flush(self) -> None:
-        """Signal new outcomes to the workflow, then record them as reported (heartbeat)."""
-        if not self.unsent:
-            return
-        batch, self.unsent = self.unsent, []
-        try:
-            await self.signal(NodeOutcomes(unit=self.inp.unit, outcomes=batch))
-        except Exception as err:  # the activity result carries them anyway
-            log.warning("could not signal outcomes: %s", err, extra=self.extra)
-            self.unsent = batch + self.unsent
-            return
-        for o in batch:
-            self.reported.add(o.node_name)
-            self.unreported.pop(o.node_name, None)
-        self._heartbeat()
 
     # Creating Jobs (activities/creating.py) ----------------------------------------------
 
     async def _create_loop(self) -> None:
-        await self.creator.run(self._pending())
+        await self.creator.run(self.outcomes.pending())
 
     def _job_exists(self, node: str) -> None:
         # Only a Job known to exist is timed and checked (a GET before it exists would 404).
@@ -257,7 +199,7 @@ class UnitRun:
             "pods",
             kube.core.list_namespaced_pod,
             kube.namespace,
-            label_selector=unit_selector(self.inp.task_id, self.inp.unit),
+            label_selector=unit_selector(self.batch.task_id, self.batch.unit),
         )
         self.rv = (page.get("metadata") or {}).get("resourceVersion", "")
         for pod in page.get("items") or []:
@@ -281,7 +223,7 @@ class UnitRun:
             elif kind == "DELETED":
                 await self._on_pod_deleted(obj)
 
-        selector = unit_selector(self.inp.task_id, self.inp.unit)
+        selector = unit_selector(self.batch.task_id, self.batch.unit)
         while not self.stop.is_set():
             try:
                 await self._watch_once(
@@ -375,58 +317,12 @@ class UnitRun:
         if self.events_read.get(node) == rv:
             return known or verdict
         self.events_read[node] = rv
-        name = (pod.get("metadata") or {}).get("name", "")
-        kube = self.kube
-        try:
-            page = await kube.call(
-                "list",
-                "events",
-                kube.core.list_namespaced_event,
-                kube.namespace,
-                field_selector=f"involvedObject.name={name}",
-            )
-        except KubernetesError:
-            return verdict
-        events = [
-            e
-            for e in page.get("items") or []
-            if (e.get("involvedObject") or {}).get("name") == name
-        ]
-        if not events:
-            return verdict
         grace = self.settings.engine_seconds(self.settings.unschedulable_grace_seconds)
-        return classify_pod(pod, now=now, unschedulable_grace=grace, events=events)
+        return await verdict_from_events(self.kube, pod, verdict, now=now, grace=grace)
 
     async def _node_verdict(self, node: str, *, force: bool = False) -> Verdict | None:
-        """NodeGone if the node was deleted; NodeNotReady if its Ready condition has been
-        false for the grace period, measured from the condition's lastTransitionTime (a brief
-        flap fails nothing). `force` skips the grace: the pod is failing anyway, and the node
-        explains why. Read from the shared node watch; one GET only before it has synced."""
-        if self.nodes.synced:
-            if self.nodes.gone(node):
-                return _node_gone()
-            state = self.nodes.get(node)
-        elif force:
-            try:
-                obj = await self.kube.call("get", "nodes", self.kube.core.read_node, node)
-            except KubernetesNotFound:
-                return _node_gone()
-            except KubernetesError:
-                return None
-            state = ready_of(obj)
-        else:
-            return None
-        if state is None or state.ready:
-            return None
         grace = self.settings.engine_seconds(self.settings.unschedulable_grace_seconds)
-        since = state.since
-        if not force and (since is None or (datetime.now(UTC) - since).total_seconds() < grace):
-            return None
-        return Verdict(
-            done=True,
-            reason=FailureReason.NODE_NOT_READY,
-            message=trim(f"node went NotReady: {state.message}".rstrip(": ")),
-        )
+        return await node_verdict(self.kube, self.nodes, node, grace=grace, force=force)
 
     async def _on_pod_deleted(self, pod: dict[str, Any]) -> None:
         node = self._node_of(pod)
@@ -448,7 +344,7 @@ class UnitRun:
                 "get",
                 "jobs",
                 kube.batch.read_namespaced_job,
-                job_name(self.inp.task_id, node),
+                job_name(self.batch.task_id, node),
                 kube.namespace,
             )
         except KubernetesNotFound:
@@ -485,7 +381,7 @@ class UnitRun:
 
     async def _tick_loop(self) -> None:
         """Time-based checks the watches cannot trigger; no request unless one is due."""
-        deadline = self.settings.engine_seconds(self.inp.spec.timeout_seconds + DEADLINE_SLACK)
+        deadline = self.settings.engine_seconds(self.batch.spec.timeout_seconds + DEADLINE_SLACK)
         while True:
             await asyncio.sleep(TICK)
             now = time.monotonic()
@@ -507,49 +403,25 @@ class UnitRun:
     async def _finish(self, node: str, verdict: Verdict, *, delete_job: bool) -> None:
         if node in self.done:
             return
-        if verdict.ok:
-            outcome = NodeOutcome(node_name=node, ok=True)
-            NODES_PROCESSED.labels("completed").inc()
-        else:
-            reason = verdict.reason or FailureReason.CONTAINER_FAILED
-            outcome = NodeOutcome(
-                node_name=node,
-                ok=False,
-                failure=FailedNodeDetail(
-                    node_name=node,
-                    image=verdict.image,
-                    reason=reason,
-                    message=verdict.message,
-                    timestamp=datetime.now(UTC),
-                ),
-            )
-            NODES_PROCESSED.labels("failed").inc()
-            NODE_FAILURES.labels(reason.value).inc()
-            log.info("node %s failed: %s %s", node, reason.value, verdict.message, extra=self.extra)
+        outcome = outcome_of(node, verdict, self.extra)
         started = self.started.pop(node, None)
         if started is not None:
             NODE_PREWARM_SECONDS.observe(time.monotonic() - started)
         for state in (self.pods, self.last_error, self.events_read, self.next_job_check):
             state.pop(node, None)
-        self.done.add(node)
-        self.unreported[node] = outcome
-        self.unsent.append(outcome)
+        self.outcomes.record(outcome)
         self.creator.release(node)
         if delete_job:
             # Stop the kubelet's back-off loop now; the workflow's clean-up is the backstop.
-            # Before _maybe_done: the batch's last outcome ends the batch and cancels this
+            # Before maybe_done: the batch's last outcome ends the batch and cancels this
             # task, and a completed task runs no clean-up, so the Job would stay.
             with contextlib.suppress(KubernetesError):
                 await self.kube.call(
                     "delete",
                     "jobs",
                     self.kube.batch.delete_namespaced_job,
-                    job_name(self.inp.task_id, node),
+                    job_name(self.batch.task_id, node),
                     self.kube.namespace,
                     propagation_policy="Background",
                 )
-        self._maybe_done()
-
-
-def _node_gone() -> Verdict:
-    return Verdict(done=True, reason=FailureReason.NODE_GONE, message="node was deleted mid-task")
+        self.outcomes.maybe_done()

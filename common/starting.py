@@ -1,8 +1,9 @@
-"""The one way the API starts the prewarm workflow (the workflow ID is the task ID).
+"""The one way to start the prewarm workflow (the workflow ID is the task ID).
 
-Every start goes through `start_prewarm_workflow`: the workflow by name (the API never imports
-the engine), the task queue of this deployment, `IpsStatus=pending` from the first moment (the
-list filters on it), and the one-line summary the Temporal Web UI shows.
+Every start goes through `start_prewarm_workflow`, the API's and those of the tests, the bench
+and the history generator alike: the workflow by name (the caller never imports the engine),
+the given task queue, `IpsStatus=pending` from the first moment (the list filters on it), and
+the one-line summary the Temporal Web UI shows.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from typing import Any
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import SearchAttributePair, TypedSearchAttributes, WorkflowIDReusePolicy
 
-from common.models import PrewarmInput, TaskSpec, TaskStatus, TaskView
-from common.temporal import IDEMPOTENCY_KEY, STATUS_KEY, WORKFLOW_NAME
+from common.engine import PrewarmInput
+from common.models import TaskSpec, TaskStatus, TaskView
+from common.temporal import WORKFLOW_NAME, SearchAttr
 
 
 async def start_prewarm_workflow(
@@ -32,10 +34,10 @@ async def start_prewarm_workflow(
     A second start of the same task ID raises WorkflowAlreadyStartedError (REJECT_DUPLICATE
     also covers a closed one until the namespace retention removes it)."""
     pairs: list[SearchAttributePair[Any]] = [
-        SearchAttributePair(STATUS_KEY, TaskStatus.PENDING.value)
+        SearchAttributePair(SearchAttr.STATUS.key, TaskStatus.PENDING.value)
     ]
     if idempotency_key is not None:
-        pairs.append(SearchAttributePair(IDEMPOTENCY_KEY, idempotency_key))
+        pairs.append(SearchAttributePair(SearchAttr.IDEMPOTENCY_KEY.key, idempotency_key))
     return await client.start_workflow(
         WORKFLOW_NAME,
         prewarm_input,
