@@ -24,8 +24,7 @@ from cli.tasks import (
     _client,
     _print_json,
     api_errors,
-    parse_selector,
-    parse_toleration,
+    task_fields,
 )
 
 app = typer.Typer(
@@ -98,10 +97,7 @@ def create(
 ) -> None:
     """Create a schedule and print its ID."""
     fields: dict[str, Any] = {
-        "images": image,
-        "batch_size": batch_size,
-        "node_selector": parse_selector(selector or []),
-        "tolerations": [parse_toleration(raw) for raw in toleration or []],
+        **task_fields(image, batch_size, selector, toleration),
         "timezone": timezone,
         "overlap": overlap,
         "paused": paused,

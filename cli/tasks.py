@@ -158,6 +158,19 @@ def parse_toleration(raw: str) -> dict[str, Any]:
     return out
 
 
+def task_fields(
+    image: list[str], batch_size: int, selector: list[str] | None, toleration: list[str] | None
+) -> dict[str, Any]:
+    """The task keyword fields every create command builds from its flags (ips create and
+    ips schedule create)."""
+    return {
+        "images": image,
+        "batch_size": batch_size,
+        "node_selector": parse_selector(selector or []),
+        "tolerations": [parse_toleration(raw) for raw in toleration or []],
+    }
+
+
 # --------------------------------------------------------------------------------------------
 # Commands
 # --------------------------------------------------------------------------------------------
@@ -214,11 +227,8 @@ def create(
 ) -> None:
     """Start a prewarm task and print its ID (with --watch, follow it: exit codes as watch)."""
     fields: dict[str, Any] = {
-        "images": image,
-        "batch_size": batch_size,
-        "node_selector": parse_selector(selector or []),
+        **task_fields(image, batch_size, selector, toleration),
         "image_pull_secrets": pull_secret or [],
-        "tolerations": [parse_toleration(raw) for raw in toleration or []],
         "timeout_seconds": timeout,
         "strategy": strategy,
         "image_pull_policy": pull_policy,
