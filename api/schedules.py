@@ -222,15 +222,20 @@ class ScheduleStore:
 
     # --- writing ----------------------------------------------------------------------------
 
-    async def _check_owner(self, desc: ScheduleDescription, caller: Principal) -> None:
-        if caller.may(Role.ADMIN):
-            return
-        inp = await self._input(desc)
-        if inp.owner != caller.id:
-            raise Forbidden(
-                "this token did not create the schedule; only its creator or an admin token "
-                "may change it"
-            )
+    async def _owned(
+        self, schedule_id: str, caller: Principal
+    ) -> tuple[ScheduleHandle, ScheduleDescription]:
+        """The schedule (404 as `_describe`), if `caller` may change it: its creator or an
+        admin token; else 403."""
+        handle, desc = await self._describe(schedule_id)
+        if not caller.may(Role.ADMIN):
+            inp = await self._input(desc)
+            if inp.owner != caller.id:
+                raise Forbidden(
+                    "this token did not create the schedule; only its creator or an admin "
+                    "token may change it"
+                )
+        return handle, desc
 
     async def create(self, body: ScheduleCreate, caller: Principal = ANONYMOUS) -> ScheduleCreated:
         check_interval(body, self.settings)
@@ -260,8 +265,7 @@ class ScheduleStore:
     async def patch(
         self, schedule_id: str, body: SchedulePatch, caller: Principal = ANONYMOUS
     ) -> ScheduleView:
-        handle, desc = await self._describe(schedule_id)
-        await self._check_owner(desc, caller)
+        handle, desc = await self._owned(schedule_id, caller)
         inp = await self._input(desc)
         given = body.model_fields_set
         changes = {f for f in given if f not in ("paused", "note")}
@@ -303,8 +307,7 @@ class ScheduleStore:
         return await self.get(schedule_id)
 
     async def trigger(self, schedule_id: str, caller: Principal = ANONYMOUS) -> None:
-        handle, desc = await self._describe(schedule_id)
-        await self._check_owner(desc, caller)
+        handle, _ = await self._owned(schedule_id, caller)
         async with temporal_errors("triggering the schedule"):
             await handle.trigger(rpc_timeout=RPC_TIMEOUT)
         log.info("schedule %s triggered", schedule_id)
@@ -312,8 +315,7 @@ class ScheduleStore:
     async def delete(self, schedule_id: str, caller: Principal = ANONYMOUS) -> int:
         """Delete the schedule, then cancel its runs still going (launchers and tasks): no run
         is left behind. Returns how many workflows were asked to cancel."""
-        handle, desc = await self._describe(schedule_id)
-        await self._check_owner(desc, caller)
+        handle, _ = await self._owned(schedule_id, caller)
         async with temporal_errors("deleting the schedule"):
             await handle.delete(rpc_timeout=RPC_TIMEOUT)
         log.info("schedule %s deleted", schedule_id)

@@ -17,15 +17,14 @@ from rich.markup import escape
 from rich.table import Table
 
 from cli.tasks import (
+    LimitOpt,
     Output,
     OutputOpt,
     TokenOpt,
     UrlOpt,
-    _client,
     _print_json,
-    api_errors,
-    parse_selector,
-    parse_toleration,
+    api_client,
+    task_fields,
 )
 
 app = typer.Typer(
@@ -98,10 +97,7 @@ def create(
 ) -> None:
     """Create a schedule and print its ID."""
     fields: dict[str, Any] = {
-        "images": image,
-        "batch_size": batch_size,
-        "node_selector": parse_selector(selector or []),
-        "tolerations": [parse_toleration(raw) for raw in toleration or []],
+        **task_fields(image, batch_size, selector, toleration),
         "timezone": timezone,
         "overlap": overlap,
         "paused": paused,
@@ -109,7 +105,7 @@ def create(
     for key, value in (("cron", cron), ("every", every), ("jitter", jitter), ("note", note)):
         if value is not None:
             fields[key] = value
-    with api_errors(), _client(url, token) as client:
+    with api_client(url, token) as client:
         created = client.create_schedule(**fields)
         if output == Output.JSON:
             _print_json(created.model_dump(mode="json", by_alias=True))
@@ -118,14 +114,14 @@ def create(
 
 
 def list_schedules(
-    limit: Annotated[int, typer.Option("--limit", min=1, max=100, help="Page size.")] = 20,
+    limit: LimitOpt = 20,
     offset: Annotated[int, typer.Option("--offset", min=0, help="Schedules to skip.")] = 0,
     output: OutputOpt = Output.TEXT,
     url: UrlOpt = None,
     token: TokenOpt = None,
 ) -> None:
     """List schedules, newest first."""
-    with api_errors(), _client(url, token) as client:
+    with api_client(url, token) as client:
         if output == Output.JSON:
             params = {"limit": limit, "offset": offset}
             _print_json(client.request("GET", SCHEDULES_PATH, params=params))
@@ -155,14 +151,14 @@ def _show(client: IPSClient, view: ScheduleView, output: Output) -> None:
 def get(schedule_id: IdArg, output: OutputOpt = Output.TEXT, url: UrlOpt = None,
         token: TokenOpt = None) -> None:  # fmt: skip
     """Show a schedule: its spec, the next 5 runs and the last runs with their tasks."""
-    with api_errors(), _client(url, token) as client:
+    with api_client(url, token) as client:
         _show(client, client.get_schedule(schedule_id), output)
 
 
 def pause(schedule_id: IdArg, note: NoteOpt = None, url: UrlOpt = None,
           token: TokenOpt = None) -> None:  # fmt: skip
     """Pause a schedule (no run starts until resumed)."""
-    with api_errors(), _client(url, token) as client:
+    with api_client(url, token) as client:
         client.pause_schedule(schedule_id, note)
         sys.stdout.write(f"{schedule_id} paused\n")
 
@@ -170,21 +166,21 @@ def pause(schedule_id: IdArg, note: NoteOpt = None, url: UrlOpt = None,
 def resume(schedule_id: IdArg, note: NoteOpt = None, url: UrlOpt = None,
            token: TokenOpt = None) -> None:  # fmt: skip
     """Resume a paused schedule."""
-    with api_errors(), _client(url, token) as client:
+    with api_client(url, token) as client:
         client.resume_schedule(schedule_id, note)
         sys.stdout.write(f"{schedule_id} resumed\n")
 
 
 def trigger(schedule_id: IdArg, url: UrlOpt = None, token: TokenOpt = None) -> None:
     """Run a schedule now; the run shows in `ips list --schedule <ID>`."""
-    with api_errors(), _client(url, token) as client:
+    with api_client(url, token) as client:
         client.trigger_schedule(schedule_id)
         sys.stdout.write(f"{schedule_id}: run requested (ips list --schedule {schedule_id})\n")
 
 
 def delete(schedule_id: IdArg, url: UrlOpt = None, token: TokenOpt = None) -> None:
     """Delete a schedule; its runs still going are cancelled."""
-    with api_errors(), _client(url, token) as client:
+    with api_client(url, token) as client:
         result = client.delete_schedule(schedule_id)
         sys.stdout.write(f"{schedule_id}: {result.message}\n")
 

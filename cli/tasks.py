@@ -62,6 +62,7 @@ TokenOpt = Annotated[
         help="Bearer token for the API. Prefer the env var: a flag shows in `ps`.",
     ),
 ]
+LimitOpt = Annotated[int, typer.Option("--limit", min=1, max=100, help="Page size.")]
 OutputOpt = Annotated[
     Output, typer.Option("--output", "-o", help="text for people, json for the raw API body.")
 ]
@@ -110,6 +111,13 @@ def _client(url: str | None, token: str | None) -> IPSClient:
     return IPSClient(url, token)
 
 
+@contextlib.contextmanager
+def api_client(url: str | None, token: str | None) -> Iterator[IPSClient]:
+    """Every command's client: opened and used under api_errors(), closed at the end."""
+    with api_errors(), _client(url, token) as client:
+        yield client
+
+
 def _print_json(data: Any) -> None:
     sys.stdout.write(json.dumps(data, indent=2, ensure_ascii=False) + "\n")
 
@@ -156,6 +164,19 @@ def parse_toleration(raw: str) -> dict[str, Any]:
     else:
         out["operator"] = "Exists"
     return out
+
+
+def task_fields(
+    image: list[str], batch_size: int, selector: list[str] | None, toleration: list[str] | None
+) -> dict[str, Any]:
+    """The task keyword fields every create command builds from its flags (ips create and
+    ips schedule create)."""
+    return {
+        "images": image,
+        "batch_size": batch_size,
+        "node_selector": parse_selector(selector or []),
+        "tolerations": [parse_toleration(raw) for raw in toleration or []],
+    }
 
 
 # --------------------------------------------------------------------------------------------
@@ -214,11 +235,8 @@ def create(
 ) -> None:
     """Start a prewarm task and print its ID (with --watch, follow it: exit codes as watch)."""
     fields: dict[str, Any] = {
-        "images": image,
-        "batch_size": batch_size,
-        "node_selector": parse_selector(selector or []),
+        **task_fields(image, batch_size, selector, toleration),
         "image_pull_secrets": pull_secret or [],
-        "tolerations": [parse_toleration(raw) for raw in toleration or []],
         "timeout_seconds": timeout,
         "strategy": strategy,
         "image_pull_policy": pull_policy,
@@ -226,7 +244,7 @@ def create(
     }
     if node:
         fields["node_names"] = node
-    with api_errors(), _client(url, token) as client:
+    with api_client(url, token) as client:
         created = client.create(**fields)
         if output == Output.JSON:
             _print_json(created.model_dump(mode="json", by_alias=True))
@@ -247,7 +265,7 @@ def get(
     token: TokenOpt = None,
 ) -> None:
     """Show a task: status, progress, counts, failed and skipped nodes."""
-    with api_errors(), _client(url, token) as client:
+    with api_client(url, token) as client:
         if output == Output.JSON:
             _print_json(client.request("GET", task_path(task_id)))
             return
@@ -258,7 +276,7 @@ def list_tasks(
     status: Annotated[
         TaskStatus | None, typer.Option("--status", "-s", help="Only tasks in this status.")
     ] = None,
-    limit: Annotated[int, typer.Option("--limit", min=1, max=100, help="Page size.")] = 20,
+    limit: LimitOpt = 20,
     offset: Annotated[int, typer.Option("--offset", min=0, help="Tasks to skip.")] = 0,
     schedule: Annotated[
         str | None, typer.Option("--schedule", help="Only the runs of this schedule.")
@@ -268,7 +286,7 @@ def list_tasks(
     token: TokenOpt = None,
 ) -> None:
     """List tasks, newest first."""
-    with api_errors(), _client(url, token) as client:
+    with api_client(url, token) as client:
         if output == Output.JSON:
             params = list_params(status, limit, offset, schedule)
             _print_json(client.request("GET", TASKS_PATH, params=params))
@@ -283,7 +301,7 @@ def cancel(
     token: TokenOpt = None,
 ) -> None:
     """Cancel a task: running Jobs are cleaned up and it ends `cancelled`."""
-    with api_errors(), _client(url, token) as client:
+    with api_client(url, token) as client:
         result = client.cancel(task_id)
         sys.stdout.write(f"{result.task_id} {result.status}: {result.message}\n")
 
@@ -297,7 +315,7 @@ def watch(
 ) -> None:
     """Follow a task live. Exit 0 completed, 1 completed with failed nodes, 2 failed,
     3 cancelled. Ctrl-C stops watching; it never cancels the task."""
-    with api_errors(), _client(url, token) as client:
+    with api_client(url, token) as client:
         code = follow(client, task_id, interval=interval, give_up_after=give_up_after)
     raise typer.Exit(code)
 

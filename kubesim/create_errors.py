@@ -12,9 +12,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
+from kubesim import events, kubelet
 from kubesim import images as img
-from kubesim import kubelet
-from kubesim.state import container_field_path
 
 if TYPE_CHECKING:
     from kubesim.cluster import Cluster
@@ -34,14 +33,8 @@ async def create_container_errors(
         c.state, c.reason = "waiting", "CreateContainerError"
         # The attempt in the name is the restart count: it never started, so it stays.
         c.message = img.create_error(c.name, ps.key[1], ps.key[0], ps.uid, c.restarts)
-        cluster.record_event(
-            pod,
-            "Warning",
-            "Failed",
-            f"Error: {c.message}",
-            component="kubelet",
-            host=node_state.name,
-            field_path=container_field_path(c),
+        events.container_event(
+            cluster, pod, c, node_state.name, "Warning", "Failed", f"Error: {c.message}"
         )
         kubelet.publish_status(cluster, ps)
         await cluster.sleep(CREATE_RETRY_SECONDS)

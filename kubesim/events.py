@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 from kubesim import (
     kubelet,
 )
+from kubesim.state import ContainerState, container_field_path
 from kubesim.store import now_iso
 
 if TYPE_CHECKING:
@@ -85,3 +86,25 @@ def record_event(
         cluster.event_index = {
             k: v for k, v in cluster.event_index.items() if cluster.store.get("Event", *v)
         }
+
+
+def container_event(
+    cluster: Cluster,
+    pod: dict[str, Any],
+    c: ContainerState,
+    host: str | None,
+    type_: str,
+    reason: str,
+    message: str,
+) -> None:
+    """The kubelet's event about one container of `pod` (fieldPath names the container)."""
+    record_event(
+        cluster,
+        pod,
+        type_,
+        reason,
+        message,
+        component="kubelet",
+        host=host,
+        field_path=container_field_path(c),
+    )

@@ -21,7 +21,6 @@ from kubesim.state import (
     ContainerState,
     NodeState,
     PodState,
-    container_field_path,
 )
 
 if TYPE_CHECKING:
@@ -50,25 +49,17 @@ async def wait_backoff(
                 c.message = img.backoff_message(
                     c.image, c.last_error, cluster.scenario.defaults.kubelet_version
                 )
-                events.record_event(
+                events.container_event(
                     cluster,
                     pod,
+                    c,
+                    ps.node,
                     "Normal",
                     "BackOff",
                     f'Back-off pulling image "{c.image}"',
-                    component="kubelet",
-                    host=ps.node,
-                    field_path=container_field_path(c),
                 )
-                events.record_event(
-                    cluster,
-                    pod,
-                    "Warning",
-                    "Failed",
-                    "Error: ImagePullBackOff",
-                    component="kubelet",
-                    host=ps.node,
-                    field_path=container_field_path(c),
+                events.container_event(
+                    cluster, pod, c, ps.node, "Warning", "Failed", "Error: ImagePullBackOff"
                 )
                 changed = True
         if changed:
@@ -123,48 +114,32 @@ async def ensure_image(
 ) -> bool:
     """EnsureImageExists: True when the image is on the node (pulled now or before)."""
     ref = img.normalize(c.image)
-    field_path = container_field_path(c)
     present = ref in node_state.images
     if c.policy == "Never" or (present and c.policy == "IfNotPresent"):
         if present:
-            events.record_event(
+            events.container_event(
                 cluster,
                 pod,
+                c,
+                node_state.name,
                 "Normal",
                 "Pulled",
                 f'Container image "{c.image}" already present on machine',
-                component="kubelet",
-                host=node_state.name,
-                field_path=field_path,
             )
             c.pulled = True
             return True
         c.reason = "ErrImageNeverPull"
         c.message = f'Container image "{c.image}" is not present with pull policy of Never'
         c.backoff_until = float("inf")
-        events.record_event(
-            cluster,
-            pod,
-            "Warning",
-            "ErrImageNeverPull",
-            c.message,
-            component="kubelet",
-            host=node_state.name,
-            field_path=field_path,
+        events.container_event(
+            cluster, pod, c, node_state.name, "Warning", "ErrImageNeverPull", c.message
         )
         kubelet.publish_status(cluster, ps)
         return False
     image = cluster.scenario.image(c.image)
     queued = cluster.now()
-    events.record_event(
-        cluster,
-        pod,
-        "Normal",
-        "Pulling",
-        f'Pulling image "{c.image}"',
-        component="kubelet",
-        host=node_state.name,
-        field_path=field_path,
+    events.container_event(
+        cluster, pod, c, node_state.name, "Normal", "Pulling", f'Pulling image "{c.image}"'
     )
     async with node_state.pull_lock:
         node_state.pulling += 1
@@ -199,25 +174,17 @@ async def ensure_image(
         c.backoff_until = cluster.now() + c.backoff
         c.reason, c.message, c.last_error = "ErrImagePull", error, error
         c.backoff_reported = False
-        events.record_event(
+        events.container_event(
             cluster,
             pod,
+            c,
+            node_state.name,
             "Warning",
             "Failed",
             f'Failed to pull image "{c.image}": {error}',
-            component="kubelet",
-            host=node_state.name,
-            field_path=field_path,
         )
-        events.record_event(
-            cluster,
-            pod,
-            "Warning",
-            "Failed",
-            "Error: ErrImagePull",
-            component="kubelet",
-            host=node_state.name,
-            field_path=field_path,
+        events.container_event(
+            cluster, pod, c, node_state.name, "Warning", "Failed", "Error: ErrImagePull"
         )
         kubelet.publish_status(cluster, ps)
         return False
@@ -228,16 +195,15 @@ async def ensure_image(
     done = cluster.now()
     c.pulled = True
     c.reason, c.message = "ContainerCreating", None
-    events.record_event(
+    events.container_event(
         cluster,
         pod,
+        c,
+        node_state.name,
         "Normal",
         "Pulled",
         f'Successfully pulled image "{c.image}" in {go_duration(done - started)} '
         f"({go_duration(done - queued)} including waiting). Image size: {image.size} bytes.",
-        component="kubelet",
-        host=node_state.name,
-        field_path=field_path,
     )
     return True
 

@@ -21,7 +21,6 @@ from kubesim.state import (
     ContainerState,
     NodeState,
     PodState,
-    container_field_path,
 )
 from kubesim.store import now_iso
 
@@ -230,45 +229,23 @@ async def run_container(
     init: bool,
 ) -> None:
     """Create, start and (for run-to-completion pods) finish one container."""
-    field_path = container_field_path(c)
     await create_container_errors(cluster, ps, node_state, c, pod)
     c.container_id = "containerd://" + secrets.token_hex(32)
     bad = start_failure(cluster, c, pod)
-    events.record_event(
-        cluster,
-        pod,
-        "Normal",
-        "Created",
-        f"Created container: {c.name}",
-        component="kubelet",
-        host=node_state.name,
-        field_path=field_path,
+    events.container_event(
+        cluster, pod, c, node_state.name, "Normal", "Created", f"Created container: {c.name}"
     )
     if bad is not None:
         msg = img.start_error(bad)
         c.state, c.reason, c.message, c.exit_code = "terminated", "StartError", msg, 128
         c.started_at, c.finished_at = NEVER_STARTED_AT, now_iso()
-        events.record_event(
-            cluster,
-            pod,
-            "Warning",
-            "Failed",
-            f"Error: {msg}",
-            component="kubelet",
-            host=node_state.name,
-            field_path=field_path,
+        events.container_event(
+            cluster, pod, c, node_state.name, "Warning", "Failed", f"Error: {msg}"
         )
         publish_status(cluster, ps)
         return
-    events.record_event(
-        cluster,
-        pod,
-        "Normal",
-        "Started",
-        f"Started container {c.name}",
-        component="kubelet",
-        host=node_state.name,
-        field_path=field_path,
+    events.container_event(
+        cluster, pod, c, node_state.name, "Normal", "Started", f"Started container {c.name}"
     )
     c.state, c.reason, c.message, c.started_at = "running", "", None, now_iso()
     publish_status(cluster, ps)
@@ -316,15 +293,14 @@ async def crash_backoff(cluster: Cluster, ps: PodState, c: ContainerState) -> No
         f"back-off {int(delay)}s restarting failed container={c.name} "
         f"pod={ps.key[1]}_{ps.key[0]}({ps.uid})"
     )
-    events.record_event(
+    events.container_event(
         cluster,
         pod,
+        c,
+        ps.node,
         "Warning",
         "BackOff",
         f"Back-off restarting failed container {c.name} in pod {ps.key[1]}_{ps.key[0]}({ps.uid})",
-        component="kubelet",
-        host=ps.node,
-        field_path=container_field_path(c),
     )
     publish_status(cluster, ps)
     await cluster.sleep(delay)

@@ -51,11 +51,16 @@ def headers(token: str | None) -> dict[str, str]:
     return out
 
 
+def resource_path(collection: str, kind: str, resource_id: str, suffix: str = "") -> str:
+    """`collection/<id>suffix`; the ID is percent-encoded, so no input can reach another route."""
+    if not resource_id or not resource_id.strip():
+        raise ValidationError(f"invalid {kind} ID", details=f"{kind} ID must not be empty")
+    return f"{collection}/{quote(resource_id.strip(), safe='')}{suffix}"
+
+
 def task_path(task_id: str) -> str:
-    """The task's URL path; the ID is percent-encoded, so no input can reach another route."""
-    if not task_id or not task_id.strip():
-        raise ValidationError("invalid task ID", details="task ID must not be empty")
-    return f"{TASKS_PATH}/{quote(task_id.strip(), safe='')}"
+    """The task's URL path."""
+    return resource_path(TASKS_PATH, "task", task_id)
 
 
 def format_validation_error(err: pydantic.ValidationError) -> str:
@@ -83,11 +88,17 @@ def create_body(spec: TaskSpec | Mapping[str, Any] | None, fields: dict[str, Any
         return spec.model_dump(mode="json", by_alias=True, exclude_unset=True)
     if spec is not None:
         return dict(spec)
+    return validated_body(TaskSpec, fields)
+
+
+def validated_body(model: type[pydantic.BaseModel], data: Mapping[str, Any]) -> dict[str, Any]:
+    """`data` checked locally with the API's own model and dumped as the JSON body (camelCase,
+    only the fields given); a bad field raises ValidationError worded as the server's 400."""
     try:
-        model = TaskSpec(**fields)
+        checked = model.model_validate(data)
     except pydantic.ValidationError as err:
         raise ValidationError("invalid request", details=format_validation_error(err)) from None
-    return model.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    return checked.model_dump(mode="json", by_alias=True, exclude_unset=True)
 
 
 def list_params(

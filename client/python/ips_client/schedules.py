@@ -12,12 +12,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from typing import Any
-from urllib.parse import quote
 
-import pydantic
-
-from ips_client._core import create_body, decode, format_validation_error
-from ips_client.errors import ValidationError
+from ips_client._core import create_body, decode, list_params, resource_path, validated_body
 from ips_client.models import TaskSpec
 from ips_client.schedule_models import (
     ScheduleCreate,
@@ -33,9 +29,7 @@ _WHEN = ("cron", "every", "timezone", "jitter", "overlap", "paused", "note")
 
 
 def schedule_path(schedule_id: str, suffix: str = "") -> str:
-    if not schedule_id or not schedule_id.strip():
-        raise ValidationError("invalid schedule ID", details="schedule ID must not be empty")
-    return f"{SCHEDULES_PATH}/{quote(schedule_id.strip(), safe='')}{suffix}"
+    return resource_path(SCHEDULES_PATH, "schedule", schedule_id, suffix)
 
 
 def schedule_body(
@@ -44,24 +38,11 @@ def schedule_body(
     """POST body: `cron`/`every`/`timezone`/`jitter`/`overlap`/`paused`/`note` plus the task,
     given as a TaskSpec, a camelCase mapping, or task keyword fields (images=..., ...)."""
     when = {k: fields.pop(k) for k in _WHEN if k in fields}
-    task = create_body(spec, fields)
-    try:
-        model = ScheduleCreate.model_validate({"task": task, **when})
-    except pydantic.ValidationError as err:
-        raise ValidationError("invalid request", details=format_validation_error(err)) from None
-    return model.model_dump(mode="json", by_alias=True, exclude_unset=True)
+    return validated_body(ScheduleCreate, {"task": create_body(spec, fields), **when})
 
 
 def patch_body(changes: dict[str, Any]) -> dict[str, Any]:
-    try:
-        model = SchedulePatch.model_validate(changes)
-    except pydantic.ValidationError as err:
-        raise ValidationError("invalid request", details=format_validation_error(err)) from None
-    return model.model_dump(mode="json", by_alias=True, exclude_unset=True)
-
-
-def _list_params(limit: int | None, offset: int | None) -> dict[str, int]:
-    return {k: v for k, v in (("limit", limit), ("offset", offset)) if v is not None}
+    return validated_body(SchedulePatch, changes)
 
 
 class ScheduleCalls:
@@ -89,7 +70,7 @@ class ScheduleCalls:
         return decode(ScheduleView, self.request("GET", schedule_path(schedule_id)))
 
     def list_schedules(self, limit: int | None = None, offset: int | None = None) -> ScheduleList:
-        params = _list_params(limit, offset)
+        params = list_params(None, limit, offset)
         return decode(ScheduleList, self.request("GET", SCHEDULES_PATH, params=params))
 
     def update_schedule(self, schedule_id: str, **changes: Any) -> ScheduleView:
@@ -138,7 +119,7 @@ class AsyncScheduleCalls:
     async def list_schedules(
         self, limit: int | None = None, offset: int | None = None
     ) -> ScheduleList:
-        params = _list_params(limit, offset)
+        params = list_params(None, limit, offset)
         return decode(ScheduleList, await self.request("GET", SCHEDULES_PATH, params=params))
 
     async def update_schedule(self, schedule_id: str, **changes: Any) -> ScheduleView:
