@@ -105,3 +105,30 @@ async def test_running_task_cap_answers_429_with_retry_after(
     finally:
         for task_id in ids:
             await dev_client.get_workflow_handle(task_id).terminate("test over")
+
+
+async def test_a_write_token_changes_only_its_own_schedules(http: httpx.AsyncClient) -> None:
+    """As with tasks: another write token gets a 403 on PATCH, trigger and DELETE of a schedule
+    it did not create, a read token may only read, and an admin may do everything."""
+    schedules = "/api/v1/schedules"
+    body = {"task": BODY, "every": "1h", "paused": True}
+    created = await http.post(schedules, json=body, headers=auth("tok-a"))
+    assert created.status_code == 201, created.text
+    schedule = f"{schedules}/{created.json()['scheduleId']}"
+    try:
+        for token in ("tok-b", "tok-r"):
+            calls = [
+                http.patch(schedule, json={"paused": False}, headers=auth(token)),
+                http.post(f"{schedule}/trigger", headers=auth(token)),
+                http.delete(schedule, headers=auth(token)),
+            ]
+            for r in await asyncio.gather(*calls):
+                assert r.status_code == 403, (token, r.request.method, r.text)
+        read = await http.get(schedule, headers=auth("tok-r"))
+        assert read.status_code == 200 and read.json()["paused"] is True, read.text
+        mine = await http.patch(schedule, json={"every": "2h"}, headers=auth("tok-a"))
+        assert mine.status_code == 200, mine.text
+    finally:
+        gone = await http.delete(schedule, headers=auth("tok-admin"))
+        assert gone.status_code in (200, 204), gone.text
+    assert (await http.get(schedule, headers=auth("tok-r"))).status_code == 404
