@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from waiting import async_wait_until
 
 from api.main import create_app
 from common import temporal as t
@@ -95,13 +96,18 @@ def new_queue(prefix: str = "ips-api") -> str:
 async def wait_status(
     http: httpx.AsyncClient, task_id: str, statuses: set[str], within: float = 20.0
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + within
     body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+
+    async def reached() -> dict[str, Any] | None:
         r = await http.get(f"{TASKS}/{task_id}")
         assert r.status_code == 200, r.text
-        body = r.json()
-        if body["status"] in statuses:
-            return body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{task_id} never reached {statuses}; last: {body}")
+        body.clear()
+        body.update(r.json())
+        return body if body["status"] in statuses else None
+
+    return await async_wait_until(
+        reached,
+        within,
+        interval=0.1,
+        message=lambda: f"{task_id} never reached {statuses}; last: {body}",
+    )
