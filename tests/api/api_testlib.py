@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,7 +18,7 @@ from typing import Any
 
 import httpx
 import uvicorn
-from waiting import async_wait_until
+from waiting import async_wait_until, wait_until
 
 from api.main import create_app
 from common import temporal as t
@@ -67,11 +66,13 @@ class ApiServer:
 
     def start(self, timeout: float = 20.0) -> None:
         self.thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
+
+        def started() -> bool:
+            if not self.thread.is_alive():
                 raise RuntimeError("the API did not start")
-            time.sleep(0.02)
+            return bool(self.server.started)
+
+        wait_until(started, timeout, interval=0.02, message="the API did not start")
 
     def stop(self) -> None:
         self.server.should_exit = True

@@ -91,9 +91,12 @@ class DevStack:
         _wait_http(f"http://127.0.0.1:{self.ui_port}/", deadline, self.proc, self.log)
         # The supervisor prints its banner once it has seen /healthz itself (it polls too).
         self.starts += 1
-        while self.log.read_text().count("IPS is up") < self.starts:
-            assert time.monotonic() < deadline, "ips dev printed no banner"
-            time.sleep(0.2)
+        wait_until(
+            lambda: self.log.read_text().count("IPS is up") >= self.starts,
+            max(0.0, deadline - time.monotonic()),
+            interval=0.2,
+            message="ips dev printed no banner",
+        )
         self.children = psutil.Process(self.proc.pid).children(recursive=True)
 
     def stop(self, sig: signal.Signals) -> None:
