@@ -9,6 +9,7 @@ listed in `ignore` (e.g. an API that is briefly down).
 from __future__ import annotations
 
 import asyncio
+import inspect
 import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
@@ -44,17 +45,20 @@ def wait_until(
 
 
 async def async_wait_until(
-    condition: Callable[[], Awaitable[T | None]],
+    condition: Callable[[], Awaitable[T | None]] | Callable[[], T | None],
     timeout: float,  # noqa: ASYNC109 (a polling deadline, not a cancellation scope)
     interval: float = 0.1,
     message: Message = "condition",
     ignore: tuple[type[BaseException], ...] = (),
 ) -> T:
-    """`wait_until` for an async condition; sleeps without blocking the event loop."""
+    """`wait_until` from a coroutine: sleeps without blocking the event loop. `condition` may be
+    async or a plain (cheap, non-blocking) function."""
     deadline = time.monotonic() + timeout
     while True:
         try:
-            value = await condition()
+            value = condition()
+            if inspect.isawaitable(value):
+                value = await value
         except ignore:
             value = None
         if value:

@@ -48,6 +48,8 @@ def test_async_twin() -> None:
         return next(values)
 
     assert asyncio.run(async_wait_until(cond, 5, interval=0.001)) == 7
+    plain = iter([None, "sync too"])
+    assert asyncio.run(async_wait_until(lambda: next(plain), 5, interval=0.001)) == "sync too"
 
     async def never() -> bool:
         return False
