@@ -15,7 +15,6 @@ Import it as `from stack import run_stack` (tests/ is on sys.path: rootdir conft
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import os
@@ -37,6 +36,7 @@ from prometheus_client.parser import text_string_to_metric_families
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
+from waiting import async_wait_until, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 60.0
@@ -230,24 +230,34 @@ def _spawn(
 
 
 def _wait_http(proc: Proc, url: str, deadline: float) -> None:
-    while time.monotonic() < deadline:
+    def answered() -> bool:
         if not proc.alive():
             raise RuntimeError(f"{proc.name} exited ({proc.popen.returncode}):\n{proc.log_text()}")
-        with contextlib.suppress(httpx.HTTPError):
-            if httpx.get(url, timeout=2).is_success:
-                return
-        time.sleep(0.2)
-    raise RuntimeError(f"{proc.name} did not answer {url} in time:\n{proc.log_text()[-3000:]}")
+        return httpx.get(url, timeout=2).is_success
+
+    wait_until(
+        answered,
+        max(0.0, deadline - time.monotonic()),
+        interval=0.2,
+        message=lambda: f"{proc.name} did not answer {url}:\n{proc.log_text()[-3000:]}",
+        ignore=(httpx.HTTPError,),
+    )
 
 
 def _wait_file(proc: Proc, path: Path, deadline: float) -> None:
-    while time.monotonic() < deadline:
+    def written() -> bool:
         if path.exists():
-            return
+            return True
         if not proc.alive():
             raise RuntimeError(f"{proc.name} exited ({proc.popen.returncode}):\n{proc.log_text()}")
-        time.sleep(0.1)
-    raise RuntimeError(f"{proc.name} wrote no {path.name} in time:\n{proc.log_text()[-3000:]}")
+        return False
+
+    wait_until(
+        written,
+        max(0.0, deadline - time.monotonic()),
+        interval=0.1,
+        message=lambda: f"{proc.name} wrote no {path.name}:\n{proc.log_text()[-3000:]}",
+    )
 
 
 @contextlib.contextmanager
@@ -329,16 +339,15 @@ async def fresh_namespace(client: Client) -> str:
             namespace=name, workflow_execution_retention_period=Duration(seconds=86400)
         )
     )
-    deadline = time.monotonic() + 30
-    while True:  # the registry learns of a new namespace within moments
-        try:
-            await client.workflow_service.describe_namespace(
-                DescribeNamespaceRequest(namespace=name)
-            )
-            return name
-        except RPCError:
-            assert time.monotonic() < deadline, f"namespace {name} never appeared"
-            await asyncio.sleep(0.2)
+
+    async def known() -> bool:  # the registry learns of a new namespace within moments
+        await client.workflow_service.describe_namespace(DescribeNamespaceRequest(namespace=name))
+        return True
+
+    await async_wait_until(
+        known, 30, interval=0.2, message=f"namespace {name} never appeared", ignore=(RPCError,)
+    )
+    return name
 
 
 @contextlib.contextmanager

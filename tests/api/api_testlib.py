@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import socket
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,6 +18,7 @@ from typing import Any
 
 import httpx
 import uvicorn
+from waiting import async_wait_until, wait_until
 
 from api.main import create_app
 from common import temporal as t
@@ -66,11 +66,13 @@ class ApiServer:
 
     def start(self, timeout: float = 20.0) -> None:
         self.thread.start()
-        deadline = time.monotonic() + timeout
-        while not self.server.started:
-            if not self.thread.is_alive() or time.monotonic() > deadline:
+
+        def started() -> bool:
+            if not self.thread.is_alive():
                 raise RuntimeError("the API did not start")
-            time.sleep(0.02)
+            return bool(self.server.started)
+
+        wait_until(started, timeout, interval=0.02, message="the API did not start")
 
     def stop(self) -> None:
         self.server.should_exit = True
@@ -95,13 +97,18 @@ def new_queue(prefix: str = "ips-api") -> str:
 async def wait_status(
     http: httpx.AsyncClient, task_id: str, statuses: set[str], within: float = 20.0
 ) -> dict[str, Any]:
-    deadline = time.monotonic() + within
     body: dict[str, Any] = {}
-    while time.monotonic() < deadline:
+
+    async def reached() -> dict[str, Any] | None:
         r = await http.get(f"{TASKS}/{task_id}")
         assert r.status_code == 200, r.text
-        body = r.json()
-        if body["status"] in statuses:
-            return body
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"{task_id} never reached {statuses}; last: {body}")
+        body.clear()
+        body.update(r.json())
+        return body if body["status"] in statuses else None
+
+    return await async_wait_until(
+        reached,
+        within,
+        interval=0.1,
+        message=lambda: f"{task_id} never reached {statuses}; last: {body}",
+    )

@@ -26,6 +26,7 @@ from temporalio.api.operatorservice.v1 import (
 )
 from temporalio.client import Client
 from temporalio.service import RPCError, RPCStatusCode
+from waiting import async_wait_until, wait_until
 
 from common.search_attributes import (
     SearchAttributesMissing,
@@ -92,12 +93,19 @@ def test_api_first_then_worker_completes_the_task(dev_address: str, tmp_path: Pa
         stack.start_worker()
         deadline = time.monotonic() + 120
         for task_id in (task["taskId"], also.json()["taskId"]):
-            while True:
-                view = httpx.get(f"{stack.url}{TASKS}/{task_id}", timeout=30).json()
-                if view["status"] in ("completed", "failed", "cancelled"):
-                    break
-                assert time.monotonic() < deadline, view
-                time.sleep(0.5)
+            seen: dict[str, Any] = {}
+
+            def final(task_id: str = task_id, seen: dict[str, Any] = seen) -> bool:
+                seen.update(httpx.get(f"{stack.url}{TASKS}/{task_id}", timeout=30).json())
+                return seen["status"] in ("completed", "failed", "cancelled")
+
+            wait_until(
+                final,
+                max(0.0, deadline - time.monotonic()),
+                interval=0.5,
+                message=lambda seen=seen: str(seen),
+            )
+            view = seen
             assert view["status"] == "completed", view
             compute = sum(
                 g["count"]
@@ -148,10 +156,13 @@ async def test_readyz_names_what_the_namespace_refuses(dev_client: Client) -> No
             await dev_client.operator_service.remove_search_attributes(
                 RemoveSearchAttributesRequest(namespace=namespace, search_attributes=list(others))
             )
-            deadline = time.monotonic() + 30
-            while (r := await http.get("/readyz")).status_code != 200:
-                assert time.monotonic() < deadline, r.text
-                await asyncio.sleep(0.5)
+            last: list[httpx.Response] = []
+
+            async def ready() -> bool:
+                last[:] = [await http.get("/readyz")]
+                return last[0].status_code == 200
+
+            await async_wait_until(ready, 30, interval=0.5, message=lambda: last[0].text)
             assert set(EXPECTED) <= set(await custom_attributes(dev_client, namespace))
 
 

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from datetime import timedelta
 from typing import Any
 
 import httpx
 import pytest
 from api_testlib import TASKS, wait_status
+from waiting import async_wait_until
 
 import api.tasks.listing
 
@@ -116,8 +116,15 @@ async def test_cancelled_tasks_are_listed_as_cancelled(
 ) -> None:
     victim = created[-1]
     assert (await http.delete(f"{TASKS}/{victim}")).status_code == 200
-    await asyncio.sleep(0.3)  # visibility is eventually consistent
-    body = (await http.get(TASKS, params={"status": "cancelled"})).json()
+    body: dict[str, Any] = {}
+
+    async def listed() -> bool:  # visibility is eventually consistent
+        body.update((await http.get(TASKS, params={"status": "cancelled"})).json())
+        return bool(body["tasks"])
+
+    await async_wait_until(
+        listed, 20, message=lambda: f"{victim} never listed as cancelled: {body}"
+    )
     assert [t["taskId"] for t in body["tasks"]] == [victim] and body["total"] == 1
     running = (await http.get(TASKS, params={"status": "running"})).json()
     assert running["total"] == RUNNING - 1

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import shutil
 import socket
@@ -24,6 +23,7 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 from temporalio.worker import Worker
+from waiting import async_wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -198,10 +198,11 @@ async def test_temporal_down_at_start_then_up(tmp_path: object) -> None:
                     env.client, task_queue=settings.temporal_task_queue,
                     workflows=[FakePrewarmWorkflow],
                 ):  # fmt: skip
-                    deadline = time.monotonic() + 10
-                    while (await http.get("/readyz")).status_code != 200:
-                        assert time.monotonic() < deadline, "never became ready"
-                        await asyncio.sleep(0.3)
+
+                    async def ready() -> bool:
+                        return (await http.get("/readyz")).status_code == 200
+
+                    await async_wait_until(ready, 10, interval=0.3, message="never became ready")
                     r = await http.post(TASKS, json={"images": ["nginx:1"], "batchSize": 1})
                     assert r.status_code == 201, r.text
                     await wait_status(http, r.json()["taskId"], {"completed"})

@@ -4,7 +4,6 @@ only its own tasks (an admin any), and IPS_MAX_RUNNING_TASKS answers 429 with Re
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 
@@ -13,6 +12,7 @@ import pytest
 from api_testlib import TASKS, ApiServer, api_settings, new_queue, serve_api
 from temporalio.client import Client
 from temporalio.worker import Worker
+from waiting import async_wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -90,10 +90,13 @@ async def test_running_task_cap_answers_429_with_retry_after(
                 second = await http.post(TASKS, json=BODY)
                 assert first.status_code == second.status_code == 201
                 ids = [first.json()["taskId"], second.json()["taskId"]]
-                deadline = time.monotonic() + 20  # visibility catches up
-                while (await http.get(TASKS)).json()["total"] < 2:
-                    assert time.monotonic() < deadline, "visibility never showed the tasks"
-                    await asyncio.sleep(0.1)
+
+                async def listed() -> bool:  # visibility catches up
+                    return bool((await http.get(TASKS)).json()["total"] >= 2)
+
+                await async_wait_until(
+                    listed, 20, interval=0.1, message="visibility never showed the tasks"
+                )
                 over = await http.post(TASKS, json=BODY)
                 assert over.status_code == 429, over.text
                 assert over.json()["error"] == "too many running tasks"

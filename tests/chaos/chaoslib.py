@@ -23,6 +23,7 @@ import httpx
 from aiohttp import ClientSession, ClientTimeout, web
 from ips_client import IPSClient
 from stack import Stack
+from waiting import wait_until
 
 from activities.jobspec import NODE_ANNOTATION as NODE_ANN
 from activities.jobspec import task_selector
@@ -165,48 +166,52 @@ def get_task(ips: IPSClient, task_id: str) -> dict[str, Any]:
 
 def wait_final(stack: Stack, task_id: str, timeout: float = 180.0) -> dict[str, Any]:
     """The task's body once final; tolerates an API that is briefly down."""
-    deadline = time.monotonic() + timeout
     last: dict[str, Any] = {}
     with stack.client(timeout=10) as ips:
-        while time.monotonic() < deadline:
-            try:
-                last = get_task(ips, task_id)
-            except Exception:
-                time.sleep(0.5)
-                continue
-            if last["status"] in FINAL:
-                return last
-            time.sleep(0.3)
-    raise AssertionError(f"task {task_id} not final after {timeout}s: {last.get('progress')}")
+
+        def final() -> dict[str, Any] | None:
+            last.update(get_task(ips, task_id))
+            return last if last["status"] in FINAL else None
+
+        return wait_until(
+            final,
+            timeout,
+            interval=0.3,
+            message=lambda: f"task {task_id} not final: {last.get('progress')}",
+            ignore=(Exception,),
+        )
 
 
 def wait_progress(stack: Stack, task_id: str, at_least: int, timeout: float = 120.0) -> int:
     """Until `at_least` nodes are done (completed + failed + warm); returns the count."""
-    deadline = time.monotonic() + timeout
     with stack.client(timeout=10) as ips:
-        while time.monotonic() < deadline:
-            try:
-                p = get_task(ips, task_id)["progress"]
-            except Exception:
-                time.sleep(0.3)
-                continue
-            done = p["completedNodes"] + p["failedNodes"] + p["alreadyWarmNodes"]
-            if done >= at_least:
-                return int(done)
-            time.sleep(0.2)
-    raise AssertionError(f"task {task_id}: fewer than {at_least} nodes done after {timeout}s")
+
+        def done() -> int:
+            p = get_task(ips, task_id)["progress"]
+            n = int(p["completedNodes"] + p["failedNodes"] + p["alreadyWarmNodes"])
+            return n if n >= at_least else 0
+
+        return wait_until(
+            done,
+            timeout,
+            interval=0.2,
+            message=f"task {task_id}: fewer than {at_least} nodes done",
+            ignore=(Exception,),
+        )
 
 
 def wait_no_objects(sim: Sim, task_id: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
     left: dict[str, list[str]] = {}
-    while time.monotonic() < deadline:
-        left = sim.task_objects(task_id)
-        if not left["jobs"] and not left["pods"]:
-            return
-        time.sleep(0.5)
-    raise AssertionError(
-        f"task {task_id} left objects after {timeout}s: {left}\n{sim.describe_task(task_id)}"
+
+    def gone() -> bool:
+        left.update(sim.task_objects(task_id))
+        return not left["jobs"] and not left["pods"]
+
+    wait_until(
+        gone,
+        timeout,
+        interval=0.5,
+        message=lambda: f"task {task_id} left objects: {left}\n{sim.describe_task(task_id)}",
     )
 
 

@@ -24,6 +24,7 @@ from chaoslib import (
 )
 from ips_client import Conflict
 from stack import Stack, sample
+from waiting import wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
@@ -90,10 +91,12 @@ def test_nodes_deleted_notready_and_joining(chaos_stack: Stack, sim: Sim) -> Non
     assert len(nodes) == 30
     image = fresh_image("nodes")
     task_id = _create(chaos_stack, image, "nodes", batch=10)
-    deadline = time.monotonic() + 60
-    while len(pods := sim.pods_on(task_id)) < 10:
-        assert time.monotonic() < deadline, "the first batch never got its pods"
-        time.sleep(0.1)
+    pods = wait_until(
+        lambda: p if len(p := sim.pods_on(task_id)) >= 10 else None,
+        60,
+        interval=0.1,
+        message="the first batch never got its pods",
+    )
     gone, not_ready = sorted(pods)[:2]
     sim.delete_node(gone)
     went_not_ready = datetime.now(UTC)
@@ -117,10 +120,18 @@ def test_nodes_deleted_notready_and_joining(chaos_stack: Stack, sim: Sim) -> Non
     # Clean-up deleted every Job. The pod on the unreachable node stays Terminating, as on a real
     # cluster, until its kubelet is back (kubesim/README.md, node lifecycle); then it goes, and
     # the returning kubelet pulls nothing for it.
-    deadline = time.monotonic() + 30
-    while (left := sim.task_objects(task_id))["jobs"] or set(sim.pods_on(task_id)) - {not_ready}:
-        assert time.monotonic() < deadline, sim.describe_task(task_id)
-        time.sleep(0.5)
+    left: dict[str, list[str]] = {}
+
+    def only_the_unreachable_pod_left() -> bool:
+        left.update(sim.task_objects(task_id))
+        return not left["jobs"] and not set(sim.pods_on(task_id)) - {not_ready}
+
+    wait_until(
+        only_the_unreachable_pod_left,
+        30,
+        interval=0.5,
+        message=lambda: sim.describe_task(task_id),
+    )
     for pod in sim.pods_on(task_id).values():
         assert pod["metadata"].get("deletionTimestamp"), sim.describe_task(task_id)
     assert len(left["pods"]) <= 1, left

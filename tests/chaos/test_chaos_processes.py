@@ -19,6 +19,7 @@ from chaoslib import (
 )
 from ips_client import IPSClient
 from stack import Stack, free_port
+from waiting import wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
 
@@ -48,7 +49,7 @@ def test_worker_sigkilled_three_times(chaos_stack: Stack, sim: Sim) -> None:
     task_id = _create(chaos_stack, image, "kill", batch=20)
     kills = []
     for _ in range(3):
-        time.sleep(rng.uniform(1.0, 5.0))
+        time.sleep(rng.uniform(1.0, 5.0))  # deliberate: let the task run to a random moment
         with chaos_stack.client() as ips:
             kills.append(get_task(ips, task_id)["progress"]["completedNodes"])
         chaos_stack.procs["worker"].kill()
@@ -94,7 +95,21 @@ def test_api_restarted_mid_task(chaos_stack: Stack, sim: Sim) -> None:
         listed = ips.list(status="running", limit=100)
         assert task_id in [t.task_id for t in listed.tasks]
     task = wait_final(chaos_stack, task_id, timeout=180)
-    time.sleep(1.0)  # visibility catches up with the final search attributes
+
+    def listed_final(ips: IPSClient) -> bool:
+        return any(
+            t.task_id == task_id and t.status.value == task["status"]
+            for t in ips.list(limit=100).tasks
+        )
+
+    with chaos_stack.client() as ips, IPSClient(url2, chaos_stack.token) as ips2:
+        # Visibility catches up with the final search attributes.
+        wait_until(
+            lambda: listed_final(ips) and listed_final(ips2),
+            30,
+            interval=0.3,
+            message=f"{task_id} never listed as {task['status']} by both APIs",
+        )
     with chaos_stack.client() as ips, IPSClient(url2, chaos_stack.token) as ips2:
         assert get_task(ips, task_id) == get_task(ips2, task_id) == task
         mine = ips.list(limit=100).model_dump(mode="json")

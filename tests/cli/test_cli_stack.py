@@ -12,7 +12,7 @@ import shlex
 import shutil
 import subprocess
 import sys
-import time
+import threading
 import uuid
 from collections.abc import Iterator
 from pathlib import Path
@@ -31,6 +31,7 @@ from stack import (
     run_stack,
     sample,
 )
+from waiting import wait_until
 
 pytestmark = pytest.mark.integration
 
@@ -208,15 +209,20 @@ class Tmux:
     ) -> tuple[str, list[str]]:
         """Poll the pane until `predicate(screen)`; return that screen and every frame seen."""
         frames: list[str] = []
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
+
+        def matched() -> bool:
             screen = self.capture(name, history)
             if not frames or frames[-1] != screen:
                 frames.append(screen)
-            if predicate(screen):  # type: ignore[operator]
-                return screen, frames
-            time.sleep(0.25)
-        raise AssertionError(f"pane never matched; last screen:\n{frames[-1] if frames else ''}")
+            return bool(predicate(screen))  # type: ignore[operator]
+
+        wait_until(
+            matched,
+            timeout,
+            interval=0.25,
+            message=lambda: f"pane never matched; last screen:\n{frames[-1] if frames else ''}",
+        )
+        return frames[-1], frames
 
     def close(self) -> None:
         subprocess.run([self.exe, "-L", self.socket, "kill-server"], capture_output=True)
@@ -305,15 +311,37 @@ def test_watch_rides_out_an_api_restart(stack: Stack) -> None:
         stderr=subprocess.PIPE,
         text=True,
     )
+    lines: list[str] = []
+
+    def read() -> None:
+        assert watch.stdout is not None
+        for line in watch.stdout:
+            lines.append(line)
+
+    reader = threading.Thread(target=read, daemon=True)
+    reader.start()
     try:
-        time.sleep(2)
+        wait_until(  # the watch is following the task
+            lambda: any(task_id in line for line in lines),
+            60,
+            interval=0.1,
+            message=lambda: f"the watch never drew the task; output: {''.join(lines)}",
+        )
         stack.procs["api"].kill()
-        time.sleep(2.5)  # at least two polls find nobody there
+        wait_until(  # a poll found nobody there
+            lambda: any("API unavailable for" in line for line in lines),
+            60,
+            interval=0.1,
+            message=lambda: f"the watch never noticed the outage; output: {''.join(lines)}",
+        )
         stack.respawn("api")
-        out, err = watch.communicate(timeout=120)
+        watch.wait(timeout=120)
+        reader.join(timeout=10)
+        err = watch.stderr.read() if watch.stderr else ""
     finally:
         if watch.poll() is None:
             watch.kill()
+    out = "".join(lines)
     assert watch.returncode == 0, out + err
     assert "API unavailable for" in out and "cannot reach the IPS API" in out, out
     assert f"task {task_id} completed: 6/6 nodes, 6 completed, 0 failed" in out.splitlines()[-1]

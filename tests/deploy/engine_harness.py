@@ -5,7 +5,6 @@ Tasks are started the way the API starts them: workflow ID = task ID, `IpsStatus
 
 from __future__ import annotations
 
-import asyncio
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -14,6 +13,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
+from waiting import async_wait_until
 
 from common.engine import PrewarmInput
 from common.models import TaskSpec, TaskStatus
@@ -48,16 +48,20 @@ class Engine:
 
     async def wait_status(self, task_id: str, *wanted: str, within: float = 60) -> str:
         """Poll IpsStatus (what an operator sees) until it is one of `wanted`."""
-        deadline = asyncio.get_running_loop().time() + within
-        status = None
-        while asyncio.get_running_loop().time() < deadline:
-            status = await self.status(task_id)
+        seen: list[str | None] = [None]
+
+        def failure() -> str:
+            return f"{task_id}: IpsStatus {seen[0]!r}, expected one of {wanted}"
+
+        async def reached() -> str | None:
+            status = seen[0] = await self.status(task_id)
             if status in wanted:
                 return status
             if status is not None and TaskStatus(status).is_final:
-                break  # it will not change any more
-            await asyncio.sleep(0.2)
-        raise AssertionError(f"{task_id}: IpsStatus {status!r}, expected one of {wanted}")
+                raise AssertionError(failure())  # it will not change any more
+            return None
+
+        return await async_wait_until(reached, within, interval=0.2, message=failure)
 
 
 @asynccontextmanager

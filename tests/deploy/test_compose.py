@@ -11,7 +11,6 @@ import shutil
 import socket
 import subprocess
 import sys
-import time
 import urllib.request
 from http import HTTPStatus
 from pathlib import Path
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 import yaml
 from temporalio.api.enums.v1 import IndexedValueType
+from waiting import wait_until
 
 from .conftest import ROOT, settings_env_names, tool
 
@@ -201,11 +201,12 @@ def test_kubesim_service_command_serves_the_compose_kubeconfig(
         text=True,
     )
     try:
-        deadline = time.monotonic() + 30
-        while not (tmp_path / "kubesim.kubeconfig").exists():
+
+        def started() -> bool:
             assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-            assert time.monotonic() < deadline, "kubesim did not start"
-            time.sleep(0.1)
+            return (tmp_path / "kubesim.kubeconfig").exists()
+
+        wait_until(started, 30, interval=0.1, message="kubesim did not start")
         with urllib.request.urlopen(f"http://localhost:{port}/healthz", timeout=5) as resp:
             assert resp.status == HTTPStatus.OK
         out = subprocess.run(

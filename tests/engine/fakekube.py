@@ -15,6 +15,8 @@ from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
+from waiting import async_wait_until
+
 from activities.errors import KubernetesNotFound
 from activities.jobspec import NODE_ANNOTATION, job_name
 
@@ -174,9 +176,6 @@ class FakeKube:
         }  # fmt: skip
 
     async def until(self, pred: Callable[[], Any], within: float = 20.0) -> Any:
-        deadline = asyncio.get_running_loop().time() + within
-        while not (value := pred()):
-            if asyncio.get_running_loop().time() > deadline:
-                raise AssertionError("condition not met in time")
-            await asyncio.sleep(0.02)
-        return value
+        return await async_wait_until(
+            pred, within, interval=0.02, message="condition not met in time"
+        )

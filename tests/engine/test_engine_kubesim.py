@@ -25,6 +25,7 @@ import httpx
 import pytest
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
+from waiting import async_wait_until
 
 from activities.jobspec import task_selector
 from activities.selection import normalize_image
@@ -96,14 +97,7 @@ def _has(n: dict[str, Any], images: list[str]) -> bool:
 
 
 async def _wait_until(pred: Callable[[], Any], within: float = 30.0) -> Any:
-    deadline = time.monotonic() + within
-    while True:
-        value = pred()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(0.2)
+    return await async_wait_until(pred, within, interval=0.2, message="condition not met in time")
 
 
 async def test_default_scenario_60_nodes_exact_counts(

@@ -10,7 +10,6 @@ of 120 s is 6 s of wall clock, a 20 s flap 1 s.
 from __future__ import annotations
 
 import asyncio
-import time
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -20,6 +19,7 @@ from typing import Any
 import pytest
 from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
+from waiting import async_wait_until
 
 from activities.jobspec import job_name, task_selector
 from common.engine import PrewarmInput
@@ -96,11 +96,7 @@ async def start(client: Client, queue: str, spec: TaskSpec) -> Any:
 
 
 async def until(pred: Any, within: float = 60.0) -> Any:
-    deadline = time.monotonic() + within
-    while not (value := pred()):
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.1)
-    return value
+    return await async_wait_until(pred, within, interval=0.1, message="condition not met in time")
 
 
 def pulls_started(sim: SimHandle, tid: str, node: str) -> int:

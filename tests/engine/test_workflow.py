@@ -13,6 +13,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError, RetryState
 from temporalio.testing import WorkflowEnvironment
+from waiting import async_wait_until
 
 from common.engine import EngineState, NodeOutcome, NodeSelection, PrewarmInput
 from common.models import (
@@ -61,14 +62,24 @@ def spec(**kw: Any) -> TaskSpec:
 async def _wait_for(
     handle: WorkflowHandle[Any, TaskView], pred: Callable[[TaskView], bool], within: float = 10
 ) -> TaskView:
-    deadline = asyncio.get_running_loop().time() + within
-    while True:
-        view = await handle.query("progress", result_type=TaskView)
-        if pred(view):
-            return view
-        if asyncio.get_running_loop().time() > deadline:
-            raise AssertionError(f"condition not met; last view: {view}")
-        await asyncio.sleep(0.1)
+    seen: list[TaskView] = []
+
+    async def met() -> TaskView | None:
+        seen[:] = [await handle.query("progress", result_type=TaskView)]
+        return seen[0] if pred(seen[0]) else None
+
+    return await async_wait_until(
+        met, within, message=lambda: f"condition not met; last view: {seen[0] if seen else None}"
+    )
+
+
+async def _cancel_seen(handle: WorkflowHandle[Any, TaskView]) -> bool:
+    """The cancel request is in the history and a workflow task has completed after it."""
+    kinds = [e.event_type for e in (await handle.fetch_history()).events]
+    asked = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED
+    if asked not in kinds:
+        return False
+    return EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED in kinds[kinds.index(asked) :]
 
 
 async def _event_types(handle: WorkflowHandle[Any, Any], run_id: str | None = None) -> list[int]:
@@ -313,7 +324,9 @@ async def test_cancel_during_cleanup_does_not_interrupt_it(env: WorkflowEnvironm
         handle = await start(env.client, queue, spec(batch_size=5, max_failure_ratio=0.5))
         await asyncio.wait_for(mock.holding.wait(), 10)
         await handle.cancel()
-        await asyncio.sleep(0.5)
+        await async_wait_until(
+            lambda: _cancel_seen(handle), 10, message="the cancel never reached the workflow"
+        )
         mock.release.set()
         return await handle.result()
 

@@ -13,6 +13,7 @@ from pathlib import Path
 import httpx
 import psutil
 import pytest
+from waiting import wait_until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
@@ -27,19 +28,25 @@ def _free_port() -> int:
 def _wait_http(
     url: str, deadline: float, proc: subprocess.Popen[bytes], log: Path
 ) -> httpx.Response:
-    last: Exception | None = None
-    while time.monotonic() < deadline:
+    last: list[Exception] = []
+
+    def answered() -> httpx.Response | None:
         if proc.poll() is not None:
             tail = log.read_text(errors="replace")[-3000:]
             raise AssertionError(f"ips dev exited early with {proc.returncode}:\n{tail}")
         try:
             r = httpx.get(url, timeout=2)
-            if r.status_code == 200:
-                return r
         except httpx.HTTPError as exc:
-            last = exc
-        time.sleep(0.3)
-    raise AssertionError(f"{url} never answered 200 ({last})")
+            last[:] = [exc]
+            return None
+        return r if r.status_code == 200 else None
+
+    return wait_until(
+        answered,
+        max(0.0, deadline - time.monotonic()),
+        interval=0.3,
+        message=lambda: f"{url} never answered 200 ({last[0] if last else None})",
+    )
 
 
 class DevStack:
@@ -84,9 +91,12 @@ class DevStack:
         _wait_http(f"http://127.0.0.1:{self.ui_port}/", deadline, self.proc, self.log)
         # The supervisor prints its banner once it has seen /healthz itself (it polls too).
         self.starts += 1
-        while self.log.read_text().count("IPS is up") < self.starts:
-            assert time.monotonic() < deadline, "ips dev printed no banner"
-            time.sleep(0.2)
+        wait_until(
+            lambda: self.log.read_text().count("IPS is up") >= self.starts,
+            max(0.0, deadline - time.monotonic()),
+            interval=0.2,
+            message="ips dev printed no banner",
+        )
         self.children = psutil.Process(self.proc.pid).children(recursive=True)
 
     def stop(self, sig: signal.Signals) -> None:

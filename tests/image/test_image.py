@@ -21,6 +21,7 @@ import imagelib as il
 import pytest
 from stack import KNOWN_SCENARIO, _spawn, _wait_file, base_env, free_port, fresh_namespace
 from temporalio.client import Client
+from waiting import wait_until
 
 from common.search_attributes import missing_search_attributes
 
@@ -248,13 +249,14 @@ async def _missing(address: str, namespace: str) -> list[str]:
 
 
 def _wait_ok(proc: il.Background, url: str, within: float = 120) -> None:
-    deadline = time.monotonic() + within
-    while time.monotonic() < deadline:
+    def answered() -> bool:
         assert proc.popen.poll() is None, f"{proc.name} exited:\n{proc.text()[-3000:]}"
-        try:
-            if httpx.get(url, timeout=2).is_success:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.3)
-    raise AssertionError(f"{proc.name} did not answer {url}:\n{proc.text()[-3000:]}")
+        return httpx.get(url, timeout=2).is_success
+
+    wait_until(
+        answered,
+        within,
+        interval=0.3,
+        message=lambda: f"{proc.name} did not answer {url}:\n{proc.text()[-3000:]}",
+        ignore=(httpx.HTTPError,),
+    )

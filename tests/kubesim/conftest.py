@@ -5,13 +5,13 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 from kubernetes import client, config
+from waiting import wait_until
 
 from kubesim.testing import SimHandle, kubesim_factory, start_sim  # noqa: F401
 
@@ -61,14 +61,7 @@ def kubectl_json(sim: SimHandle, *args: str) -> Any:
 
 def wait_for(fn: Callable[[], T | None], timeout: float = 10.0, what: str = "condition") -> T:
     """Poll a cheap in-process predicate (tests only; kubesim itself never polls)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fn()
-        if value:
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}")
-        time.sleep(0.02)
+    return wait_until(fn, timeout, interval=0.02, message=f"timed out waiting for {what}")
 
 
 def job_body(

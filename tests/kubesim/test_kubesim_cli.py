@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 import yaml
 from kubernetes import client, config
+from waiting import wait_until
 
 from tests.kubesim.conftest import KUBECTL
 
@@ -31,10 +32,12 @@ def _start(tmp_path: Path, *args: str) -> tuple[subprocess.Popen[str], Path]:
 
 def _wait_file(path: Path, proc: subprocess.Popen[str], timeout: float) -> float:
     t0 = time.monotonic()
-    while not path.exists():
+
+    def written() -> bool:
         assert proc.poll() is None, proc.stdout.read() if proc.stdout else ""
-        assert time.monotonic() - t0 < timeout, "kubeconfig never appeared"
-        time.sleep(0.05)
+        return path.exists()
+
+    wait_until(written, timeout, interval=0.05, message="kubeconfig never appeared")
     return time.monotonic() - t0
 
 

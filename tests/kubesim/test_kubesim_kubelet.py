@@ -615,7 +615,8 @@ def test_node_going_not_ready_mid_pull_finishes_nothing(kubesim_factory: Any) ->
     b.create_namespaced_job("default", job_body("mid", [{"name": "c", "image": "slow:1"}]))
     wait_for(lambda: any(e["reason"] == "Pulling" for e in sim.objects("events", "default")))
     sim.set_node_ready("n-1", False)
-    time.sleep(2.5)  # longer than the whole pull (2 s at this scale)
+    # Deliberate: nothing must happen for longer than the whole pull (2 s at this scale).
+    time.sleep(2.5)
     assert sim.pull_counts() == {} and job_done(sim, "mid") is None
     pod = job_pods(sim, "mid")[0]
     assert _waiting(pod).get("reason") == "ContainerCreating"

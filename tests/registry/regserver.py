@@ -16,7 +16,6 @@ Everything here is generated locally, nothing is downloaded:
 from __future__ import annotations
 
 import base64
-import contextlib
 import gzip
 import hashlib
 import io
@@ -37,6 +36,7 @@ from typing import IO, Any
 from urllib.parse import parse_qs, urlparse
 
 import httpx
+from waiting import wait_until
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 OCI_INDEX = "application/vnd.oci.image.index.v1+json"
@@ -249,16 +249,22 @@ class Registry:
             ["docker-registry", "serve", str(cfg_path)], stdout=self.log, stderr=self.log, env=env
         )
         verify: Any = ssl.create_default_context(cafile=str(self.ca.cert)) if self.ca else False
-        deadline = time.monotonic() + 30
-        while True:
+
+        def answering() -> bool:
+            assert self.proc is not None
             if self.proc.poll() is not None:
                 raise RuntimeError(f"registry exited: {(self.root / 'registry.log').read_text()}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{self.url}/v2/", verify=verify, timeout=2).status_code in (200, 401):
-                    return self
-            if time.monotonic() > deadline:
-                raise RuntimeError("registry did not answer within 30 s")
-            time.sleep(0.1)
+            r = httpx.get(f"{self.url}/v2/", verify=verify, timeout=2)
+            return r.status_code in (200, 401)
+
+        wait_until(
+            answering,
+            30,
+            interval=0.1,
+            message="registry did not answer",
+            ignore=(httpx.HTTPError,),
+        )
+        return self
 
     def stop(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
