@@ -32,6 +32,10 @@ K8S_VERSION = {
 DEFAULT_WATCH_TIMEOUT = 1800.0
 VERB_KEY = web.RequestKey("kubesim_verb", str)
 RESOURCE_KEY = web.RequestKey("kubesim_resource", str)
+# Set once a request has been counted in the stats before it ends: a watch is counted when its
+# stream starts (as an audit log's ResponseStarted stage records it), not when it closes, so a
+# test reading the stats sees a watch that is still open.
+COUNTED_KEY = web.RequestKey("kubesim_counted", bool)
 JOB_ORPHAN_WARNING = (
     '299 - "child pods are preserved by default when jobs are deleted; set '
     "propagationPolicy=Background to remove them or set propagationPolicy=Orphan to suppress "

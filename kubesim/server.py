@@ -12,6 +12,7 @@ from typing import Any
 from aiohttp import web
 
 from kubesim.api_common import (
+    COUNTED_KEY,
     RESOURCE_KEY,
     RESOURCES,
     VERB_KEY,
@@ -102,7 +103,7 @@ class Api:
 
     def _count(self, request: web.Request, code: int) -> None:
         verb, resource = request.get(VERB_KEY), request.get(RESOURCE_KEY)
-        if verb and resource:
+        if verb and resource and not request.get(COUNTED_KEY, False):
             self.cluster.requests[(verb, resource, int(code))] += 1
 
     # -- routing ----------------------------------------------------------------------------

@@ -12,6 +12,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 
 from kubesim.api_common import (
+    COUNTED_KEY,
     DEFAULT_WATCH_TIMEOUT,
     ApiError,
     Resource,
@@ -94,6 +95,8 @@ class Watch:
         watcher = store.subscribe(res.kind)
         try:
             await resp.prepare(request)
+            self.api.cluster.requests[("watch", res.plural, int(resp.status))] += 1
+            request[COUNTED_KEY] = True
             chunks: list[bytes] = []
             last_rv = store.rv
             if rv_param in ("", "0") or initial:
