@@ -35,7 +35,6 @@ from api.auth import ANONYMOUS, Principal, Role
 from api.errors import ApiError, BadRequest, Forbidden, describe_validation_errors
 from api.schedule_rules import check_interval
 from api.store import TaskStore
-from api.tasks.guards import MEMO_OWNER
 from api.tasks.rpc import temporal_errors
 from common import temporal as t
 from common.schedule_models import (
@@ -54,6 +53,7 @@ from common.schedule_models import (
     parse_duration,
 )
 from common.settings import Settings
+from common.temporal import MEMO_OWNER
 
 log = logging.getLogger(__name__)
 

@@ -32,6 +32,9 @@ QUERY_PROGRESS = "progress"
 # neither a query nor a worker: images, batchSize and createdAt come from the memo, the status
 # and counters from the search attributes.
 MEMO_TASK = "task"
+# The creator's principal ID in the same memo: the API's ownership checks read it; a schedule's
+# runs (workflows/launcher.py) carry the schedule creator's.
+MEMO_OWNER = "owner"
 LAUNCHER_WORKFLOW_NAME = "ScheduleLauncherWorkflow"
 
 

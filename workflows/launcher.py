@@ -24,11 +24,13 @@ with workflow.unsafe.imports_passed_through():
     from common.engine import PrewarmInput
     from common.models import TaskCreated, TaskStatus, TaskView
     from common.schedule_models import LauncherInput, LauncherResult
-    from common.temporal import LAUNCHER_WORKFLOW_NAME, MEMO_TASK, WORKFLOW_NAME, SearchAttr
-
-# The memo key the API reads a task's creator from (api/store.py MEMO_OWNER): a schedule's
-# runs belong to whoever created the schedule.
-MEMO_OWNER = "owner"
+    from common.temporal import (
+        LAUNCHER_WORKFLOW_NAME,
+        MEMO_OWNER,
+        MEMO_TASK,
+        WORKFLOW_NAME,
+        SearchAttr,
+    )
 
 
 def launcher_task_id(launcher_workflow_id: str, now: datetime) -> str:

@@ -10,7 +10,7 @@ from temporalio.client import Client
 from temporalio.exceptions import WorkflowAlreadyStartedError
 
 from api.auth import Principal
-from api.tasks.guards import MEMO_OWNER, check_running_cap
+from api.tasks.guards import check_running_cap
 from api.tasks.idempotency import MEMO_BODY_HASH, body_hash, reserve, task_started_first
 from api.tasks.ids import new_task_id
 from api.tasks.rpc import RPC_TIMEOUT, temporal_errors
@@ -18,7 +18,7 @@ from common.engine import PrewarmInput
 from common.models import TaskCreated, TaskSpec, TaskStatus, utcnow
 from common.settings import Settings
 from common.starting import start_prewarm_workflow
-from common.temporal import MEMO_TASK
+from common.temporal import MEMO_OWNER, MEMO_TASK
 
 log = logging.getLogger(__name__)
 

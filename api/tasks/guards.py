@@ -9,9 +9,8 @@ from api.auth import Principal, Role
 from api.errors import Forbidden, TooManyTasks
 from api.tasks.idempotency import is_reserved
 from api.tasks.listing import count_tasks, tasks_query
+from common.temporal import MEMO_OWNER
 
-# The creator's principal ID, in the memo of each task's workflow.
-MEMO_OWNER = "owner"
 RUNNING_CAP_RETRY_AFTER_SECONDS = 30
 
 
