@@ -10,6 +10,7 @@ details) are never pulled again.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from typing import Any
 
 from temporalio import activity
@@ -34,6 +35,7 @@ from common.engine import (
 )
 from common.models import ImagePullPolicy, SkippedNodeDetail, SkipReason, TaskSpec
 from common.observability import NODES_PROCESSED
+from common.preflight import ResolvedImage
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -79,7 +81,10 @@ class PrewarmActivities:
                 if cont:
                     kw["_continue"] = cont
                 page = await kube.call("list", "nodes", kube.core.list_node, **kw)
-                items += [slim_node(n, listing.spec) for n in page.get("items") or []]
+                items += [
+                    slim_node(n, listing.spec, listing.resolved, pin_digests=listing.pin_digests)
+                    for n in page.get("items") or []
+                ]
                 activity.heartbeat(len(items))
                 cont = (page.get("metadata") or {}).get("continue")
                 if not cont:
@@ -87,7 +92,11 @@ class PrewarmActivities:
         except KubernetesError as err:
             raise to_application_error(err, "listing nodes") from None
         listed = len(items)
-        selection = bound_missing(bound_skipped(select_nodes(items, listing.spec)))
+        selection = bound_missing(
+            bound_skipped(
+                select_nodes(items, listing.spec, listing.resolved, pin_digests=listing.pin_digests)
+            )
+        )
         del items
         NODES_PROCESSED.labels("skipped").inc(selection.skipped_count or len(selection.skipped))
         NODES_PROCESSED.labels("warm").inc(selection.warm)
@@ -150,18 +159,28 @@ class PrewarmActivities:
 __all__ = ["PrewarmActivities"]
 
 
-def slim_node(node: dict[str, Any], spec: TaskSpec) -> dict[str, Any]:
+def slim_node(
+    node: dict[str, Any],
+    spec: TaskSpec,
+    resolved: Sequence[ResolvedImage] = (),
+    *,
+    pin_digests: bool = False,
+) -> dict[str, Any]:
     """The fields node selection reads, and nothing else (a Node is tens of KiB of JSON).
 
     `status.images` (up to 50 entries, each with several names) becomes one entry naming the
-    task's images when the node has them all, else nothing: `node_has_images` gives the same
-    answer on the slim node, and the listing holds a few hundred bytes per node.
+    task's images when the node has them all (by name or by resolved digest), else nothing:
+    `node_has_images` gives the same answer on the slim node, and the listing holds a few
+    hundred bytes per node. The platform and disk checks read the arch label (kept with the
+    labels), `nodeInfo`, the DiskPressure condition and allocatable ephemeral storage.
     """
     meta, nspec = node.get("metadata") or {}, node.get("spec") or {}
     status = node.get("status") or {}
+    info = status.get("nodeInfo") or {}
     warm = spec.image_pull_policy == ImagePullPolicy.IF_NOT_PRESENT and node_has_images(
-        node, list(spec.images)
+        node, list(spec.images), resolved, pin_digests=pin_digests
     )
+    storage = (status.get("allocatable") or {}).get("ephemeral-storage")
     return {
         "metadata": {"name": meta.get("name", ""), "labels": meta.get("labels") or {}},
         "spec": {
@@ -175,8 +194,13 @@ def slim_node(node: dict[str, Any], spec: TaskSpec) -> dict[str, Any]:
                 {k: c.get(k) for k in ("type", "status", "reason", "message")}
                 for c in status.get("conditions") or []
                 if c.get("type") == "Ready"
+                or (c.get("type") == "DiskPressure" and c.get("status") == "True")
             ],
-            "nodeInfo": {"operatingSystem": (status.get("nodeInfo") or {}).get("operatingSystem")},
+            "nodeInfo": {
+                "operatingSystem": info.get("operatingSystem"),
+                "architecture": info.get("architecture"),
+            },
+            "allocatable": {"ephemeral-storage": storage} if storage is not None else {},
             "images": [{"names": list(spec.images)}] if warm else [],
         },
     }

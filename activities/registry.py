@@ -358,6 +358,16 @@ def kube_secret_reader(kube: Kube) -> SecretReader:
     return read
 
 
+PREFLIGHT_BEAT = 5.0
+
+
+async def _heartbeat_loop() -> None:
+    while True:
+        if activity.in_activity():
+            activity.heartbeat()
+        await asyncio.sleep(PREFLIGHT_BEAT)
+
+
 class RegistryActivities:
     """The preflight activity. `read_secret(name)` returns a Secret object (a dict) or None
     when it does not exist; the worker passes one backed by the Kubernetes API."""
@@ -404,6 +414,16 @@ class RegistryActivities:
 
     @activity.defn(name=ACTIVITY_RESOLVE_IMAGES)
     async def resolve_images(self, request: ResolveImagesInput) -> ResolveImagesResult:
+        """Heartbeats every PREFLIGHT_BEAT from its own task (workflows/timeouts.py allows 30 s)
+        while the images resolve concurrently."""
+        beat = asyncio.create_task(_heartbeat_loop(), name="preflight-heartbeat")
+        try:
+            return await self._resolve_images(request)
+        finally:
+            beat.cancel()
+            await asyncio.gather(beat, return_exceptions=True)
+
+    async def _resolve_images(self, request: ResolveImagesInput) -> ResolveImagesResult:
         keyring, warnings = await self.keyring(list(request.image_pull_secrets))
         verify = ssl_context(self.settings.registry_ca_file)
         async with RegistryClient(

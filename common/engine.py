@@ -22,6 +22,8 @@ from common.models import (
     UtcDatetime,
     WireModel,
 )
+from common.pacing import AimdWindow
+from common.preflight import ResolvedImage
 
 ACTIVITY_LIST_NODES = "list_nodes"
 ACTIVITY_PREWARM_NODES = "prewarm_nodes"
@@ -37,8 +39,15 @@ def trim(message: str, limit: int = MAX_MESSAGE_CHARS) -> str:
 
 
 class ListNodesInput(WireModel):
+    """The listing's input. `resolved` (the preflight's answer, issue 16) adds the platform and
+    disk checks and the warm-by-digest match; inputs from before it carry none."""
+
     task_id: str
     spec: TaskSpec
+    resolved: list[ResolvedImage] = Field(default_factory=list)
+    pin_digests: bool = Field(
+        default=False, description="Pods pull `name@digest`: a tag alone never proves warm."
+    )
 
 
 class MissingNodes(WireModel):
@@ -103,6 +112,10 @@ class PrewarmNodesInput(WireModel):
     nodes: list[str]
     spec: PullSpec
     in_flight: int = Field(ge=1, description="Jobs kept in flight at once.")
+    pacing: AimdWindow | None = Field(
+        default=None,
+        description="The AIMD window to start from (issue 16); None: a fixed `in_flight`.",
+    )
 
 
 class NodeOutcome(WireModel):
@@ -116,6 +129,7 @@ class NodeOutcomes(WireModel):
 
     unit: int
     outcomes: list[NodeOutcome]
+    pacing: AimdWindow | None = Field(default=None, description="The window after them.")
 
 
 class PrewarmNodesResult(WireModel):
@@ -123,6 +137,7 @@ class PrewarmNodesResult(WireModel):
     outcomes: list[NodeOutcome] = Field(default_factory=list)
     jobs_created: int = 0
     jobs_adopted: int = 0
+    pacing: AimdWindow | None = None
 
 
 class CleanupInput(WireModel):
@@ -159,6 +174,13 @@ class EngineState(WireModel):
     units_per_run: int = Field(
         default=0, ge=0, description="Continue as new after this many batches; 0 = engine default."
     )
+    # Issue 16 (gated by the `preflight-v1` patch; runs before it carry the defaults).
+    registry_aware: bool = Field(
+        default=False, description="This task runs the preflight, pinning and pacing."
+    )
+    resolved_images: list[ResolvedImage] = Field(default_factory=list)
+    warnings: list[str] = Field(default_factory=list)
+    pacing: AimdWindow | None = None
 
 
 class PrewarmInput(WireModel):

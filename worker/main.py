@@ -23,6 +23,7 @@ from tenacity import AsyncRetrying, retry_if_exception_type, stop_after_delay, w
 
 from activities.kube import Kube, KubeConfigError
 from activities.prewarm import PrewarmActivities
+from activities.registry import RegistryActivities, kube_secret_reader
 from common.observability import setup_logging
 from common.search_attributes import SearchAttributesMissing, ensure_search_attributes
 from common.settings import Settings, load_settings
@@ -49,13 +50,16 @@ async def build_worker(
     activities: list[Any] | None = None,
     **worker_kwargs: Any,
 ) -> Worker:
-    """A worker with PrewarmWorkflow and the Kubernetes activities (or the given mocks).
+    """A worker with PrewarmWorkflow, the Kubernetes activities and the registry preflight
+    (or the given mocks, registered by name).
 
     Used by `ips worker`, and in-process by the tests, the API's integration tests and the
     chaos and bench suites.
     """
     if activities is None:
-        activities = PrewarmActivities(kube or Kube(settings), settings).all
+        kube = kube or Kube(settings)
+        registry = RegistryActivities(settings, kube_secret_reader(kube))
+        activities = [*PrewarmActivities(kube, settings).all, *registry.all]
     return Worker(
         client,
         task_queue=task_queue or settings.temporal_task_queue,

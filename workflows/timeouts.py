@@ -50,6 +50,20 @@ CLEANUP_RETRY = RetryPolicy(
     maximum_attempts=12,
 )
 
+# The preflight (resolve_images, issue 16) resolves every image concurrently; each image makes
+# at most 3 attempts (activities/registry.py, `attempts`), each a few GETs of at most 10 s (5 s to
+# connect), a second or two of back-off between them: about 2 minutes when every registry hangs.
+# It heartbeats every PREFLIGHT_BEAT (5 s) from its own task. Retries: a second attempt covers a
+# worker lost mid-preflight; after that the workflow pulls without preflight and says so in a
+# warning, as for an unreachable registry (the kubelet may reach registries the worker cannot).
+PREFLIGHT_TIMEOUT = timedelta(minutes=3)
+PREFLIGHT_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
+PREFLIGHT_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=1),
+    backoff_coefficient=2.0,
+    maximum_interval=timedelta(seconds=10),
+    maximum_attempts=2,
+)
 
 # list_nodes heartbeats once per page of 500 nodes; a page is one rate-limited request that may
 # be retried with back-off (activities/kube.py), so a minute between two pages is still alive.

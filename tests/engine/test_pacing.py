@@ -1,4 +1,4 @@
-"""The AIMD window (workflows/pacing.py): halve on RateLimited down to a floor, grow back slowly."""
+"""The AIMD window (common/pacing.py): halve on RateLimited down to a floor, grow back slowly."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import pytest
 from pydantic import ValidationError
 
 from common.models import FailureReason
-from workflows.pacing import AimdWindow
+from common.pacing import AimdWindow
 
 pytestmark = pytest.mark.unit
 

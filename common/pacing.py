@@ -9,8 +9,11 @@ One burst of 429s is one congestion event: the pulls that were already in flight
 window halved can still report 429s, so after a decrease the next `window-before-the-decrease`
 outcomes cannot halve it again (TCP halves at most once per round trip for the same reason).
 
-The state is a pydantic model so that it can live in the workflow's state and survive
-continue-as-new; it holds no clock and no randomness, so it replays the same.
+The batch activity runs it (activities/pacing_gate.py): it sees each pod's first 429 as it
+happens and gates Job creation on `window`. It reports the state with its outcomes, and the
+workflow keeps the latest in `EngineState.pacing`, shows `window` in the progress, and hands it
+to the next unit. It lives in `common/` because both sides hold it. The state is a pydantic
+model with no clock and no randomness, so it crosses continue-as-new and replays the same.
 """
 
 from __future__ import annotations
