@@ -45,6 +45,7 @@ from activities.kube import Kube
 from activities.nodeverdict import node_verdict
 from activities.nodewatch import NodeWatch
 from activities.outcomes import OutcomeBook, Signaller, outcome_of
+from activities.pacing_gate import PacingGate
 from activities.podevents import verdict_from_events
 from activities.refusals import admission_refusal, denied, watch_refusals, watch_stream
 from common.engine import (
@@ -82,8 +83,13 @@ class BatchRun:
     ) -> None:
         self.kube, self.settings, self.batch, self.nodes = kube, settings, batch, nodes
         self.extra = {"taskId": batch.task_id}
+        self.gate = PacingGate(batch.in_flight, batch.pacing, self.extra)
         self.outcomes = OutcomeBook(
-            batch.unit, batch.nodes, signal or self._signal_workflow, self.extra
+            batch.unit,
+            batch.nodes,
+            signal or self._signal_workflow,
+            self.extra,
+            pacing=lambda: self.gate.window,
         )
         self.done = self.outcomes.done  # nodes with an outcome (reported or not)
         self.index = self.outcomes.index
@@ -102,6 +108,7 @@ class BatchRun:
             on_exists=self._job_exists,
             on_refused=self._job_refused,
             extra=self.extra,
+            gate=self.gate,
         )
         self.stop = threading.Event()
         self.rv = ""
@@ -110,7 +117,9 @@ class BatchRun:
 
     async def run(self) -> PrewarmNodesResult:
         self.t0 = time.monotonic()
-        self.outcomes.restore()
+        restored = self.outcomes.restore()
+        if restored is not None and self.gate.window is not None:
+            self.gate.window = restored  # the window as the earlier attempt left it
         log.info(
             "batch %d/%d: %d nodes (%d already reported), %d in flight",
             self.batch.unit,
@@ -147,6 +156,7 @@ class BatchRun:
             outcomes=list(self.outcomes.unreported.values()),
             jobs_created=self.creator.created,
             jobs_adopted=self.creator.adopted,
+            pacing=self.gate.window,
         )
 
     async def _run_loops(self) -> None:
@@ -292,6 +302,8 @@ class BatchRun:
         if not verdict.done and verdict.reason is not None:
             if verdict.reason != FailureReason.UNSCHEDULABLE:
                 self.last_error[node] = verdict
+            if verdict.reason == FailureReason.RATE_LIMITED:
+                self.gate.rate_limited(node)  # the kubelet retries; the window halves now
         if verdict.done and verdict.reason == FailureReason.UNSCHEDULABLE:
             verdict = await self._node_verdict(node, force=True) or verdict
         if verdict.done:
@@ -410,6 +422,7 @@ class BatchRun:
         for state in (self.pods, self.last_error, self.events_read, self.next_job_check):
             state.pop(node, None)
         self.outcomes.record(outcome)
+        self.gate.outcome(node, outcome.ok, outcome.failure.reason if outcome.failure else None)
         self.creator.release(node)
         if delete_job:
             # Stop the kubelet's back-off loop now; the workflow's clean-up is the backstop.

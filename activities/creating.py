@@ -1,4 +1,5 @@
-"""Creating a batch's Jobs: at most `in_flight` unfinished at once, each node on its own.
+"""Creating a batch's Jobs: at most `in_flight` unfinished at once (or fewer, as the AIMD window
+says: activities/pacing_gate.py), each node on its own.
 
 Requests are concurrent under the worker's rate limiter (activities/kube.py, which also retries
 each request on 429, 5xx and connection errors). A node whose create still fails is retried on
@@ -26,6 +27,7 @@ from activities.errors import (
 )
 from activities.jobspec import build_job
 from activities.kube import Kube
+from activities.pacing_gate import PacingGate
 from common.engine import PrewarmNodesInput
 from common.models import TaskSpec
 from common.settings import Settings
@@ -65,19 +67,17 @@ class JobCreator:
         on_exists: Callable[[str], None],
         on_refused: Callable[[str, str], Awaitable[None]],
         extra: dict[str, str],
+        gate: PacingGate | None = None,
     ) -> None:
         self.kube, self.settings, self.batch = kube, settings, batch
         self.spec = pull_spec(batch)
         self.is_done, self.on_exists, self.on_refused = is_done, on_exists, on_refused
         self.extra = extra
-        self.slots = asyncio.Semaphore(batch.in_flight)
-        self.holding: set[str] = set()
+        self.gate = gate or PacingGate(batch.in_flight, None)
         self.created = self.adopted = 0
 
     def release(self, node: str) -> None:
-        if node in self.holding:
-            self.holding.discard(node)
-            self.slots.release()
+        self.gate.release(node)
 
     async def run(self, nodes: list[str]) -> None:
         pending = asyncio.Queue[str]()
@@ -101,11 +101,10 @@ class JobCreator:
                 return
             if self.is_done(node):
                 continue
-            await self.slots.acquire()
+            await self.gate.acquire(node)
             if self.is_done(node):  # finished while we waited (an adopted Job)
-                self.slots.release()
+                self.gate.release(node)
                 continue
-            self.holding.add(node)
             await self._create_with_retries(node)
 
     async def _create_with_retries(self, node: str) -> None:

@@ -14,12 +14,14 @@ from collections.abc import Awaitable, Callable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from pydantic import ValidationError
 from temporalio import activity
 
 from activities.classify import Verdict
 from common.engine import NodeOutcome, NodeOutcomes
 from common.models import FailedNodeDetail, FailureReason
 from common.observability import NODE_FAILURES, NODES_PROCESSED
+from common.pacing import AimdWindow
 
 log = logging.getLogger(__name__)
 
@@ -53,10 +55,20 @@ def outcome_of(node: str, verdict: Verdict, extra: dict[str, Any]) -> NodeOutcom
 
 
 class OutcomeBook:
-    """The outcomes of one attempt of one batch: done, signalled (reported) or not yet."""
+    """The outcomes of one attempt of one batch: done, signalled (reported) or not yet.
+
+    `pacing()` gives the AIMD window (activities/pacing_gate.py), if any: it travels with the
+    outcomes, and alone when it changed with no outcome, and in the heartbeat details, so a
+    retried attempt resumes it."""
 
     def __init__(
-        self, batch_number: int, nodes: Sequence[str], signal: Signaller, extra: dict[str, Any]
+        self,
+        batch_number: int,
+        nodes: Sequence[str],
+        signal: Signaller,
+        extra: dict[str, Any],
+        *,
+        pacing: Callable[[], AimdWindow | None] = lambda: None,
     ) -> None:
         self.batch_number, self.nodes, self.signal, self.extra = (
             batch_number,
@@ -72,17 +84,26 @@ class OutcomeBook:
         self.all_done = asyncio.Event()
         self.heartbeats = 0
         self.max_heartbeat_gap = 0.0
+        self.pacing = pacing
+        self.sent_window: int | None = None
 
-    def restore(self) -> None:
-        """Nodes reported by an earlier attempt (heartbeat details) are done: never re-pulled."""
+    def restore(self) -> AimdWindow | None:
+        """Nodes reported by an earlier attempt (heartbeat details) are done: never re-pulled.
+        Returns the AIMD window that attempt last heartbeated, if any."""
         details = activity.info().heartbeat_details
         if not details:
-            return
+            return None
         indexes = details[0] if isinstance(details[0], list) else []
         for i in indexes:
             if isinstance(i, int) and 0 <= i < len(self.nodes):
                 self.reported.add(self.nodes[i])
                 self.done.add(self.nodes[i])
+        if len(details) > 1 and isinstance(details[1], dict):
+            try:
+                return AimdWindow.model_validate(details[1])
+            except ValidationError:
+                return None
+        return None
 
     def pending(self) -> list[str]:
         return [n for n in self.nodes if n not in self.done]
@@ -99,7 +120,12 @@ class OutcomeBook:
     # Heartbeats and reports (never wait on Kubernetes) ---------------------------------------
 
     def heartbeat(self) -> None:
-        activity.heartbeat(sorted(self.index[n] for n in self.reported))
+        indexes = sorted(self.index[n] for n in self.reported)
+        window = self.pacing()
+        if window is None:
+            activity.heartbeat(indexes)
+        else:
+            activity.heartbeat(indexes, window.model_dump(mode="json", by_alias=True))
 
     async def heartbeat_loop(self) -> None:
         last = time.monotonic()
@@ -118,15 +144,24 @@ class OutcomeBook:
 
     async def flush(self) -> None:
         """Signal new outcomes to the workflow, then record them as reported (heartbeat)."""
-        if not self.unsent:
+        window = self.pacing()
+        moved = window is not None and window.window != self.sent_window
+        if not self.unsent and not moved:
             return
         sending, self.unsent = self.unsent, []
         try:
-            await self.signal(NodeOutcomes(unit=self.batch_number, outcomes=sending))
+            await self.signal(
+                NodeOutcomes(
+                    unit=self.batch_number,
+                    outcomes=sending,
+                    pacing=window.model_copy() if window is not None else None,
+                )
+            )
         except Exception as err:  # the activity result carries them anyway
             log.warning("could not signal outcomes: %s", err, extra=self.extra)
             self.unsent = sending + self.unsent
             return
+        self.sent_window = window.window if window is not None else None
         for outcome in sending:
             self.reported.add(outcome.node_name)
             self.unreported.pop(outcome.node_name, None)
