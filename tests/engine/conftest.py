@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,13 @@ from common.engine import (
     PrewarmNodesResult,
 )
 from common.models import FailedNodeDetail, FailureReason, SkippedNodeDetail, TaskSpec, TaskView
+from common.preflight import (
+    ACTIVITY_RESOLVE_IMAGES,
+    ImagePlatform,
+    ResolvedImage,
+    ResolveImagesInput,
+    ResolveImagesResult,
+)
 from common.starting import start_prewarm_workflow
 from common.temporal import SearchAttr
 
@@ -88,6 +96,12 @@ class MockEngine:
     hold_cleanup: bool = False
     die_unit: int | None = None  # this unit's activity goes silent, as on a dead worker
     list_error: Exception | None = None
+    # The preflight's answer per image (default: resolved, linux/amd64 + arm64); raising
+    # `preflight_error` makes the activity fail outright.
+    resolve: Callable[[str], ResolvedImage] = field(default_factory=lambda: resolved_image)
+    preflight_error: Exception | None = None
+    preflights: list[ResolveImagesInput] = field(default_factory=list)
+    listings: list[ListNodesInput] = field(default_factory=list)
     calls: list[PrewarmNodesInput] = field(default_factory=list)
     cancelled_units: list[int] = field(default_factory=list)
     cleanups: list[str] = field(default_factory=list)
@@ -103,9 +117,24 @@ class MockEngine:
                 pass
 
     def activities(self) -> list[Any]:
+        @activity.defn(name=ACTIVITY_RESOLVE_IMAGES)
+        async def resolve_images(inp: ResolveImagesInput) -> ResolveImagesResult:
+            self.events.append("preflight")
+            self.preflights.append(inp)
+            if self.preflight_error is not None:
+                raise self.preflight_error
+            images = [self.resolve(i) for i in inp.images]
+            return ResolveImagesResult(
+                images=images,
+                warnings=[
+                    f"preflight skipped for {i.image}: {i.message}" for i in images if i.error
+                ],
+            )
+
         @activity.defn(name=ACTIVITY_LIST_NODES)
         async def list_nodes(inp: ListNodesInput) -> NodeSelection:
             self.events.append("list")
+            self.listings.append(inp)
             if self.hold_listing:
                 await self._wait_release()
             if self.list_error is not None:
@@ -144,7 +173,24 @@ class MockEngine:
             self.cleanups.append(inp.task_id)
             return CleanupResult()
 
-        return [list_nodes, prewarm_nodes, cleanup_task]
+        return [resolve_images, list_nodes, prewarm_nodes, cleanup_task]
+
+
+def digest_of(image: str) -> str:
+    return "sha256:" + hashlib.sha256(image.encode()).hexdigest()
+
+
+def resolved_image(image: str) -> ResolvedImage:
+    """What the mocked preflight answers by default: a two-platform index."""
+    return ResolvedImage(
+        image=image,
+        digest=digest_of(image),
+        platforms=[
+            ImagePlatform(os="linux", architecture=a, digest=digest_of(image + a),
+                          compressed_size=10_000_000)
+            for a in ("amd64", "arm64")
+        ],
+    )  # fmt: skip
 
 
 def selection(
