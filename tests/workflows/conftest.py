@@ -32,6 +32,7 @@ from common.engine import (
     PrewarmNodesResult,
 )
 from common.models import FailedNodeDetail, FailureReason, SkippedNodeDetail, TaskSpec, TaskView
+from common.pacing import AimdWindow
 from common.preflight import (
     ACTIVITY_RESOLVE_IMAGES,
     ImagePlatform,
@@ -102,6 +103,9 @@ class MockEngine:
     preflight_error: Exception | None = None
     preflights: list[ResolveImagesInput] = field(default_factory=list)
     listings: list[ListNodesInput] = field(default_factory=list)
+    # The AIMD window a unit's activity reports (signalled with its first outcomes, and in its
+    # result); other units return the window they were given.
+    unit_pacing: dict[int, AimdWindow] = field(default_factory=dict)
     calls: list[PrewarmNodesInput] = field(default_factory=list)
     cancelled_units: list[int] = field(default_factory=list)
     cleanups: list[str] = field(default_factory=list)
@@ -155,7 +159,10 @@ class MockEngine:
                 if first:
                     handle = activity.client().get_workflow_handle(inp.task_id)
                     await handle.signal(
-                        SIGNAL_NODE_OUTCOMES, NodeOutcomes(unit=inp.unit, outcomes=first)
+                        SIGNAL_NODE_OUTCOMES,
+                        NodeOutcomes(
+                            unit=inp.unit, outcomes=first, pacing=self.unit_pacing.get(inp.unit)
+                        ),
                     )
                 try:
                     await self._wait_release()
@@ -163,7 +170,8 @@ class MockEngine:
                     self.cancelled_units.append(inp.unit)
                     self.events.append(f"unit-{inp.unit}-cancelled")
                     raise
-            return PrewarmNodesResult(unit=inp.unit, outcomes=outcomes)
+            pacing = self.unit_pacing.get(inp.unit, inp.pacing)
+            return PrewarmNodesResult(unit=inp.unit, outcomes=outcomes, pacing=pacing)
 
         @activity.defn(name=ACTIVITY_CLEANUP)
         async def cleanup_task(inp: CleanupInput) -> CleanupResult:
