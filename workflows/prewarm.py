@@ -39,7 +39,9 @@ with workflow.unsafe.imports_passed_through():
         TaskView,
     )
     from common.observability import TASKS_FINISHED
+    from common.pacing import AimdWindow
     from common.temporal import QUERY_PROGRESS, WORKFLOW_NAME
+    from workflows import preflight
     from workflows.failurelog import NO_OUTCOME, FailureLog, failed, missing_node, missing_range
     from workflows.messages import (
         all_skipped_message,
@@ -84,6 +86,10 @@ class _Stop(Exception):
     """Raised inside the workflow to end `failed` with a message (not a Temporal failure)."""
 
 
+class _StopBeforeJobs(_Stop):
+    """A `_Stop` before anything could have created a Job (the preflight): no clean-up."""
+
+
 @workflow.defn(name=WORKFLOW_NAME)
 class PrewarmWorkflow:
     """Pre-pull `spec.images` on every eligible node, batch by batch (or rolling).
@@ -126,6 +132,8 @@ class PrewarmWorkflow:
             return
         for outcome in batch.outcomes:
             self._record(outcome)
+        if batch.pacing is not None and self._state.registry_aware:
+            self._state.pacing = batch.pacing
         self._check_failure_ratio()
         self._upsert_counters(force=False)
 
@@ -138,10 +146,12 @@ class PrewarmWorkflow:
             if not state.listed:
                 state.started_at = workflow.now()
                 self._set_status(TaskStatus.RUNNING)
+                if workflow.patched(preflight.PATCH_PREFLIGHT):
+                    await self._preflight()
                 self._log("listing nodes")
                 selection = await workflow.execute_activity(
                     ACTIVITY_LIST_NODES,
-                    ListNodesInput(task_id=task_input.task_id, spec=task_input.spec),
+                    self._listing_input(),
                     result_type=NodeSelection,
                     start_to_close_timeout=LIST_NODES_TIMEOUT,
                     heartbeat_timeout=LIST_NODES_HEARTBEAT_TIMEOUT,
@@ -159,7 +169,8 @@ class PrewarmWorkflow:
             return self._finish(TaskStatus.COMPLETED, completion_message(state.progress))
         except _Stop as stop:
             self._frozen = True
-            await self._cleanup()
+            if not isinstance(stop, _StopBeforeJobs):
+                await self._cleanup()
             return self._finish(TaskStatus.FAILED, str(stop))
         except (asyncio.CancelledError, ActivityError) as err:
             self._frozen = True
@@ -182,6 +193,41 @@ class PrewarmWorkflow:
             and err.retry_state == RetryState.CANCEL_REQUESTED
             and workflow.patched(PATCH_CANCEL_ON_TIMEOUT)
         )
+
+    # --- Preflight (issue 16; workflows/preflight.py) -------------------------------------
+
+    async def _preflight(self) -> None:
+        """Resolve every image before any Job: a missing or refused image stops the task here;
+        what could not be checked is a warning. The AIMD window starts at batchSize."""
+        state, spec = self._state, self._input.spec
+        state.registry_aware = True
+        state.pacing = AimdWindow(ceiling=spec.batch_size)
+        self._log("preflight: resolving images")
+        result = await preflight.resolve(
+            self._input.task_id, list(spec.images), list(spec.image_pull_secrets)
+        )
+        state.resolved_images = [r for r in result.images if r.error is None]
+        state.warnings = list(result.warnings)
+        stop = preflight.verdict(result)
+        if stop is not None:
+            raise _StopBeforeJobs(stop)
+
+    def _listing_input(self) -> ListNodesInput:
+        state, spec = self._state, self._input.spec
+        if not state.registry_aware:
+            return ListNodesInput(task_id=self._input.task_id, spec=spec)
+        return ListNodesInput(
+            task_id=self._input.task_id,
+            spec=spec,
+            resolved=state.resolved_images,
+            pin_digests=spec.pin_digests,
+        )
+
+    def _pull_spec(self) -> PullSpec:
+        pull, spec = PullSpec.of(self._input.spec), self._input.spec
+        if self._state.registry_aware and spec.pin_digests:
+            pull.images = preflight.pinned_images(pull.images, self._state.resolved_images)
+        return pull
 
     # --- Units (a batch, or a rolling window) --------------------------------------------
 
@@ -225,8 +271,9 @@ class PrewarmWorkflow:
                 unit=batch_number,
                 total_units=total,
                 nodes=nodes,
-                spec=PullSpec.of(spec),
+                spec=self._pull_spec(),
                 in_flight=in_flight,
+                pacing=state.pacing if state.registry_aware else None,
             ),
             result_type=PrewarmNodesResult,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -243,6 +290,8 @@ class PrewarmWorkflow:
             self._handle = None
         for outcome in result.outcomes:
             self._record(outcome)
+        if result.pacing is not None and state.registry_aware:
+            state.pacing = result.pacing
         now = workflow.now()
         for node in nodes:
             if node not in self._seen:  # defensive: the activity reports every node it was given

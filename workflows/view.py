@@ -12,7 +12,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from common.engine import EngineState, PrewarmInput
-    from common.models import TaskView
+    from common.models import ResolvedImageRef, TaskView
 
 NODE_NAMES_SHOWN = 100
 
@@ -32,9 +32,18 @@ def task_view(task_input: PrewarmInput, state: EngineState) -> TaskView:
         strategy=spec.strategy,
         timeout_seconds=spec.timeout_seconds,
         max_failure_ratio=spec.max_failure_ratio,
-        progress=state.progress.model_copy(),
+        pin_digests=spec.pin_digests,
+        progress=state.progress.model_copy(
+            update={"in_flight_window": state.pacing.window if state.pacing else None}
+        ),
         failed_node_details=list(state.failed_node_details),
         skipped_node_details=list(state.skipped_node_details),
+        resolved_images=[
+            ResolvedImageRef(image=r.image, digest=r.digest)
+            for r in state.resolved_images
+            if r.error is None and r.digest
+        ],
+        warnings=list(state.warnings),
         created_at=task_input.created_at,
         started_at=state.started_at,
         finished_at=state.finished_at,

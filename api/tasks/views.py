@@ -175,7 +175,9 @@ async def recorded_view(
         view.strategy = spec.strategy
         view.timeout_seconds = spec.timeout_seconds
         view.max_failure_ratio = spec.max_failure_ratio
+        view.pin_digests = spec.pin_digests
     if state is not None:
         view.failed_node_details = state.failed_node_details
         view.skipped_node_details = state.skipped_node_details
+        view.warnings = state.warnings
     return view

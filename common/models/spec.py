@@ -117,6 +117,11 @@ class TaskSpec(WireModel):
     timeout_seconds: int = Field(default=600, ge=30, le=7200, description="Per-node deadline.")
     strategy: Strategy = Strategy.BATCH
     max_failure_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    pin_digests: bool = Field(
+        default=True,
+        description="Pull `name@sha256:...`, the digest the registry resolved before any Job, "
+        "so every node gets the same bits; false pulls the references as given.",
+    )
 
     @field_validator("images")
     @classmethod

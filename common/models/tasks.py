@@ -34,6 +34,11 @@ class Progress(WireModel):
     current_batch: int = 0
     total_batches: int = 0
     percentage: float = 0.0
+    in_flight_window: int | None = Field(
+        default=None,
+        description="Jobs kept in flight at most now: batchSize, halved on a registry's 429s, "
+        "grown back as pulls succeed (absent for tasks from before the registry preflight).",
+    )
 
     @staticmethod
     def compute_percentage(total: int, completed: int, failed: int, warm: int) -> float:
@@ -41,6 +46,13 @@ class Progress(WireModel):
         if total <= 0:
             return 0.0
         return round(100.0 * (completed + failed + warm) / total, 1)
+
+
+class ResolvedImageRef(WireModel):
+    """An image as the registry resolved it before any Job (the preflight)."""
+
+    image: str = Field(description="As the task asked for it.")
+    digest: str = Field(description="Of the index (multi-platform) or of the manifest.")
 
 
 class TaskView(WireModel):
@@ -92,9 +104,18 @@ class TaskView(WireModel):
     strategy: Strategy = Strategy.BATCH
     timeout_seconds: int = 600
     max_failure_ratio: float = 1.0
+    pin_digests: bool = True
     progress: Progress = Field(default_factory=Progress)
     failed_node_details: list[FailedNodeDetail] = Field(default_factory=list)
     skipped_node_details: list[SkippedNodeDetail] = Field(default_factory=list)
+    resolved_images: list[ResolvedImageRef] = Field(
+        default_factory=list, description="Each image the registry preflight resolved."
+    )
+    warnings: list[str] = Field(
+        default_factory=list,
+        description="What the preflight could not check (an unreachable registry, an "
+        "unreadable pull secret): the task went on without it.",
+    )
     created_at: UtcDatetime
     started_at: UtcDatetime | None = None
     finished_at: UtcDatetime | None = None

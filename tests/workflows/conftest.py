@@ -36,6 +36,7 @@ from common.pacing import AimdWindow
 from common.preflight import (
     ACTIVITY_RESOLVE_IMAGES,
     ImagePlatform,
+    PreflightError,
     ResolvedImage,
     ResolveImagesInput,
     ResolveImagesResult,
@@ -130,8 +131,10 @@ class MockEngine:
             images = [self.resolve(i) for i in inp.images]
             return ResolveImagesResult(
                 images=images,
-                warnings=[
-                    f"preflight skipped for {i.image}: {i.message}" for i in images if i.error
+                warnings=[  # as the real activity: only the unreachable ones
+                    f"preflight skipped for {i.image}: {i.message}"
+                    for i in images
+                    if i.error == PreflightError.UNREACHABLE
                 ],
             )
 

@@ -163,13 +163,8 @@ async def test_api_maximum_sizes_stay_far_below_the_limit(skip_env: WorkflowEnvi
     async with worker:
         handle = await start(skip_env.client, queue, spec, state=EngineState(units_per_run=25))
         view = await handle.result()
-    from common.engine import ListNodesInput
-
-    mock_sizes = {
-        "list_nodes": len(
-            ListNodesInput(task_id=handle.id, spec=spec).model_dump_json(by_alias=True)
-        )
-    }
+    # The listing's input as scheduled: the spec, and the preflight's answer (issue 16).
+    mock_sizes = {"list_nodes": len(mock.listings[0].model_dump_json(by_alias=True))}
 
     assert view.status == TaskStatus.COMPLETED
     p = view.progress
