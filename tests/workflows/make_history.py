@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import shutil
 import sys
+import tempfile
 import time
 from datetime import UTC, datetime
 from pathlib import Path
@@ -105,8 +106,48 @@ async def main(tag: str = "") -> None:
                 await h.cancel()
                 print(tid, (await h.result()).status)
                 await _save(env.client, h, f"rolling-cancel{suffix}")
+                if tag:
+                    await _registry_runs(env.client, suffix)
     finally:
         await env.shutdown()
+
+
+async def _registry_runs(client: Client, suffix: str) -> None:
+    """Issue 16: against a real registry (tests/activities/registry/regserver.py), a task with
+    pinned digests and platform skips, and one stopped by the preflight (a typo)."""
+    from tests.activities.registry.regserver import Registry, build_layout, missing_tools
+
+    if missing_tools():
+        print("no registry histories: missing", ", ".join(missing_tools()))
+        return
+    with tempfile.TemporaryDirectory() as tmp:
+        d = Path(tmp)
+        multi = build_layout(d / "multi", "1", [("linux", "amd64"), ("linux", "arm64")], index=True)
+        amd = build_layout(d / "amd", "1", [("linux", "amd64")], index=True)
+        reg = Registry(d / "registry")
+        reg.start()
+        try:
+            reg.push(multi.layout, "1", "team/multi")
+            reg.push(amd.layout, "1", "team/amd64only")
+            stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
+            runs = [
+                ("registry-pinned", "0000cccc", ["multi:1", "amd64only:1"]),
+                ("preflight-typo", "0000dddd", ["multi:1", "mulit:1"]),
+            ]
+            for name, hex8, images in runs:
+                spec = TaskSpec(images=[f"{reg.host}/team/{i}" for i in images], batch_size=4)
+                h = await start_prewarm_workflow(
+                    client,
+                    "history",
+                    PrewarmInput(
+                        task_id=f"task-{stamp}-{hex8}", spec=spec, created_at=datetime.now(UTC)
+                    ),
+                )
+                view = await h.result()
+                print(h.id, view.status, view.message, view.progress.skipped_nodes)
+                await _save(client, h, f"{name}{suffix}")
+        finally:
+            reg.stop()
 
 
 if __name__ == "__main__":

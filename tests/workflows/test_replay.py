@@ -9,6 +9,7 @@ it with workflow.patched(), then regenerate with `python -m tests.workflows.make
 from __future__ import annotations
 
 import asyncio
+import base64
 import json
 from pathlib import Path
 
@@ -32,7 +33,39 @@ def test_histories_are_committed() -> None:
     v2 = {"batch-can-v2-run1.json", "batch-can-v2-run2.json", "rolling-cancel-v2-run1.json"}
     assert v2 <= names
     assert all("core_patch" in (HISTORIES[0].parent / n).read_text() for n in v2)
+    # Issue 16: the registry preflight, pinned digests and the AIMD window (patch preflight-v1);
+    # registry-pinned and preflight-typo ran against a real registry (make_history v3).
+    v3 = {
+        "batch-can-v3-run1.json",
+        "batch-can-v3-run2.json",
+        "rolling-cancel-v3-run1.json",
+        "registry-pinned-v3-run1.json",
+        "preflight-typo-v3-run1.json",
+    }
+    assert v3 <= names
+    assert all(
+        "preflight-v1" in _patches(HISTORIES[0].parent / n) for n in v3 if n.endswith("run1.json")
+    )
+    typo = json.loads((HISTORIES[0].parent / "preflight-typo-v3-run1.json").read_text())
+    scheduled = [
+        e["activityTaskScheduledEventAttributes"]["activityType"]["name"]
+        for e in typo["events"]
+        if "activityTaskScheduledEventAttributes" in e
+    ]
+    assert scheduled == ["resolve_images"]  # stopped before any listing, Job or clean-up
     assert "launcher-run1.json" in names  # ScheduleLauncherWorkflow (make_launcher_history)
+
+
+def _patches(path: Path) -> set[str]:
+    """The patch IDs a history's markers record (their payloads are base64 JSON)."""
+    found = set()
+    for event in json.loads(path.read_text())["events"]:
+        marker = event.get("markerRecordedEventAttributes")
+        if not marker or marker.get("markerName") != "core_patch":
+            continue
+        for payload in marker["details"]["patch-data"]["payloads"]:
+            found.add(json.loads(base64.b64decode(payload["data"]))["id"])
+    return found
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
