@@ -80,7 +80,16 @@ def progress_bar(console: Console, view: TaskView, width: int) -> RenderableType
 
 
 def batch_text(view: TaskView) -> str:
-    return f"batch {view.progress.current_batch}/{view.progress.total_batches}"
+    text = f"batch {view.progress.current_batch}/{view.progress.total_batches}"
+    window = window_text(view)
+    return f"{text}  {window}" if window else text
+
+
+def window_text(view: TaskView) -> str:
+    """`window 4/10`: the Jobs kept in flight at most now (halved on a registry's 429s) over
+    the task's limit; empty for tasks from before the registry preflight."""
+    window = view.progress.in_flight_window
+    return "" if window is None else f"window {window}/{view.batch_size}"
 
 
 def final_text(view: TaskView) -> str:
@@ -144,8 +153,13 @@ def render_task(view: TaskView, console: Console) -> None:
         "Spec",
         f"batch size {view.batch_size}, strategy {view.strategy.value}, "
         f"timeout {view.timeout_seconds}s, pull policy {view.image_pull_policy.value}, "
-        f"max failure ratio {view.max_failure_ratio:g}",
+        f"max failure ratio {view.max_failure_ratio:g}, "
+        f"pin digests {'on' if view.pin_digests else 'off'}",
     )
+    if view.resolved_images:
+        info.add_row("Resolved", "\n".join(f"{r.image} {r.digest}" for r in view.resolved_images))
+    for warning in view.warnings:
+        info.add_row("Warning", Text(warning, style="yellow"))
     info.add_row("Created", fmt_time(view.created_at))
     info.add_row("Started", fmt_time(view.started_at))
     info.add_row("Finished", fmt_time(view.finished_at))
@@ -153,7 +167,11 @@ def render_task(view: TaskView, console: Console) -> None:
     bar = Table.grid(padding=(0, 2))
     bar.add_row(progress_bar(console, view, 40), progress_text(view, None, show_eta=False))
     info.add_row("Progress", bar)
-    info.add_row("Batch", f"{progress.current_batch}/{progress.total_batches}")
+    window = window_text(view)
+    info.add_row(
+        "Batch",
+        f"{progress.current_batch}/{progress.total_batches}" + (f"  {window}" if window else ""),
+    )
     info.add_row("Nodes", counts_text(view))
     if view.failed_node_details:
         info.add_row("Failures", Text(by_reason(view), style="red"))

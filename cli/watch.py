@@ -133,7 +133,7 @@ class LiveView:
         if view.failed_node_details:
             # Each failed node was printed above as it appeared; here, the tally by reason.
             parts.append(Text(f"failures by reason: {by_reason(view)}", style="red"))
-        for warning in (note, self.outage):
+        for warning in (*view.warnings, note, self.outage):
             if warning:
                 parts.append(Text(warning, style="bold yellow"))
         return Group(*parts)
@@ -151,6 +151,7 @@ class PlainView:
         self.last_line_at = 0.0
         self.in_outage = False
         self.last_note: str | None = None
+        self.warned: set[str] = set()
 
     def __enter__(self) -> PlainView:
         return self
@@ -180,6 +181,10 @@ class PlainView:
         if note and not self.last_note:
             self.emit(note)  # once, not once a poll
         self.last_note = note
+        for warning in view.warnings:
+            if warning not in self.warned:
+                self.warned.add(warning)
+                self.emit(f"warning: {warning}")
         progress = view.progress
         state = (
             view.status,
@@ -187,6 +192,7 @@ class PlainView:
             progress.skipped_nodes,
             progress.current_batch,
             progress.total_batches,
+            progress.in_flight_window,
         )
         now = time.monotonic()
         if state == self.last_state and now - self.last_line_at < PLAIN_HEARTBEAT_SECONDS:

@@ -1,0 +1,82 @@
+"""`ips get` and `ips watch` show the registry preflight (issue 16): the in-flight window next
+to the batch, the resolved digests, and the warnings once."""
+
+from __future__ import annotations
+
+import io
+from typing import Any
+
+import httpx
+import pytest
+from rich.console import Console
+
+import cli.tasks
+from cli.exit_codes import Exit
+from cli.watch import follow
+from tests.cli.test_unit import FakeAPI, fake, run, task  # noqa: F401 (fake is a fixture)
+
+pytestmark = pytest.mark.unit
+
+DIGEST = "sha256:" + "4f" * 32
+WARNING = "preflight skipped for r.example/app:1: All connection attempts failed"
+
+
+def registry_task(status: str = "running", window: int | None = 2, **kw: Any) -> dict[str, Any]:
+    body = task(status, **kw)
+    if window is not None:
+        body["progress"]["inFlightWindow"] = window
+    body["resolvedImages"] = [{"image": "nginx:latest", "digest": DIGEST}]
+    body["warnings"] = [WARNING]
+    body["pinDigests"] = True
+    return body
+
+
+def test_get_shows_the_window_the_digests_and_the_warnings(fake: list[FakeAPI]) -> None:  # noqa: F811
+    fake.append(FakeAPI(registry_task(completed=1)))
+    out = run("get", "task-20260116-151234-a1b2c3d4")
+    assert out.exit_code == 0, out.output
+    for needle in ("window 2/2", f"nginx:latest {DIGEST}", WARNING, "pin digests on"):
+        assert needle in out.stdout, needle
+
+
+def test_a_task_from_before_the_preflight_shows_no_window(fake: list[FakeAPI]) -> None:  # noqa: F811
+    fake.append(FakeAPI(task("running", completed=1)))
+    out = run("get", "task-20260116-151234-a1b2c3d4")
+    assert out.exit_code == 0, out.output
+    assert "window" not in out.stdout and "Resolved" not in out.stdout
+
+
+def test_plain_watch_prints_a_line_when_the_window_moves_and_each_warning_once(
+    fake: list[FakeAPI],  # noqa: F811
+) -> None:
+    fake.append(
+        FakeAPI(
+            registry_task(completed=1, window=2),
+            registry_task(completed=1, window=1),  # only the window moved
+            registry_task(completed=1, window=1),
+            registry_task("completed", completed=4, window=2),
+        )
+    )
+    out = run("watch", "task-20260116-151234-a1b2c3d4")
+    assert out.exit_code == Exit.OK, out.output
+    lines = out.stdout.splitlines()
+    running = [ln for ln in lines if " running " in ln]
+    assert len(running) == 2, lines  # the third answer changed nothing: no line
+    assert "batch 1/2  window 2/2" in running[0] and "batch 1/2  window 1/2" in running[1]
+    assert sum(WARNING in ln for ln in lines) == 1
+
+
+def test_live_watch_shows_the_window_and_the_warning(fake: list[FakeAPI]) -> None:  # noqa: F811
+    fake.append(
+        FakeAPI(
+            registry_task(completed=1, window=1),
+            httpx.Response(200, json=registry_task("completed", completed=4, window=2)),
+        )
+    )
+    buf = io.StringIO()
+    console = Console(file=buf, force_terminal=True, width=160, color_system="truecolor")
+    with cli.tasks._client(None, None) as client:
+        code = follow(client, "task-1", interval=1, give_up_after=60, console=console)
+    assert code == Exit.OK
+    screen = buf.getvalue()
+    assert "batch 1/2  window 1/2" in screen and WARNING in screen
