@@ -224,6 +224,13 @@ def create(
         float,
         typer.Option("--max-failure-ratio", help="Fail the task above this failed-node ratio."),
     ] = 1.0,
+    pin_digests: Annotated[
+        bool,
+        typer.Option(
+            "--pin-digests/--no-pin-digests",
+            help="Pull name@sha256:... as the registry resolved it (default), or the tags.",
+        ),
+    ] = True,
     watch: Annotated[
         bool, typer.Option("--watch", "-w", help="Follow the task to its end (as ips watch).")
     ] = False,
@@ -244,6 +251,8 @@ def create(
     }
     if node:
         fields["node_names"] = node
+    if not pin_digests:  # sent only when off: an API from before it rejects unknown fields
+        fields["pin_digests"] = False
     with api_client(url, token) as client:
         created = client.create(**fields)
         if output == Output.JSON:

@@ -4,6 +4,7 @@ to the batch, the resolved digests, and the warnings once."""
 from __future__ import annotations
 
 import io
+import json
 from typing import Any
 
 import httpx
@@ -80,3 +81,17 @@ def test_live_watch_shows_the_window_and_the_warning(fake: list[FakeAPI]) -> Non
     assert code == Exit.OK
     screen = buf.getvalue()
     assert "batch 1/2  window 1/2" in screen and WARNING in screen
+
+
+def test_create_no_pin_digests_sends_false_and_the_default_sends_nothing(
+    fake: list[FakeAPI],  # noqa: F811
+) -> None:
+    created = {k: task("pending")[k] for k in ("taskId", "status", "images", "batchSize")}
+    fake.append(FakeAPI(httpx.Response(201, json={**created, "createdAt": "2026-01-16T15:12:34Z"})))
+    assert (
+        run("create", "--image", "nginx:1", "--batch-size", "2", "--no-pin-digests").exit_code == 0
+    )
+    assert run("create", "--image", "nginx:1", "--batch-size", "2").exit_code == 0
+    off, default = (json.loads(r.content) for r in fake[0].requests)
+    assert off["pinDigests"] is False
+    assert "pinDigests" not in default  # an API from before it would reject the field
