@@ -12,8 +12,8 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from kubesim.testing import SimHandle, start_sim
+from tests.activities.registry.conftest import USER, Served
 from tests.kubesim.conftest import FAST, job_body, job_pods, wait_for
-from tests.registry.conftest import USER, Served
 
 GROUPS = [
     {"name": "amd", "count": 1, "arch": "amd64"},

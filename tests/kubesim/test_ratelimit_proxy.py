@@ -18,10 +18,10 @@ from activities.pullmessage import reason_from_message
 from common.models import FailureReason
 from kubesim.ratelimit_proxy import ProxyHandle, start_proxy
 from kubesim.testing import SimHandle, start_sim
+from tests.activities.registry import conftest as registries
+from tests.activities.registry.conftest import PASSWORD, USER, Served
 from tests.kubesim.conftest import FAST, job_pods, wait_for
 from tests.kubesim.registrysim import GROUPS, pull_error, run, succeeded
-from tests.registry import conftest as registries
-from tests.registry.conftest import PASSWORD, USER, Served
 
 layouts, registry_tools, test_ca = registries.layouts, registries.registry_tools, registries.test_ca
 tls_registry = registries.tls_registry

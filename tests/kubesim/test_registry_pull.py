@@ -11,6 +11,8 @@ import pytest
 from activities.pullmessage import reason_from_message
 from common.models import FailureReason
 from kubesim.testing import SimHandle
+from tests.activities.registry import conftest as registries
+from tests.activities.registry.conftest import PASSWORD, USER, Served
 from tests.kubesim.conftest import wait_for
 from tests.kubesim.registrysim import (
     pull_error,
@@ -21,10 +23,8 @@ from tests.kubesim.registrysim import (
     succeeded,
     waiting_reason,
 )
-from tests.registry import conftest as registries
-from tests.registry.conftest import PASSWORD, USER, Served
 
-# The real registries: tests/registry's session fixtures, registered in this module too.
+# The real registries (tests/activities/registry's session fixtures), registered here too.
 layouts, registry_tools, test_ca = registries.layouts, registries.registry_tools, registries.test_ca
 tls_registry, token_registry = registries.tls_registry, registries.token_registry
 
