@@ -1,5 +1,5 @@
 """The registry-aware engine end to end (issue 16): a real registry (regserver.py), the Temporal
-dev server, a real worker and kubesim.
+dev server, a real worker and kubesim, whose kubelet pulls from the same registry.
 
 - a typo in one of three images fails the task with the registry's own message, and no Job
   exists in the cluster;
@@ -49,8 +49,11 @@ SCENARIO: dict[str, Any] = {
 
 
 @pytest.fixture(scope="module")
-def sim() -> Iterator[SimHandle]:
-    with start_sim(scenario=SCENARIO, time_scale=20, seed=5) as handle:
+def sim(plain_registry: Served) -> Iterator[SimHandle]:
+    """kubesim's kubelet resolves the registry's images against it for real (registries:), so
+    the digests in status.images are the registry's."""
+    scenario = {**SCENARIO, "registries": [{"url": plain_registry.registry.url}]}
+    with start_sim(scenario=scenario, time_scale=20, seed=5) as handle:
         yield handle
 
 
