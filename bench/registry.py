@@ -249,27 +249,38 @@ async def _measure(
     }
 
 
-async def pacing(nodes: int, limit_seconds: float) -> dict[str, Any]:
+CONFIGS = (
+    ("no 429", 0.0, False),
+    ("30% 429, AIMD window", 0.3, False),
+    ("30% 429, fixed window", 0.3, True),
+)
+
+
+async def pacing(nodes: int, limit_seconds: float, rounds: int) -> dict[str, Any]:
+    """Each configuration `rounds` times, the order reversed every other round: the machine's
+    load drifts (2 shared cores), so one run of each compares little."""
     runs = []
-    for label, fraction, fixed in (
-        ("no 429", 0.0, False),
-        ("30% 429, AIMD window", 0.3, False),
-        ("30% 429, fixed window", 0.3, True),
-    ):
-        runs.append(
-            await pacing_run(
+    for r in range(rounds):
+        for label, fraction, fixed in CONFIGS if r % 2 == 0 else CONFIGS[::-1]:
+            run = await pacing_run(
                 label, nodes, fraction=fraction, limit_seconds=limit_seconds, fixed_window=fixed
             )
-        )
-    base = runs[0]["makespanSeconds"]
+            runs.append({**run, "round": r + 1})
+    medians = {
+        label: statistics.median(x["makespanSeconds"] for x in runs if x["label"] == label)
+        for label, _, _ in CONFIGS
+    }
+    base = medians["no 429"]
     return {
         "nodes": nodes,
         "batchSize": 100,
         "strategy": "rolling",
         "timeScale": TIME_SCALE,
         "pullSecondsSimulated": PULL_SECONDS,
+        "rounds": rounds,
         "runs": runs,
-        "makespanVsNo429": {r["label"]: round(r["makespanSeconds"] / base, 3) for r in runs},
+        "makespanMedianSeconds": medians,
+        "makespanMedianVsNo429": {k: round(v / base, 3) for k, v in medians.items()},
     }
 
 
@@ -283,11 +294,14 @@ def plot_pacing(result: dict[str, Any], path: Path) -> Path | None:
         print("  (matplotlib not installed: no plot; `pip install -e '.[bench]'`)")
         return None
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), dpi=110, sharex=True)
+    colors = {label: f"C{i}" for i, (label, _, _) in enumerate(CONFIGS)}
     for run in result["runs"]:
         ts = [s["t"] for s in run["samples"]]
-        top.step(ts, [s["done"] for s in run["samples"]], where="post", label=run["label"])
+        label = f"{run['label']} (round {run['round']})"
+        style = {"color": colors[run["label"]], "linestyle": "-" if run["round"] == 1 else ":"}
+        top.step(ts, [s["done"] for s in run["samples"]], where="post", label=label, **style)
         bottom.step(ts, [s["window"] or 0 for s in run["samples"]], where="post",
-                    label=run["label"])  # fmt: skip
+                    label=label, **style)  # fmt: skip
         if run["limitStartedAt"] is not None:
             end = run["limitStartedAt"] + run["limitSeconds"]
             bottom.axvspan(run["limitStartedAt"], end, alpha=0.04, color="red")
@@ -310,6 +324,8 @@ def main() -> int:
     parser.add_argument("what", choices=["typo", "pacing"])
     parser.add_argument("--small", action="store_true", help="100 nodes: a smoke test")
     parser.add_argument("--limit-seconds", type=float, default=20.0)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
     missing = missing_tools()
     if missing:
@@ -321,12 +337,12 @@ def main() -> int:
         result = asyncio.run(typo(nodes, runs=5))
         name = f"registry-typo{suffix}"
     else:
-        result = asyncio.run(pacing(nodes, args.limit_seconds))
+        result = asyncio.run(pacing(nodes, args.limit_seconds, args.rounds))
         name = f"registry-pacing{suffix}"
-        png = plot_pacing(result, RESULTS_DIR / f"{name}.png")
+        png = plot_pacing(result, args.results_dir / f"{name}.png")
         if png:
             print(f"  plot: {png}")
-    print(f"  result: {write_result(name, result)}")
+    print(f"  result: {write_result(name, result, args.results_dir)}")
     return 0
 
 

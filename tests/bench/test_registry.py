@@ -1,0 +1,40 @@
+"""The registry benchmarks still run (`python -m bench.registry ... --small`, 100 nodes): they
+write well-formed results. The figures are measured by the full runs, never asserted here."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.activities.registry.regserver import missing_tools
+
+ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.integration
+
+
+@pytest.mark.parametrize("what", ["typo", "pacing"])
+def test_registry_bench_small_run_writes_wellformed_results(what: str, tmp_path: Path) -> None:
+    if missing_tools():
+        pytest.skip(f"needs {', '.join(missing_tools())} (installed by .ci/run)")
+    args = [sys.executable, "-m", "bench.registry", what, "--small", "--results-dir", tmp_path]
+    if what == "pacing":
+        args += ["--rounds", "1", "--limit-seconds", "5"]
+    proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    result = json.loads((tmp_path / f"registry-{what}-small.json").read_text())
+    if what == "typo":
+        assert result["allFailed"] and result["jobCreatesTotal"] == 0
+        assert all("MANIFEST_UNKNOWN" in r["message"] for r in result["runs"])
+    else:
+        assert [r["label"] for r in result["runs"]] == [
+            "no 429",
+            "30% 429, AIMD window",
+            "30% 429, fixed window",
+        ]
+        assert all(r["status"] == "completed" and r["completed"] == 100 for r in result["runs"])
+        assert result["runs"][1]["proxy"]["limited"] > 0
