@@ -5,4 +5,5 @@ from tests.activities.registry.conftest import (  # noqa: F401 (fixtures)
     layouts,
     plain_registry,
     registry_tools,
+    token_registry,
 )

@@ -7,12 +7,16 @@ dev server, a real worker and kubesim, whose kubelet pulls from the same registr
   `NoMatchingPlatform` before any Job, and the Jobs pull `name@sha256:...` (the digests the
   registry serves); the view lists them in `resolvedImages`; a second task finds every node
   warm by digest;
+- a private image on a token-auth registry: refused without credentials (`Unauthorized`, no
+  Job), resolved and pinned with the task's pull secret (read from the cluster by the worker);
 - an unreachable registry: the task pulls without preflight (by tag) and says so;
 - `pinDigests: false`: the Jobs pull the tags.
 """
 
 from __future__ import annotations
 
+import base64
+import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -20,6 +24,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
+from kubernetes import client as k8s
+from kubernetes import config as k8s_config
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -31,7 +37,7 @@ from common.preflight import ACTIVITY_RESOLVE_IMAGES
 from common.settings import Settings
 from common.starting import start_prewarm_workflow
 from kubesim.testing import SimHandle, start_sim
-from tests.activities.registry.conftest import Served
+from tests.activities.registry.conftest import PASSWORD, USER, Served
 from tests.waiting import async_wait_until
 from tests.workflows.conftest import task_id
 from worker.main import build_worker
@@ -201,3 +207,41 @@ async def test_pin_digests_false_pulls_the_tags(
     assert view.progress.completed_nodes == AMD + ARM  # multi-arch: every node
     assert [r.digest for r in view.resolved_images] == [plain_registry.images["multi"].digest]
     assert all(pulled(job) == [multi] for job in jobs_of(sim, view.task_id))
+
+
+def pull_secret(sim: SimHandle, name: str, host: str) -> None:
+    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
+    config = json.dumps({"auths": {host: {"auth": auth}}}).encode()
+    api = k8s.CoreV1Api(k8s_config.new_client_from_config(str(sim.kubeconfig_path)))
+    api.create_namespaced_secret(
+        "default",
+        k8s.V1Secret(
+            metadata=k8s.V1ObjectMeta(name=name),
+            type="kubernetes.io/dockerconfigjson",
+            data={".dockerconfigjson": base64.b64encode(config).decode()},
+        ),
+    )
+
+
+async def test_a_private_image_is_refused_without_credentials_and_pinned_with_them(
+    dev_env: WorkflowEnvironment, sim: SimHandle, token_registry: Served
+) -> None:
+    private = f"{token_registry.registry.host}/private/single:1"
+    pull_secret(sim, "regcred-e2e", token_registry.registry.host)
+    base = {"images": [private], "batch_size": 10, "node_selector": {"pool": "reg"}}
+    async with engine(dev_env, sim) as queue:
+        refused = await run_task(dev_env, queue, TaskSpec(**base))
+        allowed = await run_task(
+            dev_env, queue, TaskSpec(**base, image_pull_secrets=["regcred-e2e"])
+        )
+    assert refused.status == TaskStatus.FAILED
+    assert refused.message is not None
+    assert refused.message.startswith("preflight refused 1 of 1 images, no Job was created: ")
+    assert "unauthorized: " in refused.message and "UNAUTHORIZED" in refused.message
+    assert jobs_of(sim, refused.task_id) == []
+    assert allowed.status == TaskStatus.COMPLETED, allowed.message
+    digest = token_registry.images["single"].digest
+    assert [(r.image, r.digest) for r in allowed.resolved_images] == [(private, digest)]
+    pinned = f"{token_registry.registry.host}/private/single@{digest}"
+    jobs = jobs_of(sim, allowed.task_id)
+    assert jobs and all(pulled(job) == [pinned] for job in jobs)
