@@ -10,7 +10,8 @@ dev server, a real worker and kubesim, whose kubelet pulls from the same registr
 - a private image on a token-auth registry: refused without credentials (`Unauthorized`, no
   Job), resolved and pinned with the task's pull secret (read from the cluster by the worker);
 - an unreachable registry: the task pulls without preflight (by tag) and says so;
-- `pinDigests: false`: the Jobs pull the tags.
+- `pinDigests: false`: the Jobs pull the tags;
+- nodes far too small for the images are skipped `InsufficientDisk`.
 """
 
 from __future__ import annotations
@@ -50,6 +51,14 @@ SCENARIO: dict[str, Any] = {
     "nodeGroups": [
         {"name": "amd", "count": AMD, "labels": {"pool": "reg"}, "arch": "amd64"},
         {"name": "arm", "count": ARM, "labels": {"pool": "reg"}, "arch": "arm64"},
+        # 1 KiB of ephemeral storage: far too small for any image (InsufficientDisk).
+        {
+            "name": "tiny",
+            "count": 2,
+            "labels": {"pool": "tiny"},
+            "arch": "amd64",
+            "capacity": {"cpu": "8", "memory": "32Gi", "pods": "110", "ephemeral-storage": "1Ki"},
+        },
     ],
 }
 
@@ -162,7 +171,12 @@ async def test_platform_skips_and_pinned_digests_then_warm_by_digest(
 
         # The nodes now list the images by digest: a second task finds them all warm.
         def listed() -> bool:
-            amd = [n for n in sim.objects("nodes") if n["metadata"]["name"] not in arm_nodes]
+            amd = [
+                n
+                for n in sim.objects("nodes")
+                if n["metadata"]["labels"].get("pool") == "reg"
+                and n["metadata"]["name"] not in arm_nodes
+            ]
             return all(
                 {x for i in n["status"].get("images", []) for x in i["names"]} >= set(pinned)
                 for n in amd
@@ -245,3 +259,21 @@ async def test_a_private_image_is_refused_without_credentials_and_pinned_with_th
     pinned = f"{token_registry.registry.host}/private/single@{digest}"
     jobs = jobs_of(sim, allowed.task_id)
     assert jobs and all(pulled(job) == [pinned] for job in jobs)
+
+
+async def test_nodes_too_small_for_the_images_are_skipped_insufficient_disk(
+    dev_env: WorkflowEnvironment, sim: SimHandle, plain_registry: Served
+) -> None:
+    spec = TaskSpec(
+        images=[plain_registry.ref("multi")], batch_size=2, node_selector={"pool": "tiny"}
+    )
+    async with engine(dev_env, sim) as queue:
+        view = await run_task(dev_env, queue, spec)
+    assert view.status == TaskStatus.FAILED
+    assert view.message == (
+        "none of the 2 matching nodes can be prewarmed: all were skipped (2 InsufficientDisk)"
+    )
+    assert {s.reason for s in view.skipped_node_details} == {SkipReason.INSUFFICIENT_DISK}
+    assert all("allocatable ephemeral-storage 1Ki (1024 bytes)" in s.message
+               for s in view.skipped_node_details)  # fmt: skip
+    assert jobs_of(sim, view.task_id) == []
