@@ -242,8 +242,9 @@ async def test_reading_a_finished_task(ops: Ops, finished: Finished) -> None:
     ]
     names = [row[1] for row in rows]
     total = finished.views["done"].progress.total_batches
-    assert names == ["list_nodes"] + ["prewarm_nodes"] * total
-    assert f'"batch 2/{total}:' in rows[2][2]
+    assert names == ["resolve_images", "list_nodes"] + ["prewarm_nodes"] * total
+    assert rows[0][2].startswith('"preflight: resolve ')
+    assert f'"batch 2/{total}:' in rows[3][2]
     summary = json.loads((await r.run("query-progress-summary", TASK_ID=finished.done)).stdout)
     assert summary["status"] == "completed"
     assert summary["progress"] == finished.views["done"].progress.model_dump(by_alias=True)
