@@ -329,8 +329,11 @@ async def test_a_running_task_then_cancel(ops: Ops) -> None:
         await asyncio.sleep(0.2)
     assert pending["activity"] == "prewarm_nodes", pending
     assert pending["attempt"] == 1 and pending["lastFailure"] is None, pending
-    # The batch heartbeats while it waits; no node has an outcome yet, so no indexes.
-    assert pending["lastHeartbeatTime"] and pending["heartbeatDetails"] == [None], pending
+    # The batch heartbeats while it waits; no node has an outcome yet, so no indexes; then the
+    # AIMD window it runs (issue 16), still at its ceiling (no 429).
+    assert pending["lastHeartbeatTime"], pending
+    indexes, window = pending["heartbeatDetails"]
+    assert indexes is None and window["window"] == window["ceiling"], pending
     assert pending["state"] in (
         "PENDING_ACTIVITY_STATE_STARTED",
         "PENDING_ACTIVITY_STATE_SCHEDULED",
