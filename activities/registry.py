@@ -437,8 +437,8 @@ class RegistryActivities:
             if img.error == PreflightError.UNREACHABLE:
                 warnings.append(f"preflight skipped for {img.image}: {img.message}")
         log.info(
-            "preflight %s: %s",
-            request.task_id,
+            "preflight: %s",
             ", ".join(f"{i.image}={i.digest or i.error}" for i in images),
+            extra={"taskId": request.task_id},
         )
         return ResolveImagesResult(images=images, warnings=warnings)
