@@ -252,7 +252,12 @@ def test_watch_on_a_tty_shows_bar_counts_batches_failures_and_status(
     env = {"IPS_URL": stack.url, "IPS_TOKEN": TOKEN, "COLUMNS": "120", "LINES": "30"}
     tmux.start("watch", ips_argv("watch", task_id), env)
 
-    live, frames = tmux.wait_for("watch", lambda s: "running" in s and "ETA" in s, timeout=60)
+    # Running with a batch: the preflight (issue 16) comes first, with 0/0 nodes.
+    live, frames = tmux.wait_for(
+        "watch",
+        lambda s: "running" in s and "ETA" in s and re.search(r"batch [1-3]/3", s) is not None,
+        timeout=60,
+    )
     assert "━" in live and re.search(r"batch [1-3]/3", live), live
     assert re.search(r"\d+/6 nodes", live), live
     final, more = tmux.wait_for("watch", lambda s: "EXIT=" in s, timeout=120, history=True)
