@@ -133,8 +133,8 @@ class LiveView:
         if view.failed_node_details:
             # Each failed node was printed above as it appeared; here, the tally by reason.
             parts.append(Text(f"failures by reason: {by_reason(view)}", style="red"))
-        for warning in view.warnings:  # the preflight's: one line each, cut to the width
-            parts.append(Text(warning, style="yellow", no_wrap=True, overflow="ellipsis"))
+        for preflight in view.warnings:  # one line each, cut to the width
+            parts.append(Text(preflight, style="yellow", no_wrap=True, overflow="ellipsis"))
         for warning in (note, self.outage):
             if warning:
                 parts.append(Text(warning, style="bold yellow"))
