@@ -14,6 +14,7 @@ from temporalio.client import WorkflowHandle
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
 
+from common.engine import EngineState
 from common.models import TaskSpec, TaskStatus, TaskView
 from common.pacing import AimdWindow
 from common.preflight import ACTIVITY_RESOLVE_IMAGES, PreflightError, ResolvedImage
@@ -149,3 +150,36 @@ async def test_the_window_from_the_batch_reaches_the_view_and_the_next_unit(
     assert second.pacing is not None and second.pacing.window == 5  # where unit 1 left it
     assert second.pacing.decreases == 1
     assert view.progress.in_flight_window == 5
+
+
+async def test_the_preflight_runs_once_and_its_answer_and_window_cross_continue_as_new(
+    env: WorkflowEnvironment,
+) -> None:
+    halved = AimdWindow(ceiling=2, window=1, cooldown=2, decreases=1)
+    mock = MockEngine(selection=selection(6), unit_pacing={1: halved})
+    queue = f"registry-wf-{uuid.uuid4().hex[:8]}"
+    worker = await build_worker(
+        env.client, Settings(), task_queue=queue, activities=mock.activities()
+    )
+    async with worker:
+        handle = await start(
+            env.client,
+            queue,
+            TaskSpec(images=[GOOD], batch_size=2),
+            state=EngineState(units_per_run=1),
+        )
+        view = await handle.result()
+    assert view.status == TaskStatus.COMPLETED
+    assert len(mock.preflights) == 1 and len(mock.listings) == 1  # not again in later runs
+    pinned = f"r.example/team/app@{digest_of(GOOD)}"
+    assert [c.spec.images for c in mock.calls] == [[pinned]] * 3
+    assert [c.pacing.window if c.pacing else None for c in mock.calls] == [2, 1, 1]
+    assert view.progress.in_flight_window == 1
+    assert [r.image for r in view.resolved_images] == [GOOD]
+    runs, run_id = 0, handle.first_execution_run_id
+    while run_id:  # walk the chain of runs
+        runs += 1
+        history = await env.client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
+        last = history.events[-1].workflow_execution_continued_as_new_event_attributes
+        run_id = last.new_execution_run_id
+    assert runs == 3  # one run per unit: the state crossed continue-as-new twice
