@@ -10,7 +10,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -29,6 +28,7 @@ from common.models import FailureReason, SkipReason, TaskSpec, TaskStatus, TaskV
 from common.temporal import QUERY_PROGRESS, SearchAttr
 from kubesim.testing import SimHandle, start_sim
 from tests.e2e.testlib import engine, run_task, sim_fixture, start_task, until
+from tests.processes import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -210,12 +210,6 @@ async def test_cancel_mid_batch_leaves_no_jobs(
     assert desc.typed_search_attributes.get(SearchAttr.STATUS.key) == "cancelled"
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 def _worker_process(
     sim: SimHandle, address: str, queue: str, log: Path, metrics_port: int = 0
 ) -> subprocess.Popen[bytes]:
@@ -259,7 +253,7 @@ async def test_worker_sigkill_mid_batch_then_restart_pulls_each_node_once(
         await until(lambda: len(sim.objects("jobs", label_selector=selector)) >= 5, 60)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
-        metrics_port = _free_port()
+        metrics_port = free_port()
         proc = _worker_process(sim, dev_address, queue, log, metrics_port)
         view = await asyncio.wait_for(handle.result(), 120)
         async with httpx.AsyncClient() as http:
