@@ -48,9 +48,6 @@ from tests.processes import (
 )
 from tests.waiting import async_wait_until
 
-# The process helpers' names before they moved to tests/processes.py: tests import them from here.
-_spawn, _wait_http, _wait_file = spawn, wait_http, wait_file
-
 Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
 
 
