@@ -49,6 +49,7 @@ class Cluster:
         self.foreground: dict[str, tuple[str, str]] = {}
         self.owned: dict[str, set[tuple[str, str]]] = {}  # owner uid -> pod keys
         self.pod_ips = 0
+        self.registry_clients: dict[str, Any] = {}  # registrypull.py: url -> httpx.AsyncClient
         cp = scenario.control_plane
         self.pace = controller_pace.TokenBucket(cp.controller_qps, cp.controller_burst)
         self.monitor_timers: dict[str, asyncio.TimerHandle] = {}  # node lifecycle grace

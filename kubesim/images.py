@@ -32,22 +32,24 @@ def normalize(ref: str) -> str:
     return f"{repo}@{digest}" if digest else f"{repo}:{tag}"
 
 
-def digest_of(ref: str) -> str:
+def digest_of(ref: str, resolved: str | None = None) -> str:
+    """The reference's own digest, else the one a real registry resolved it to, else a fake
+    one derived from the name."""
     repo, tag, digest = split_ref(ref)
-    return digest or "sha256:" + hashlib.sha256(f"{repo}:{tag}".encode()).hexdigest()
+    return digest or resolved or "sha256:" + hashlib.sha256(f"{repo}:{tag}".encode()).hexdigest()
 
 
-def image_names(ref: str) -> list[str]:
+def image_names(ref: str, resolved: str | None = None) -> list[str]:
     """`node.status.images[].names`: the digest form first, then the tag form, as containerd."""
     repo, tag, digest = split_ref(ref)
-    names = [f"{repo}@{digest_of(ref)}"]
+    names = [f"{repo}@{digest_of(ref, resolved)}"]
     if not digest:
         names.append(f"{repo}:{tag}")
     return names
 
 
-def image_id(ref: str) -> str:
-    return f"{split_ref(ref)[0]}@{digest_of(ref)}"
+def image_id(ref: str, resolved: str | None = None) -> str:
+    return f"{split_ref(ref)[0]}@{digest_of(ref, resolved)}"
 
 
 def pull_error(kind: str, ref: str) -> str:

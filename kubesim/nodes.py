@@ -122,7 +122,7 @@ def status_images(cluster: Cluster, node_state: NodeState) -> list[dict[str, Any
     """The kubelet's view: biggest first, capped at nodeStatusMaxImages."""
     ordered = sorted(node_state.images.items(), key=lambda kv: kv[1], reverse=True)
     return [
-        {"names": img.image_names(ref), "sizeBytes": size}
+        {"names": img.image_names(ref, node_state.digests.get(ref)), "sizeBytes": size}
         for ref, size in ordered[: cluster.scenario.defaults.max_images]
     ]
 

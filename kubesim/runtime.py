@@ -12,6 +12,7 @@ from typing import Any
 import yaml
 from aiohttp import web
 
+from kubesim import registrypull
 from kubesim.cluster import Cluster
 from kubesim.scenario import Scenario, load_scenario
 from kubesim.server import Api
@@ -93,6 +94,7 @@ class SimServer:
                 ps.task.cancel()
             for t in list(ps.tasks):
                 t.cancel()
+        await registrypull.close(self.cluster)
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None

@@ -279,6 +279,30 @@ class TimelineStep(_Model):
     )
 
 
+class Registry(_Model):
+    """A real registry that kubesim's kubelet pulls from (registrypull.py): every image whose
+    reference names this registry's host is resolved against it, instead of `images:`."""
+
+    url: str = Field(description="http(s)://HOST:PORT; its HOST:PORT is matched with images'.")
+    ca_file: str | None = Field(default=None, description="PEM CA bundle for an https url.")
+    username: str | None = Field(
+        default=None, description="Node-level credentials (the kubelet's config.json)."
+    )
+    password: str | None = None
+
+    @field_validator("url")
+    @classmethod
+    def _url(cls, v: str) -> str:
+        m = re.fullmatch(r"(https?)://([^/\s]+)/?", v)
+        if not m:
+            raise ValueError(f"not a registry url: {v!r} (use http(s)://HOST[:PORT])")
+        return v.rstrip("/")
+
+    @property
+    def host(self) -> str:
+        return self.url.split("://", 1)[1]
+
+
 class Scenario(_Model):
     node_groups: list[NodeGroup] = [NodeGroup(name="default", count=3)]
     images: list[Image] = []
@@ -289,6 +313,7 @@ class Scenario(_Model):
     control_plane: ControlPlane = ControlPlane()
     admission: Admission = Admission()
     timeline: list[TimelineStep] = []
+    registries: list[Registry] = []
 
     @model_validator(mode="after")
     def _unique(self) -> Scenario:

@@ -28,6 +28,7 @@ class NodeState:
     bandwidth: int
     ready: asyncio.Event
     images: dict[str, int] = field(default_factory=dict)  # normalized ref -> size, in pull order
+    digests: dict[str, str] = field(default_factory=dict)  # normalized ref -> a registry's digest
     pull_lock: asyncio.Lock = field(default_factory=asyncio.Lock)
     pods: set[tuple[str, str]] = field(default_factory=set)
     flaky_failures: Counter[str] = field(default_factory=Counter)
@@ -61,6 +62,7 @@ class ContainerState:
     pulled: bool = False
     last_error: str | None = None
     backoff_reported: bool = False
+    image_digest: str | None = None  # the digest a real registry resolved it to
 
     @property
     def done(self) -> bool:
@@ -94,7 +96,7 @@ class ContainerState:
             "ready": self.state == "running",
             "restartCount": self.restarts,
             "image": self.image if not self.pulled else img.normalize(self.image),
-            "imageID": img.image_id(self.image) if self.pulled else "",
+            "imageID": img.image_id(self.image, self.image_digest) if self.pulled else "",
             "started": self.state == "running",
         }
         if self.container_id:

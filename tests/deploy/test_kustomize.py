@@ -52,6 +52,6 @@ def test_base_has_every_piece(base: list[dict[str, Any]]) -> None:
 
 
 def test_overlays_exist_and_render(overlays: dict[str, list[dict[str, Any]]]) -> None:
-    assert set(overlays) == {"temporal-mtls", "temporal-api-key"}
+    assert set(overlays) == {"temporal-mtls", "temporal-api-key", "private-registry"}
     for name, docs in overlays.items():
         assert len(find(docs, "Deployment")) == 2, name

@@ -33,8 +33,9 @@ def test_rbac_is_exactly_least_privilege(
     base: list[dict[str, Any]], overlays: dict[str, list[dict[str, Any]]]
 ) -> None:
     for label, docs in all_docs(base, overlays):
+        # pull secrets have a Role of their own (tests/deploy/test_pull_secret_rbac.py)
         (cluster_role,) = find(docs, "ClusterRole")
-        (role,) = find(docs, "Role")
+        role = one(docs, "Role", "ips-worker")
         assert flatten(cluster_role["rules"]) == CLUSTER_ROLE_RULES, label
         assert flatten(role["rules"]) == ROLE_RULES, label
         assert role["metadata"]["namespace"] == PULL_NS
@@ -89,11 +90,12 @@ def test_pull_jobs_run_apart_from_the_api_tokens(
                 for env in c.get("env", []):
                     if "secretKeyRef" in env.get("valueFrom", {}):
                         assert dep["metadata"]["namespace"] != config["K8S_NAMESPACE"]
-        # The worker's namespaced rights (jobs, pods) exist in the pull namespace only.
+        # The worker's namespaced rights (jobs, pods, the allowed pull secrets) exist in the
+        # pull namespace only.
         roles = find(docs, "Role")
-        assert [r["metadata"]["namespace"] for r in roles] == [PULL_NS], label
-        (binding,) = find(docs, "RoleBinding")
-        assert binding["metadata"]["namespace"] == PULL_NS
-        assert binding["subjects"] == [WORKER_SA]
+        assert {r["metadata"]["namespace"] for r in roles} == {PULL_NS}, label
+        for binding in find(docs, "RoleBinding"):
+            assert binding["metadata"]["namespace"] == PULL_NS
+            assert binding["subjects"] == [WORKER_SA]
         labels = one(docs, "Namespace", PULL_NS)["metadata"]["labels"]
         assert labels["pod-security.kubernetes.io/enforce"] == "restricted", label
