@@ -3,7 +3,8 @@ pulls for a while, as a registry's pull rate limit does.
 
     python -m kubesim.ratelimit_proxy --upstream https://127.0.0.1:5443 --ca-file ca.crt \\
         [--host 127.0.0.1] [--port 0] [--fraction 0.3] [--per client|request] \\
-        [--window-seconds 5] [--after 0] [--seconds 60] [--retry-after 2] [--seed 0]
+        [--window-seconds 5] [--after 0] [--seconds 60] [--retry-after 2] \\
+        [--clients all|nodes] [--seed 0]
 
 Everything but the limited answers is forwarded as is (method, path, query, headers, body), so
 auth challenges, tokens and digests are the registry's own. Only manifest requests (HEAD/GET
@@ -21,12 +22,15 @@ Who is limited (`per`):
   `fraction` is then about the fraction of pulls that fail.
 - `request`: each manifest request independently with probability `fraction`.
 
+`clients: nodes` limits only requests that carry `X-Forwarded-For` (kubesim's kubelets), so a
+worker's preflight through the same proxy is never limited; `all` (default) limits everyone.
+
 The limit is active from `after` seconds after it is set, for `seconds` (omitted: until
 cleared); both real seconds. Decisions come from `seed`, so a run is reproducible.
 
 Control (JSON, same port, outside /v2/): `GET /_proxy/stats` (requests, manifest requests,
 limited, the limit), `PUT /_proxy/limit` (`{"fraction", "per", "windowSeconds", "after",
-"seconds", "retryAfterSeconds"}`; 422 names a bad field), `DELETE /_proxy/limit`.
+"seconds", "retryAfterSeconds", "clients"}`; 422 names a bad field), `DELETE /_proxy/limit`.
 Python: `start_proxy(upstream, ca_file=...)` returns a `ProxyHandle` running in a thread.
 """
 
@@ -75,6 +79,11 @@ class Limit(BaseModel):
     after: float = Field(default=0.0, ge=0)
     seconds: float | None = Field(default=None, gt=0)
     retry_after_seconds: int = Field(default=1, ge=0)
+    clients: Literal["all", "nodes"] = Field(
+        default="all",
+        description="nodes: only requests carrying X-Forwarded-For (kubesim's kubelets); the "
+        "worker's preflight, which sends none, is never limited.",
+    )
 
 
 class RateLimitProxy:
@@ -159,7 +168,8 @@ class RateLimitProxy:
             self.counts["manifestRequests"] += 1
             forwarded = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
             client = forwarded or request.remote or ""
-            if self.limited(client, asyncio.get_running_loop().time()):
+            exempt = self.limit is not None and self.limit.clients == "nodes" and not forwarded
+            if not exempt and self.limited(client, asyncio.get_running_loop().time()):
                 self.counts["limited"] += 1
                 self.limited_clients.add(client)
                 assert self.limit is not None
@@ -301,6 +311,12 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--after", type=float, default=0.0, help="real seconds before the limit")
     p.add_argument("--seconds", type=float, default=None, help="how long it lasts (real s)")
     p.add_argument("--retry-after", type=int, default=1)
+    p.add_argument(
+        "--clients",
+        choices=["all", "nodes"],
+        default="all",
+        help="nodes: limit only requests with X-Forwarded-For (kubesim's kubelets)",
+    )
     p.add_argument("--seed", type=int, default=0)
     args = p.parse_args(argv)
     try:
@@ -312,6 +328,7 @@ def main(argv: list[str] | None = None) -> int:
                 after=args.after,
                 seconds=args.seconds,
                 retry_after_seconds=args.retry_after,
+                clients=args.clients,
             )
             if args.fraction > 0
             else None

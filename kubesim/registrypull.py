@@ -275,8 +275,15 @@ class _Session:
                 f"request to {url}: {_status(resp)}",
                 resolving=resolving,
             )
-        body = resp.json()
-        return str(body.get("token") or body.get("access_token") or "")
+        try:
+            body = resp.json()
+            return str(body.get("token") or body.get("access_token") or "")
+        except (ValueError, AttributeError) as e:
+            raise PullError(
+                f"failed to authorize: failed to fetch {kind} token: unable to decode token "
+                f"response: {e}",
+                resolving=resolving,
+            ) from e
 
 
 def challenges(headers: list[str]) -> list[tuple[str, dict[str, str]]]:
@@ -353,6 +360,8 @@ async def pull(
             return await _pull_once(sess, reg.url, full, digest or tag, os_, arch)
         except PullError as e:
             message = cri_message(e, full)
-            if message not in errors:
-                errors.append(message)
+        except (ValueError, KeyError, TypeError, AttributeError) as e:  # a malformed manifest
+            message = cri_message(PullError(f"failed to read manifest: {e}", resolving=False), full)
+        if message not in errors:
+            errors.append(message)
     return Pulled(error=errors[0] if len(errors) == 1 else f"[{', '.join(errors)}]")

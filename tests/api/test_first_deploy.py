@@ -32,7 +32,8 @@ from common.search_attributes import (
 )
 from common.temporal import SearchAttr
 from tests.api.testlib import TASKS, api_settings, new_queue, serve_api
-from tests.stack import KNOWN_SCENARIO, _spawn, _wait_http, free_port, fresh_namespace, run_stack
+from tests.processes import free_port, spawn, wait_http
+from tests.stack import KNOWN_SCENARIO, fresh_namespace, run_stack
 from tests.waiting import async_wait_until, wait_until
 
 pytestmark = pytest.mark.integration
@@ -73,11 +74,11 @@ def test_api_first_then_worker_completes_the_task(dev_address: str, tmp_path: Pa
     with run_stack(dev_address, tmp_path, extra_env=extra, with_worker=False) as stack:
         # A second replica, racing the first on registration.
         port = free_port()
-        second = _spawn(
+        second = spawn(
             "api-2", ["api"], {**stack.procs["api"].env, "SERVER_PORT": str(port)}, tmp_path
         )
         stack.procs["api-2"] = second
-        _wait_http(second, f"http://127.0.0.1:{port}/readyz", time.monotonic() + 60)
+        wait_http(second, f"http://127.0.0.1:{port}/readyz", time.monotonic() + 60)
         assert "worker" not in stack.procs
         body = {"images": ["nginx:latest"], "batchSize": 2, "nodeSelector": {"workload": "compute"}}
         created = httpx.post(f"{stack.url}{TASKS}", json=body, timeout=30)

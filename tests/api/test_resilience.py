@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import shutil
-import socket
 import time
 from collections.abc import AsyncIterator
 
@@ -24,6 +23,7 @@ from tests.api.testlib import (
     serve_api,
     wait_status,
 )
+from tests.processes import free_port
 from tests.waiting import async_wait_until
 
 pytestmark = pytest.mark.integration
@@ -156,16 +156,10 @@ async def test_cors_when_enabled(dev_address: str) -> None:
             assert "access-control-allow-origin" not in r.headers
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 async def test_temporal_down_at_start_then_up(tmp_path: object) -> None:
     """Start with nothing on the Temporal port: live 200, ready 503, tasks 503 (bad input still
     400); then a server comes up on that port and the same process serves tasks."""
-    port = _free_port()
+    port = free_port()
     settings = api_settings(f"127.0.0.1:{port}", new_queue())
     with serve_api(settings) as server:
         async with httpx.AsyncClient(base_url=server.url, timeout=30) as http:

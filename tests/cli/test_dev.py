@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -14,16 +13,11 @@ import httpx
 import psutil
 import pytest
 
+from tests.processes import free_port
 from tests.waiting import wait_until
 
 pytestmark = pytest.mark.integration
 ROOT = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _wait_http(
@@ -53,10 +47,10 @@ def _wait_http(
 class DevStack:
     def __init__(self, state_dir: Path) -> None:
         self.state_dir = state_dir
-        self.temporal_port = _free_port()
-        self.ui_port = _free_port()
-        self.api_port = _free_port()
-        self.metrics_port = _free_port()
+        self.temporal_port = free_port()
+        self.ui_port = free_port()
+        self.api_port = free_port()
+        self.metrics_port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
         self.children: list[psutil.Process] = []
         self.log = state_dir / "dev.log"

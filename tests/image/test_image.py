@@ -22,7 +22,8 @@ from temporalio.client import Client
 
 from common.search_attributes import missing_search_attributes
 from tests.image import imagelib as il
-from tests.stack import KNOWN_SCENARIO, _spawn, _wait_file, base_env, free_port, fresh_namespace
+from tests.processes import base_env, free_port, spawn, wait_file
+from tests.stack import KNOWN_SCENARIO, fresh_namespace
 from tests.waiting import wait_until
 
 pytestmark = [
@@ -172,10 +173,10 @@ def test_api_and_worker_from_the_image_complete_a_task(
     nodes = sum(int(g["count"]) for g in KNOWN_SCENARIO["nodeGroups"])
     sim_args = ["sim", "--nodes", str(nodes), "--scenario", str(scenario), "--time-scale", "20",
                 "--kubeconfig-out", str(kubeconfig)]  # fmt: skip
-    sim = _spawn("sim", sim_args, base_env(), tmp_path)
+    sim = spawn("sim", sim_args, base_env(), tmp_path)
     procs: list[il.Background] = []
     try:
-        _wait_file(sim, kubeconfig, time.monotonic() + 60)
+        wait_file(sim, kubeconfig, time.monotonic() + 60)
         mounted = tmp_path / "mounted"
         mounted.mkdir(mode=0o755)
         (mounted / "kubeconfig").write_text(kubeconfig.read_text())

@@ -127,6 +127,16 @@ def test_per_client_fraction_is_sticky_within_a_window(
     assert 40 <= hits <= 80
 
 
+def test_nodes_only_spares_the_worker(proxy: ProxyHandle) -> None:
+    url = f"{proxy.url}/v2/team/single/manifests/1"
+    proxy.set_limit(1.0, clients="nodes")
+    assert httpx.head(url, headers=OCI).status_code == 401  # the worker: no X-Forwarded-For
+    node = {**OCI, "X-Forwarded-For": "10.0.0.7"}
+    assert httpx.head(url, headers=node).status_code == 429
+    proxy.set_limit(1.0)  # clients: all
+    assert httpx.head(url, headers=OCI).status_code == 429
+
+
 def test_control_api_names_the_bad_field(proxy: ProxyHandle) -> None:
     r = httpx.put(f"{proxy.url}/_proxy/limit", json={"fraction": 2})
     assert r.status_code == 422

@@ -169,3 +169,31 @@ def test_token_auth_anonymous_and_pull_secrets(
     assert "oauth token: unexpected status from GET request to " in msg
     assert msg.endswith(": 401 Unauthorized")
     assert reason_from_message(msg, private) == FailureReason.UNAUTHORIZED
+
+
+def test_a_moved_tag_gives_each_node_its_own_digest(
+    tls_sim: SimHandle, tls_registry: Served
+) -> None:
+    """The digest is per node, as the node's own image store: a tag pushed again between two
+    pulls leaves two nodes with different bits under the same name (what pinning prevents)."""
+    reg, host = tls_registry.registry, tls_registry.registry.host
+    single, multi = tls_registry.images["single"], tls_registry.images["multi"]
+    image = f"{host}/team/moving:1"
+    reg.push(single.layout, "1", "team/moving")
+    first = succeeded(tls_sim, run(tls_sim, "moving-amd", image, "amd-1"))
+    reg.push(multi.layout, "1", "team/moving")
+    second = succeeded(tls_sim, run(tls_sim, "moving-arm", image, "arm-1"))
+    assert first["status"]["containerStatuses"][0]["imageID"] == (
+        f"{host}/team/moving@{single.digest}"
+    )
+    assert second["status"]["containerStatuses"][0]["imageID"] == (
+        f"{host}/team/moving@{multi.digest}"
+    )
+    for node, digest in (("amd-1", single.digest), ("arm-1", multi.digest)):
+        wait_for(
+            lambda node=node, digest=digest: (
+                [f"{host}/team/moving@{digest}", image] in status_names(tls_sim, node)
+            ),
+            30,
+            f"{node}'s status to list its own digest",
+        )

@@ -23,7 +23,6 @@ import json
 import os
 import secrets
 import shutil
-import socket
 import ssl
 import subprocess
 import tarfile
@@ -37,6 +36,7 @@ from urllib.parse import parse_qs, urlparse
 
 import httpx
 
+from tests.processes import free_port
 from tests.waiting import wait_until
 
 OCI_MANIFEST = "application/vnd.oci.image.manifest.v1+json"
@@ -49,12 +49,6 @@ TOOLS = ("docker-registry", "skopeo", "htpasswd", "openssl")
 
 def missing_tools() -> list[str]:
     return [t for t in TOOLS if shutil.which(t) is None]
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _run(*cmd: str, **kw: Any) -> subprocess.CompletedProcess[Any]:
