@@ -33,6 +33,30 @@ def test_histories_are_committed() -> None:
     assert v2 <= names
     assert all("core_patch" in (HISTORIES[0].parent / n).read_text() for n in v2)
     assert "launcher-run1.json" in names  # ScheduleLauncherWorkflow (make_launcher_history)
+    # Issue 15: the child's task ID from the launcher's workflow ID and run ID, patched.
+    assert "launcher-v2-run1.json" in names
+    assert "core_patch" in (HISTORIES[0].parent / "launcher-v2-run1.json").read_text()
+
+
+def test_the_launchers_child_id_holds_its_run_id() -> None:
+    """Two triggers in one second make two launcher runs of one workflow ID; the child's task
+    ID must tell them apart (issue 15), so it comes from the workflow ID and the run ID."""
+    from datetime import datetime
+
+    from workflows.launcher import launcher_task_id
+
+    events = json.loads((HISTORIES[0].parent / "launcher-v2-run1.json").read_text())["events"]
+    started = events[0]["workflowExecutionStartedEventAttributes"]
+    task_started = next(e for e in events if e["eventType"] == "EVENT_TYPE_WORKFLOW_TASK_STARTED")
+    now = datetime.fromisoformat(task_started["eventTime"][:19] + "+00:00")
+    (child,) = [
+        e["startChildWorkflowExecutionInitiatedEventAttributes"]["workflowId"]
+        for e in events
+        if "startChildWorkflowExecutionInitiatedEventAttributes" in e
+    ]
+    wf_id, run_id = started["workflowId"], started["originalExecutionRunId"]
+    assert child == launcher_task_id(wf_id, now, run_id)
+    assert child != launcher_task_id(wf_id, now)  # what the launcher did before the patch
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
