@@ -10,16 +10,14 @@ pick up its tasks and the API lists only its tasks.
         with stack.client() as ips: ...
         stack.metrics("worker")["ips_nodes_processed_total"]
 
-Import it as `from stack import run_stack` (tests/ is on sys.path: rootdir conftest).
+Import it as `from tests.stack import run_stack` (tests/ is a package tree that mirrors the code).
+The processes themselves (spawn, wait, stop) are tests/processes.py's.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
-import os
-import signal
-import socket
 import subprocess
 import sys
 import time
@@ -36,29 +34,22 @@ from prometheus_client.parser import text_string_to_metric_families
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
-from waiting import async_wait_until, wait_until
 
-ROOT = Path(__file__).resolve().parents[1]
-START_TIMEOUT = 60.0
-# Env vars of the outer shell that must not leak into a stack's processes.
-_SCRUB = ("IPS_TOKEN", "IPS_URL", "IPS_API_TOKENS", "IPS_API_TOKENS_FILE", "KUBECONFIG",
-          "TEMPORAL_ADDRESS", "TEMPORAL_TASK_QUEUE", "SERVER_PORT", "METRICS_PORT",
-          "TEMPORAL_METRICS_PORT", "LOG_FORMAT", "IPS_LOG_FORMAT", "LOG_LEVEL", "IPS_AUTH",
-          "SERVER_HOST", "IPS_MAX_RUNNING_TASKS")  # fmt: skip
+from tests.processes import (
+    ROOT,
+    START_TIMEOUT,
+    Proc,
+    base_env,
+    free_port,
+    spawn,
+    stop_all,
+    wait_file,
+    wait_http,
+)
+from tests.waiting import async_wait_until
 
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def base_env(**overrides: str) -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if k not in _SCRUB}
-    env["PYTHONUNBUFFERED"] = "1"
-    env.update(overrides)
-    return env
-
+# The process helpers' names before they moved to tests/processes.py: tests import them from here.
+_spawn, _wait_http, _wait_file = spawn, wait_http, wait_file
 
 Samples = dict[str, dict[tuple[tuple[str, str], ...], float]]
 
@@ -78,40 +69,6 @@ def sample(samples: Samples, name: str, **labels: str) -> float:
 
 
 @dataclass
-class Proc:
-    name: str
-    popen: subprocess.Popen[bytes]
-    log_path: Path
-    args: list[str] = field(default_factory=list)
-    env: dict[str, str] = field(default_factory=dict)
-
-    def alive(self) -> bool:
-        return self.popen.poll() is None
-
-    def stop(self, timeout: float = 25.0) -> None:
-        if self.alive():
-            self.popen.send_signal(signal.SIGTERM)
-            try:
-                self.popen.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.popen.kill()
-                self.popen.wait(5)
-
-    def terminate(self) -> None:
-        if self.alive():
-            self.popen.send_signal(signal.SIGTERM)
-
-    def kill(self) -> None:
-        """SIGKILL, as a crash or an OOM kill: no clean-up at all."""
-        if self.alive():
-            self.popen.kill()
-            self.popen.wait(10)
-
-    def log_text(self) -> str:
-        return self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
-
-
-@dataclass
 class Stack:
     url: str
     token: str | None
@@ -124,9 +81,9 @@ class Stack:
 
     def start_worker(self) -> Proc:
         """Start `ips worker` (a stack made with `with_worker=False`); waits for its metrics."""
-        proc = _spawn("worker", ["worker"], self.worker_env, self.work_dir)
+        proc = spawn("worker", ["worker"], self.worker_env, self.work_dir)
         self.procs["worker"] = proc
-        _wait_http(proc, self.metrics_urls["worker"], time.monotonic() + START_TIMEOUT)
+        wait_http(proc, self.metrics_urls["worker"], time.monotonic() + START_TIMEOUT)
         return proc
 
     def client(self, token: str | None = None, **kwargs: Any) -> IPSClient:
@@ -179,13 +136,13 @@ class Stack:
         old = self.procs[which]
         name = as_name or which
         merged = {**old.env, **env}
-        proc = _spawn(name, old.args, merged, old.log_path.parent, append=True)
+        proc = spawn(name, old.args, merged, old.log_path.parent, append=True)
         self.procs[name] = proc
         deadline = time.monotonic() + START_TIMEOUT
         if old.args[0] == "api":
-            _wait_http(proc, f"http://127.0.0.1:{merged['SERVER_PORT']}/readyz", deadline)
+            wait_http(proc, f"http://127.0.0.1:{merged['SERVER_PORT']}/readyz", deadline)
         elif old.args[0] == "worker" and merged.get("METRICS_PORT", "0") != "0":
-            _wait_http(proc, f"http://127.0.0.1:{merged['METRICS_PORT']}/metrics", deadline)
+            wait_http(proc, f"http://127.0.0.1:{merged['METRICS_PORT']}/metrics", deadline)
         return proc
 
     def json_logs(self, which: str) -> list[dict[str, Any]]:
@@ -198,66 +155,6 @@ class Stack:
                 except ValueError as err:
                     raise AssertionError(f"{which} wrote a non-JSON log line: {line!r}") from err
         return out
-
-
-def stop_all(procs: list[Proc], timeout: float = 15.0) -> None:
-    """SIGTERM to all at once, then SIGKILL whatever has not exited within `timeout`."""
-    for proc in procs:
-        proc.terminate()
-    deadline = time.monotonic() + timeout
-    for proc in procs:
-        try:
-            proc.popen.wait(max(0.1, deadline - time.monotonic()))
-        except subprocess.TimeoutExpired:
-            proc.popen.kill()
-            proc.popen.wait(5)
-
-
-def _spawn(
-    name: str, args: list[str], env: dict[str, str], log_dir: Path, *, append: bool = False
-) -> Proc:
-    log_path = log_dir / f"{name}.log"
-    with log_path.open("ab" if append else "wb") as sink:
-        popen = subprocess.Popen(
-            [sys.executable, "-m", "cli.main", *args],
-            cwd=ROOT,
-            env=env,
-            stdout=sink,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    return Proc(name, popen, log_path, list(args), dict(env))
-
-
-def _wait_http(proc: Proc, url: str, deadline: float) -> None:
-    def answered() -> bool:
-        if not proc.alive():
-            raise RuntimeError(f"{proc.name} exited ({proc.popen.returncode}):\n{proc.log_text()}")
-        return httpx.get(url, timeout=2).is_success
-
-    wait_until(
-        answered,
-        max(0.0, deadline - time.monotonic()),
-        interval=0.2,
-        message=lambda: f"{proc.name} did not answer {url}:\n{proc.log_text()[-3000:]}",
-        ignore=(httpx.HTTPError,),
-    )
-
-
-def _wait_file(proc: Proc, path: Path, deadline: float) -> None:
-    def written() -> bool:
-        if path.exists():
-            return True
-        if not proc.alive():
-            raise RuntimeError(f"{proc.name} exited ({proc.popen.returncode}):\n{proc.log_text()}")
-        return False
-
-    wait_until(
-        written,
-        max(0.0, deadline - time.monotonic()),
-        interval=0.1,
-        message=lambda: f"{proc.name} wrote no {path.name}:\n{proc.log_text()[-3000:]}",
-    )
 
 
 @contextlib.contextmanager
@@ -318,14 +215,14 @@ def run_stack(
             *("sim", "--nodes", str(nodes), "--scenario", str(scenario_path)),
             *("--time-scale", f"{time_scale:g}", "--kubeconfig-out", str(kubeconfig)),
         ]
-        stack.procs["sim"] = _spawn("sim", sim_args, base_env(), work_dir)
-        stack.procs["api"] = _spawn("api", ["api"], api_env, work_dir)
-        _wait_file(stack.procs["sim"], kubeconfig, deadline)
+        stack.procs["sim"] = spawn("sim", sim_args, base_env(), work_dir)
+        stack.procs["api"] = spawn("api", ["api"], api_env, work_dir)
+        wait_file(stack.procs["sim"], kubeconfig, deadline)
         if with_worker:
-            stack.procs["worker"] = _spawn("worker", ["worker"], worker_env, work_dir)
-        _wait_http(stack.procs["api"], f"{stack.url}/readyz", deadline)
+            stack.procs["worker"] = spawn("worker", ["worker"], worker_env, work_dir)
+        wait_http(stack.procs["api"], f"{stack.url}/readyz", deadline)
         if with_worker:
-            _wait_http(stack.procs["worker"], stack.metrics_urls["worker"], deadline)
+            wait_http(stack.procs["worker"], stack.metrics_urls["worker"], deadline)
         yield stack
     finally:
         stop_all(list(stack.procs.values()))
@@ -361,10 +258,10 @@ def run_api_without_temporal(work_dir: Path) -> Iterator[str]:
         LOG_FORMAT="json",
         IPS_AUTH="none",
     )
-    proc = _spawn("api-no-temporal", ["api"], env, work_dir)
+    proc = spawn("api-no-temporal", ["api"], env, work_dir)
     try:
         url = f"http://127.0.0.1:{port}"
-        _wait_http(proc, f"{url}/healthz", time.monotonic() + START_TIMEOUT)
+        wait_http(proc, f"{url}/healthz", time.monotonic() + START_TIMEOUT)
         yield url
     finally:
         proc.stop()

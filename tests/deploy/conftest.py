@@ -123,3 +123,16 @@ def restricted_violations(pod_spec: dict[str, Any]) -> list[str]:
             if port.get("hostPort"):
                 bad.append(f"{name}: hostPort")
     return bad
+
+
+# --- the kustomize base and its overlays (tests/deploy/test_kustomize*.py) ---
+
+NS = "ips"  # IPS's own pods, Secrets and ConfigMap
+PULL_NS = "ips-pull"  # the pull Jobs, apart from every IPS Secret
+
+
+def all_docs(
+    base: list[dict[str, Any]], overlays: dict[str, list[dict[str, Any]]]
+) -> list[tuple[str, list[dict[str, Any]]]]:
+    """The base and each overlay, labelled, for checks every rendering must pass."""
+    return [("base", base), *overlays.items()]

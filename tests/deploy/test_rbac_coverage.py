@@ -102,7 +102,7 @@ def test_rendered_namespace_applies_to_kubesim(
     ns = json.loads(kubectl(sim, "get", "namespace", NS, "-o", "json"))
     assert ns["metadata"]["labels"]["pod-security.kubernetes.io/enforce"] == "restricted"
     # What kubesim does not serve (RBAC, Deployments, ...) is rendered and checked offline by
-    # test_kustomize.py; this list is what the report names as not applied.
+    # the test_kustomize*.py modules; this list is what the report names as not applied.
     assert set(applied["skipped"]) == {d["kind"] for d in base_docs} - set(applied["applied"])
 
 

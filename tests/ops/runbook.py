@@ -1,7 +1,7 @@
 """docs/operations.md as data: its fenced command blocks, and a way to run one as an operator would.
 
-Blocks are tagged in the info string: ```` ```sh runbook:<id> ```` blocks are run by
-tests/ops/test_runbook.py; ```` ```sh not-run:<reason> ```` blocks need a real cluster.
+Blocks are tagged in the info string: ```` ```sh runbook:<id> ```` blocks are run by the
+tests/ops/test_runbook_*.py modules; ```` ```sh not-run:<reason> ```` blocks need a real cluster.
 """
 
 from __future__ import annotations
