@@ -266,6 +266,32 @@ def test_trigger_after_a_change_starts_a_run(http: httpx.Client) -> None:
         assert http.delete(f"{SCHEDULES}/{sid}").status_code == 200
 
 
+def test_a_trigger_while_a_run_goes_runs_after_it(http: httpx.Client) -> None:
+    """Under skip, Temporal drops a trigger that finds a run going, even a launcher that is
+    only closing after its task ended (issue 15). The API's trigger waits for it instead
+    (BUFFER_ALL): accepted, never dropped."""
+    slow = {"images": [fresh_image()], "batchSize": 1, "nodeSelector": {"pool": "slow"}}
+    r = http.post(SCHEDULES, json={"task": slow, "every": "6h"})  # overlap: skip
+    assert r.status_code == 201, r.text
+    sid = r.json()["scheduleId"]
+    try:
+        assert http.post(f"{SCHEDULES}/{sid}/trigger").status_code == 202
+        (first,) = wait_for(
+            "the first run to be running",
+            lambda: [t for t in runs(http, sid) if t["status"] == "running"],
+        )
+        assert http.post(f"{SCHEDULES}/{sid}/trigger").status_code == 202
+        r = http.delete(f"/api/v1/tasks/{first['taskId']}")
+        assert r.status_code in (200, 202), r.text
+        (second,) = wait_for(
+            "the second run, once the first ended",
+            lambda: [t for t in runs(http, sid) if t["taskId"] != first["taskId"]],
+        )
+        assert second["images"] == slow["images"]
+    finally:
+        assert http.delete(f"{SCHEDULES}/{sid}").status_code == 200
+
+
 def test_overlap_cancel_older_cancels_the_running_task(http: httpx.Client) -> None:
     """A run due while the previous one runs: with cancel_older, Temporal cancels the older
     launcher, and that cancels its task (which ends `cancelled`, as any cancelled task)."""
