@@ -23,6 +23,10 @@ needs no memory of a node's earlier state: after a relist, every eligible node n
 found, including the ones skipped at the start. A node that joins, turns Ready, is uncordoned
 or loses a taint is seen through the MODIFIED or ADDED event that made it eligible.
 
+A covered node seen deleted (or missing from a relist) is returned in `gone`: the workflow
+forgets it, so `covered` holds only nodes that exist, and a node that rejoins under the same
+name is prewarmed again.
+
 A round stops consuming events once it holds `max_nodes` nodes and returns the resourceVersion
 of the last event it consumed, so the next round sees every later event. After a relist that
 finds more than `max_nodes` nodes, it returns an empty resourceVersion: the next round relists,
@@ -76,6 +80,7 @@ class FollowRound:
         self.rv = watch.resource_version if resume_rv is None else resume_rv
         self.safe_rv = self.rv  # nothing before it is held back (heartbeat details)
         self.found: dict[str, None] = {}  # insertion-ordered set
+        self.gone: set[str] = set()  # covered nodes seen deleted
         self.full = False
         self.relists = 0
         self.events = 0
@@ -88,7 +93,11 @@ class FollowRound:
 
     def _see(self, kind: str, node: dict[str, Any]) -> None:
         name = (node.get("metadata") or {}).get("name") or ""
-        if not name or name in self.covered:
+        if name in self.covered and name not in self.gone:
+            if kind == "DELETED":
+                self.gone.add(name)
+            return
+        if not name:
             return
         if kind != "DELETED" and eligible(node, self.watch):
             if name not in self.found:
@@ -123,9 +132,10 @@ class FollowRound:
             with contextlib.suppress(asyncio.CancelledError):
                 await beat
         with self._lock:
-            nodes = sorted(self.found)
+            nodes, gone = sorted(self.found), sorted(self.gone)
         return WatchNodesResult(
             nodes=nodes,
+            gone=gone,
             resource_version=self.rv,
             relists=self.relists,
             events=self.events,
@@ -148,6 +158,7 @@ class FollowRound:
         kube, cont, rv = self.kube, None, ""
         self.relists += 1
         fresh: list[str] = []
+        listed: set[str] = set()
         while True:
             kw: dict[str, Any] = {"limit": LIST_PAGE}
             if cont:
@@ -157,10 +168,11 @@ class FollowRound:
             except KubernetesError as err:
                 log.warning("follow: node list failed (%s): retrying", err)
                 await asyncio.sleep(RETRY_SECONDS)
-                kube, cont, fresh = self.kube, None, []
+                kube, cont, fresh, listed = self.kube, None, [], set()
                 continue
             for node in page.get("items") or []:
                 name = (node.get("metadata") or {}).get("name") or ""
+                listed.add(name)
                 if name and name not in self.covered and eligible(node, self.watch):
                     fresh.append(name)
             meta = page.get("metadata") or {}
@@ -168,6 +180,7 @@ class FollowRound:
             cont = meta.get("continue")
             if not cont:
                 break
+        self.gone |= self.covered - listed  # deleted while no watch saw it
         self.found = dict.fromkeys(sorted(set(fresh) | set(self.found)))
         if len(self.found) > self.watch.max_nodes:
             self.found = dict.fromkeys(list(self.found)[: self.watch.max_nodes])

@@ -155,6 +155,11 @@ class WatchNodesResult(WireModel):
 
     nodes: list[str] = Field(default_factory=list)
     resource_version: str = ""
+    gone: list[str] = Field(
+        default_factory=list,
+        description="Covered nodes seen deleted: the workflow forgets them, so `covered` "
+        "stays bounded and a node that rejoins under the same name is prewarmed again.",
+    )
     relists: int = 0
     events: int = 0
 
@@ -193,6 +198,17 @@ class EngineState(WireModel):
     units_per_run: int = Field(
         default=0, ge=0, description="Continue as new after this many batches; 0 = engine default."
     )
+    # Follow mode (workflows/follow.py); all empty unless the task has `follow`.
+    following_since: UtcDatetime | None = Field(
+        default=None, description="When the follow phase began (after the first sweep)."
+    )
+    nodes_added: int = 0
+    follow_rv: str = Field(default="", description="Where the next watch round resumes.")
+    covered: list[str] = Field(
+        default_factory=list,
+        description="Nodes the task has (sweep targets and joined nodes), never returned again.",
+    )
+    follow_rounds: int = 0
 
 
 class PrewarmInput(WireModel):

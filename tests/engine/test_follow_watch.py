@@ -286,3 +286,25 @@ async def test_a_retried_round_resumes_from_its_heartbeat() -> None:
     result = await env.run(FollowActivities(api).watch_nodes, watch_input())  # type: ignore[arg-type]
     assert result.nodes == ["compute-2"]
     assert api.watch_rvs[0] == str(seen)
+
+
+async def test_a_covered_node_deleted_is_reported_gone_and_prewarmed_again_when_it_rejoins() -> (
+    None
+):
+    api = NodeApi([node("compute-1"), node("compute-2"), node("compute-3")])
+    api.put("DELETED", node("compute-1"))
+    api.put("DELETED", node("compute-2"))
+    api.put("ADDED", node("compute-2"))  # the autoscaler reuses the name
+    covered = ["compute-1", "compute-2", "compute-3"]
+    result = await run_round(api, watch_input(covered=covered))
+    assert result.gone == ["compute-1", "compute-2"]
+    assert result.nodes == ["compute-2"]
+    # A relist finds what no watch saw: compute-3 deleted while the history was compacted.
+    api.put("DELETED", node("compute-3"))
+    api.compact()
+    relisted = await run_round(
+        api, watch_input(covered=["compute-2", "compute-3"], resource_version="101")
+    )
+    assert relisted.relists == 1
+    assert relisted.gone == ["compute-3"]
+    assert relisted.nodes == []
