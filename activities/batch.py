@@ -64,7 +64,7 @@ JOB_CHECK_FIRST = 5.0  # a Job with no pod is GET after this long, then at doubl
 JOB_CHECK_MAX = 60.0
 # How long beyond activeDeadlineSeconds the activity waits for the Job's verdict before it asks
 # the Job and the node; the workflow's budget allows it per round (ROUND_SLACK_SECONDS in
-# workflows/timeouts.py, kept equal by tests/engine/test_timeouts.py).
+# workflows/timeouts.py, kept equal by tests/workflows/test_timeouts.py).
 DEADLINE_SLACK = 30.0
 GENERIC_BACKOFF = "Back-off pulling image"
 

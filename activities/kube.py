@@ -49,7 +49,7 @@ ATTEMPTS = 5
 THREADS = 32
 # A running batch holds two watches (its pods, its FailedCreate Events) and the worker one node
 # watch: above twice the worker's MAX_CONCURRENT_ACTIVITIES plus one (worker/main.py; asserted
-# by tests/engine/test_timeouts.py).
+# by tests/workflows/test_timeouts.py).
 WATCH_THREADS = 128
 _backoff = wait_exponential_jitter(multiplier=0.25, max=8.0)
 

@@ -41,13 +41,10 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from bench.engine_bench import run_history
 from common import temporal as t
 from common.search_attributes import ensure_search_attributes
+from tests.stack import Stack, free_port, run_stack
 
 ROOT = Path(__file__).resolve().parents[1]
 RESULTS_DIR = ROOT / "bench" / "results"
-if str(ROOT / "tests") not in sys.path:
-    sys.path.insert(0, str(ROOT / "tests"))
-
-from stack import Stack, free_port, run_stack  # noqa: E402
 
 __all__ = [
     "RESULTS_DIR",

@@ -3,7 +3,7 @@
 This module is the one source of truth for the JSON contract (camelCase on the wire, as the
 original Go service). It imports only pydantic and the standard library, because the
 `ips_client` distribution ships a byte-identical copy of it (client/python/ips_client/models.py:
-`make client-models` writes it, tests/client/test_client_unit.py checks it). The engine's own
+`make client-models` writes it, tests/client/test_unit.py checks it). The engine's own
 types (the workflow's input and state, the activities' inputs and outputs) are in
 common/engine.py.
 """

@@ -60,7 +60,7 @@ class SearchAttr(StrEnum):
     for visibility queries: f"{SearchAttr.STATUS} = 'running'"); `key` is its typed key
     (workflow upserts, describe), `indexed_type` what the namespace registers
     (common/search_attributes.py). Names and types are fixed: committed workflow histories
-    (tests/engine/histories) and every existing namespace carry them.
+    (tests/workflows/histories) and every existing namespace carry them.
 
     SQL visibility (the dev server's SQLite, PostgreSQL, MySQL) allows at most 3 custom
     attributes per type, except Keyword (10): Int holds the three an operator filters on,

@@ -10,7 +10,7 @@ pick up its tasks and the API lists only its tasks.
         with stack.client() as ips: ...
         stack.metrics("worker")["ips_nodes_processed_total"]
 
-Import it as `from stack import run_stack` (tests/ is on sys.path: rootdir conftest).
+Import it as `from tests.stack import run_stack` (tests/ is a package tree that mirrors the code).
 """
 
 from __future__ import annotations
@@ -36,7 +36,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from temporalio.api.workflowservice.v1 import DescribeNamespaceRequest, RegisterNamespaceRequest
 from temporalio.client import Client
 from temporalio.service import RPCError
-from waiting import async_wait_until, wait_until
+
+from tests.waiting import async_wait_until, wait_until
 
 ROOT = Path(__file__).resolve().parents[1]
 START_TIMEOUT = 60.0

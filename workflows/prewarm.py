@@ -75,7 +75,7 @@ ROLLING_WINDOW_MAX_NODES = 1000
 SEARCH_ATTR_MIN_INTERVAL = timedelta(seconds=1)
 # Everything in the state and the view that grows with the node count is bounded, so a task at
 # the API's maximum sizes (10,000 nodeNames, every node failed) stays far below Temporal's 2 MiB
-# payload limit (measured in tests/engine/test_payloads.py):
+# payload limit (measured in tests/workflows/test_payloads.py):
 # - failure details: full up to FULL_DETAIL_BYTES; then messages are cut to SHORT_MESSAGE_CHARS
 #   and a message repeating the previous one for the same image and reason is left empty; past
 #   GROUP_AFTER_BYTES, further failed nodes are listed GROUP_SIZE to an entry per reason (the

@@ -1,6 +1,6 @@
 """The workflow's activity timeouts and retry policies, and why each value is what it is.
 
-The values are part of the recorded histories (tests/engine/histories): change one only with
+The values are part of the recorded histories (tests/workflows/histories): change one only with
 care, and never the ones marked "histories before PATCH_RETRIES" (workflows/prewarm.py).
 """
 
@@ -61,7 +61,7 @@ CLEANUP_HEARTBEAT_TIMEOUT = timedelta(seconds=30)
 # rolling window runs ceil(nodes / batchSize) rounds) may take the per-node deadline
 # (activeDeadlineSeconds = timeoutSeconds) plus ROUND_SLACK_SECONDS, the time the activity
 # waits beyond that deadline for the Job's verdict (DEADLINE_SLACK in activities/batch.py;
-# tests/engine/test_timeouts.py keeps them equal). Creating the Jobs is rate-limited
+# tests/workflows/test_timeouts.py keeps them equal). Creating the Jobs is rate-limited
 # (K8S_QPS, default 20 a second): the budget allows CREATES_PER_SECOND, a tenth of that, so a
 # throttled API server never times the batch out. STARTUP_SECONDS covers the rest: the
 # activity's start, its pod listing, the watches, and a retried request or two.

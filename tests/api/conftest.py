@@ -6,10 +6,11 @@ from collections.abc import AsyncIterator, Iterator
 
 import httpx
 import pytest
-from api_fake_engine import FakePrewarmWorkflow
-from api_testlib import ApiServer, api_settings, new_queue, serve_api
 from temporalio.client import Client
 from temporalio.worker import Worker
+
+from tests.api.fake_engine import FakePrewarmWorkflow
+from tests.api.testlib import ApiServer, api_settings, new_queue, serve_api
 
 
 @pytest.fixture(scope="module")

@@ -22,11 +22,11 @@ from typing import Any
 import httpx
 from aiohttp import ClientSession, ClientTimeout, web
 from ips_client import IPSClient
-from stack import Stack
-from waiting import wait_until
 
 from activities.jobspec import NODE_ANNOTATION as NODE_ANN
 from activities.jobspec import task_selector
+from tests.stack import Stack
+from tests.waiting import wait_until
 
 FINAL = ("completed", "failed", "cancelled")
 WORKER_IMAGE = "busybox:1.37.0-musl"

@@ -8,8 +8,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from chaoslib import STACK_ENV, TIME_SCALE, Sim, group, scenario
-from stack import Stack, run_stack
+
+from tests.chaos.chaoslib import STACK_ENV, TIME_SCALE, Sim, group, scenario
+from tests.stack import Stack, run_stack
 
 GROUPS = {"kill": 200, "two": 60, "api": 60, "faults": 60, "nodes": 30, "storm": 40}
 

@@ -13,7 +13,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from temporalio.client import Client, WorkflowHandle
-from waiting import async_wait_until
 
 from common.engine import PrewarmInput
 from common.models import TaskSpec, TaskStatus
@@ -21,6 +20,7 @@ from common.settings import Settings
 from common.starting import start_prewarm_workflow
 from common.temporal import SearchAttr
 from kubesim.testing import SimHandle
+from tests.waiting import async_wait_until
 from worker.main import build_worker
 
 

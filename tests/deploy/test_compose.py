@@ -19,7 +19,8 @@ from typing import Any
 import pytest
 import yaml
 from temporalio.api.enums.v1 import IndexedValueType
-from waiting import wait_until
+
+from tests.waiting import wait_until
 
 from .conftest import ROOT, settings_env_names, tool
 
@@ -86,7 +87,7 @@ def test_dependencies_wait_for_health(compose: dict[str, Any]) -> None:
             assert cond == {"condition": "service_healthy"}, f"{name} -> {dep}"
             assert dep in services
     # The API and the worker register the search attributes themselves (either may start
-    # first: tests/api/test_api_first_deploy.py), so they wait for a healthy Temporal only.
+    # first: tests/api/test_first_deploy.py), so they wait for a healthy Temporal only.
     assert set(services["ips-api"]["depends_on"]) == {"temporal"}
     assert set(services["ips-worker"]["depends_on"]) == {"temporal"}
     assert set(services["temporal-admin-tools"]["depends_on"]) == {"temporal"}

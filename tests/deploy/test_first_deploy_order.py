@@ -1,7 +1,7 @@
 """The Kubernetes manifests need no start order on a first deploy (docs/deploy.md, "First
 deploy"): the API registers the search attributes itself, so nothing may make the API wait for
 the worker or the worker for the API, and the API must be able to reach Temporal to register.
-What happens at run time is tested in tests/api/test_api_first_deploy.py and tests/image."""
+What happens at run time is tested in tests/api/test_first_deploy.py and tests/image."""
 
 from __future__ import annotations
 

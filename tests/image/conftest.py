@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import imagelib
+from tests.image import imagelib
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:

@@ -17,13 +17,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
-import imagelib as il
 import pytest
-from stack import KNOWN_SCENARIO, _spawn, _wait_file, base_env, free_port, fresh_namespace
 from temporalio.client import Client
-from waiting import wait_until
 
 from common.search_attributes import missing_search_attributes
+from tests.image import imagelib as il
+from tests.stack import KNOWN_SCENARIO, _spawn, _wait_file, base_env, free_port, fresh_namespace
+from tests.waiting import wait_until
 
 pytestmark = [
     pytest.mark.image,

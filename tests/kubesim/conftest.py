@@ -11,9 +11,9 @@ from typing import Any, TypeVar
 
 import pytest
 from kubernetes import client, config
-from waiting import wait_until
 
 from kubesim.testing import SimHandle, kubesim_factory, start_sim  # noqa: F401
+from tests.waiting import wait_until
 
 T = TypeVar("T")
 KUBECTL = Path(sys.executable).parent / "kubectl"

@@ -18,7 +18,9 @@ from typing import Any
 import httpx
 import pytest
 from ips_client import TaskStatus, TaskView, Unauthorized, ValidationError
-from stack import (
+
+from common.models import FailureReason
+from tests.stack import (
     KNOWN_OUTCOME,
     KNOWN_SCENARIO,
     NOT_FOUND_IMAGE,
@@ -28,8 +30,6 @@ from stack import (
     run_stack,
     sample,
 )
-
-from common.models import FailureReason
 
 pytestmark = pytest.mark.integration
 

@@ -20,7 +20,6 @@ from typing import Any
 
 import pytest
 import yaml
-from deploy.engine_harness import Engine, run_engine
 from google.protobuf.duration_pb2 import Duration
 from temporalio.api.enums.v1 import IndexedValueType
 from temporalio.api.workflowservice.v1 import RegisterNamespaceRequest
@@ -35,6 +34,7 @@ from common.search_attributes import ensure_search_attributes
 from common.settings import Settings
 from common.temporal import SearchAttr, connect
 from kubesim.testing import SimHandle, start_sim
+from tests.deploy.engine_harness import Engine, run_engine
 from workflows.prewarm import PrewarmWorkflow
 
 from .runbook import RUNBOOK, Runner, blocks, inline_temporal_commands, runbook_blocks
@@ -285,7 +285,7 @@ async def test_activity_failure_in_history(ops: Ops, finished: Finished) -> None
 @pytest.mark.integration
 async def test_exported_history_replays(ops: Ops, finished: Finished) -> None:
     await ops.run.run("export-history", TASK_ID=finished.done)
-    path = ops.tmp / "tests/engine/histories" / f"{finished.done}.json"
+    path = ops.tmp / "tests/workflows/histories" / f"{finished.done}.json"
     history = WorkflowHistory.from_json(finished.done, path.read_text())
     replayer = Replayer(workflows=[PrewarmWorkflow], data_converter=pydantic_data_converter)
     await replayer.replay_workflow(history)

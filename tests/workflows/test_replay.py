@@ -1,0 +1,50 @@
+"""Every committed history (tests/workflows/histories, from real runs) replays on today's code.
+
+A failure here means a change to PrewarmWorkflow (or to ScheduleLauncherWorkflow, whose
+launcher-run1.json comes from `python -m tests.workflows.make_launcher_history`) is not
+deterministic for in-flight tasks: gate
+it with workflow.patched(), then regenerate with `python -m tests.workflows.make_history`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from temporalio.client import WorkflowHistory
+from temporalio.contrib.pydantic import pydantic_data_converter
+from temporalio.worker import Replayer
+
+from workflows.launcher import ScheduleLauncherWorkflow
+from workflows.prewarm import PrewarmWorkflow
+
+pytestmark = pytest.mark.unit
+
+HISTORIES = sorted((Path(__file__).parent / "histories").glob("*.json"))
+
+
+def test_histories_are_committed() -> None:
+    names = {p.name for p in HISTORIES}
+    assert {"batch-can-run1.json", "batch-can-run2.json", "rolling-cancel-run1.json"} <= names
+    # Issue 12: the batch activity bounded by time, with its patch marker.
+    v2 = {"batch-can-v2-run1.json", "batch-can-v2-run2.json", "rolling-cancel-v2-run1.json"}
+    assert v2 <= names
+    assert all("core_patch" in (HISTORIES[0].parent / n).read_text() for n in v2)
+    assert "launcher-run1.json" in names  # ScheduleLauncherWorkflow (make_launcher_history)
+
+
+@pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
+async def test_replay(path: Path) -> None:
+    text = await asyncio.to_thread(path.read_text)
+    # The launcher derives its child's task ID from its workflow ID: replay under the real one
+    # (recorded in the started event by current servers; the file name otherwise).
+    started = json.loads(text)["events"][0]["workflowExecutionStartedEventAttributes"]
+    history = WorkflowHistory.from_json(started.get("workflowId", path.stem), text)
+    replayer = Replayer(
+        workflows=[PrewarmWorkflow, ScheduleLauncherWorkflow],
+        data_converter=pydantic_data_converter,
+    )
+    result = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert result.replay_failure is None, result.replay_failure
