@@ -4,8 +4,10 @@ VENV   := .venv
 BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.installed
 PYTEST_ARGS ?=
-# The wire-model files the client distribution ships as committed copies of common/.
-CLIENT_MODELS := models.py schedule_models.py
+# The wire-model files the client distribution ships as committed copies of common/: the
+# common/models package and common/schedule_models.py (client/python/ips_client/ mirrors them).
+CLIENT_MODELS := $(sort $(wildcard common/models/*.py)) common/schedule_models.py
+CLIENT_DIR := client/python/ips_client
 # The venv's console scripts (ips, temporal, kubectl, ...) without activating it.
 export PATH := $(CURDIR)/$(BIN):$(PATH)
 
@@ -45,8 +47,10 @@ lint: $(STAMP)
 	$(BIN)/ruff format --check .
 	$(BIN)/mypy
 	$(BIN)/lint-imports
-	@for f in $(CLIENT_MODELS); do cmp -s common/$$f client/python/ips_client/$$f \
-	  || { echo "client/python/ips_client/$$f differs from common/$$f: make client-models"; exit 1; }; done
+	@for f in $(CLIENT_MODELS); do cmp -s $$f $(CLIENT_DIR)/$${f#common/} \
+	  || { echo "$(CLIENT_DIR)/$${f#common/} differs from $$f: make client-models"; exit 1; }; done
+	@diff -rq -x __pycache__ common/models $(CLIENT_DIR)/models \
+	  || { echo "$(CLIENT_DIR)/models/ holds other files than common/models/: make client-models"; exit 1; }
 
 fmt: $(STAMP)
 	$(BIN)/ruff format .
@@ -54,7 +58,8 @@ fmt: $(STAMP)
 	$(MAKE) client-models
 
 client-models: ## copy the wire models into the client package (plain files, not symlinks)
-	for f in $(CLIENT_MODELS); do cp common/$$f client/python/ips_client/$$f; done
+	rm -rf $(CLIENT_DIR)/models && mkdir -p $(CLIENT_DIR)/models
+	for f in $(CLIENT_MODELS); do cp $$f $(CLIENT_DIR)/$${f#common/}; done
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[bench]'

@@ -188,16 +188,24 @@ def classify_pod(
     return pending_error or RUNNING
 
 
+def _retrying(last_error: Verdict | None, what: str) -> Verdict | None:
+    """The pull error seen before, when there was one, names the reason of a Job that ended
+    otherwise (`what`: how it ended), so a deadline or a deleted pod does not hide it."""
+    if last_error is None or last_error.reason is None:
+        return None
+    return Verdict(
+        done=True,
+        reason=last_error.reason,
+        image=last_error.image,
+        message=trim(f"{what} while retrying: {last_error.message}"),
+    )
+
+
 def timeout_verdict(last_error: Verdict | None, detail: str = "") -> Verdict:
     """DeadlineExceeded: the last pull error's own code if one was seen (RateLimited,
     ImagePullBackOff), else Timeout (a pull that was simply too slow)."""
-    if last_error is not None and last_error.reason is not None:
-        return Verdict(
-            done=True,
-            reason=last_error.reason,
-            image=last_error.image,
-            message=trim(f"deadline exceeded while retrying: {last_error.message}"),
-        )
+    if (retrying := _retrying(last_error, "deadline exceeded")) is not None:
+        return retrying
     return Verdict(
         done=True,
         reason=FailureReason.TIMEOUT,
@@ -222,13 +230,8 @@ def job_verdict(job: dict[str, Any], last_error: Verdict | None) -> Verdict:
             detail = cond.get("message") or cond.get("reason") or "Job failed"
             if cond.get("reason") == "DeadlineExceeded":
                 return timeout_verdict(last_error, cond.get("message") or "")
-            if last_error is not None and last_error.reason is not None:
-                return Verdict(
-                    done=True,
-                    reason=last_error.reason,
-                    image=last_error.image,
-                    message=trim(f"{detail}, while retrying: {last_error.message}"),
-                )
+            if (retrying := _retrying(last_error, f"{detail},")) is not None:
+                return retrying
             return Verdict(
                 done=True,
                 reason=FailureReason.CONTAINER_FAILED,

@@ -37,9 +37,9 @@ from api.schedule_rules import check_interval
 from api.store import TaskStore
 from api.tasks.rpc import temporal_errors
 from common import temporal as t
+from common.engine import LauncherInput
 from common.schedule_models import (
     SCHEDULE_ID_RE,
-    LauncherInput,
     Overlap,
     ScheduleCreate,
     ScheduleCreated,

@@ -4,7 +4,8 @@ so it never imports activity code (which talks to Kubernetes), and tests registe
 the same names. The API imports `PrewarmInput` from here to start workflows.
 
 These models are payloads in workflow histories, not part of the REST API: the client package
-(ips_client) ships only common/models.py.
+(ips_client) ships only the wire models (common/models/ and common/schedule_models.py).
+The schedule launcher workflow's input and result are here too.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from common.models import (
     UtcDatetime,
     WireModel,
 )
+from common.schedule_models import ScheduleWhen
 
 ACTIVITY_LIST_NODES = "list_nodes"
 ACTIVITY_PREWARM_NODES = "prewarm_nodes"
@@ -220,3 +222,19 @@ class PrewarmInput(WireModel):
     state: EngineState | None = Field(
         default=None, description="Engine state carried across continue-as-new."
     )
+
+
+class LauncherInput(WireModel):
+    """The input of ScheduleLauncherWorkflow, the schedule's action: the task to start and the
+    schedule's definition as the client gave it (Temporal describes a cron compiled into
+    calendars, so this is what GET returns)."""
+
+    schedule_id: str
+    owner: str
+    spec: TaskSpec
+    when: ScheduleWhen
+
+
+class LauncherResult(WireModel):
+    task_id: str
+    status: TaskStatus

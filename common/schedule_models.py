@@ -1,9 +1,9 @@
 """Schedules (/api/v1/schedules): a task body plus when it runs, on a Temporal Schedule.
 
-The wire models and the launcher workflow's input. Like models.py, the `ips_client`
-distribution ships a committed copy of this very file (`make client-models`), so it imports
-only pydantic, the standard library and `.models`. The cron checks (croniter) are the API's:
-api/schedules.py.
+The wire models only (the launcher workflow's input and result are engine types:
+common/engine.py). Like common/models/, the `ips_client` distribution ships a committed copy
+of this very file (`make client-models`), so it imports only pydantic, the standard library
+and `.models`. The cron checks (croniter) are the API's: api/schedules.py.
 """
 
 from __future__ import annotations
@@ -130,22 +130,6 @@ class SchedulePatch(WireModel):
     timezone: str | None = Field(default=None, max_length=64)
     jitter: str | None = Field(default=None, max_length=20)
     overlap: Overlap | None = None
-
-
-class LauncherInput(WireModel):
-    """The input of ScheduleLauncherWorkflow, the schedule's action: the task to start and the
-    schedule's definition as the client gave it (Temporal describes a cron compiled into
-    calendars, so this is what GET returns)."""
-
-    schedule_id: str
-    owner: str
-    spec: TaskSpec
-    when: ScheduleWhen
-
-
-class LauncherResult(WireModel):
-    task_id: str
-    status: TaskStatus
 
 
 class ScheduleRun(WireModel):

@@ -21,9 +21,8 @@ from temporalio.exceptions import ChildWorkflowError
 from temporalio.workflow import ParentClosePolicy
 
 with workflow.unsafe.imports_passed_through():
-    from common.engine import PrewarmInput
+    from common.engine import LauncherInput, LauncherResult, PrewarmInput
     from common.models import TaskCreated, TaskStatus, TaskView
-    from common.schedule_models import LauncherInput, LauncherResult
     from common.temporal import (
         LAUNCHER_WORKFLOW_NAME,
         MEMO_OWNER,

@@ -215,7 +215,15 @@ def test_bad_url_is_rejected_with_a_message(monkeypatch: pytest.MonkeyPatch) -> 
     assert c.base_url == "http://from-env:1234" and "token" in repr(c)
 
 
-@pytest.mark.parametrize("name", ["models.py", "schedule_models.py"])
+# The wire-model files the client ships as copies: the common/models package and
+# common/schedule_models.py (Makefile: CLIENT_MODELS).
+WIRE_MODEL_FILES = [
+    *sorted(f"models/{p.name}" for p in (ROOT / "common/models").glob("*.py")),
+    "schedule_models.py",
+]
+
+
+@pytest.mark.parametrize("name", WIRE_MODEL_FILES)
 def test_models_are_a_byte_identical_copy_of_the_api_models(name: str) -> None:
     """One source of truth: each ips_client wire-model file is a committed copy of its
     common/ twin (a plain file, so it works in Windows checkouts and sdists) that never
@@ -226,9 +234,19 @@ def test_models_are_a_byte_identical_copy_of_the_api_models(name: str) -> None:
         f"client/python/ips_client/{name} differs from common/{name}: run make client-models"
     )
     import ips_client.models as models
+    import ips_client.schedule_models as schedule_models
 
-    assert not hasattr(models, "EngineState")
-    assert not hasattr(models, "PrewarmInput")
+    for engine_type in ("EngineState", "PrewarmInput", "LauncherInput", "LauncherResult"):
+        assert not hasattr(models, engine_type)
+        assert not hasattr(schedule_models, engine_type)
+
+
+def test_the_client_models_package_holds_only_the_copies() -> None:
+    """A module removed from common/models/ leaves no stale copy in the client."""
+    shipped = sorted(
+        f"models/{p.name}" for p in (ROOT / "client/python/ips_client/models").glob("*.py")
+    )
+    assert shipped == [n for n in WIRE_MODEL_FILES if n.startswith("models/")]
 
 
 @pytest.mark.slow
@@ -242,7 +260,8 @@ def test_wheel_ships_the_models_and_imports_without_the_server(tmp_path: Path) -
     assert build.returncode == 0, build.stderr
     (wheel,) = tmp_path.glob("ips_client-*.whl")
     with zipfile.ZipFile(wheel) as zf:
-        assert zf.read("ips_client/models.py") == (ROOT / "common/models.py").read_bytes()
+        for name in WIRE_MODEL_FILES:
+            assert zf.read(f"ips_client/{name}") == (ROOT / "common" / name).read_bytes(), name
         meta = zf.read("ips_client-0.1.0.dist-info/METADATA").decode()
     requires = sorted(ln.split()[1] for ln in meta.splitlines() if ln.startswith("Requires-Dist"))
     assert [r.split(">")[0].split("<")[0] for r in requires] == ["httpx", "pydantic"]

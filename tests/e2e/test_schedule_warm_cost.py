@@ -15,8 +15,9 @@ import pytest
 from temporalio.client import Client
 
 from api.schedules import build_schedule
+from common.engine import LauncherInput
 from common.models import TaskSpec, TaskStatus
-from common.schedule_models import LauncherInput, ScheduleWhen
+from common.schedule_models import ScheduleWhen
 from common.settings import LogLevel, Settings
 from common.temporal import SearchAttr
 from kubesim.testing import start_sim

@@ -28,8 +28,9 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.worker import Replayer
 
 from api.schedules import build_schedule
+from common.engine import LauncherInput
 from common.models import TaskSpec, TaskView
-from common.schedule_models import LauncherInput, ScheduleWhen
+from common.schedule_models import ScheduleWhen
 from common.search_attributes import ensure_search_attributes
 from common.settings import Settings
 from common.temporal import SearchAttr, connect

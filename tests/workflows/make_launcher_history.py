@@ -21,8 +21,9 @@ from temporalio.testing import WorkflowEnvironment
 
 from api.schedules import build_schedule
 from common import temporal as t
+from common.engine import LauncherInput
 from common.models import TaskSpec
-from common.schedule_models import LauncherInput, ScheduleWhen
+from common.schedule_models import ScheduleWhen
 from common.settings import Settings
 from kubesim.testing import start_sim
 from worker.main import build_worker
