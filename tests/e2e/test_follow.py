@@ -242,3 +242,5 @@ async def test_a_worker_killed_while_following_loses_no_joined_node(
             proc.kill()
             proc.wait(10)
     assert final.status == TaskStatus.CANCELLED, log.read_text()[-3000:]
+    # The restarted worker resumed the round and, the history being compacted, relisted.
+    assert "(410 Gone): relisting" in log.read_text()
