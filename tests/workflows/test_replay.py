@@ -1,7 +1,8 @@
 """Every committed history (tests/workflows/histories, from real runs) replays on today's code.
 
 A failure here means a change to PrewarmWorkflow (or to ScheduleLauncherWorkflow, whose
-launcher-run1.json comes from `python -m tests.workflows.make_launcher_history`) is not
+launcher-run1.json comes from `python -m tests.workflows.make_launcher_history`; follow-runN.json,
+a follow-mode task, from `python -m tests.workflows.make_follow_history`) is not
 deterministic for in-flight tasks: gate
 it with workflow.patched(), then regenerate with `python -m tests.workflows.make_history`.
 """
@@ -33,6 +34,11 @@ def test_histories_are_committed() -> None:
     assert v2 <= names
     assert all("core_patch" in (HISTORIES[0].parent / n).read_text() for n in v2)
     assert "launcher-run1.json" in names  # ScheduleLauncherWorkflow (make_launcher_history)
+    # Issue 15: a follow-mode task (make_follow_history), with continue-as-new, gated.
+    follow = {"follow-run1.json", "follow-run2.json", "follow-run3.json"}
+    assert follow <= names
+    run2 = (HISTORIES[0].parent / "follow-run2.json").read_text()
+    assert "core_patch" in run2 and "watch_nodes" in run2
 
 
 @pytest.mark.parametrize("path", HISTORIES, ids=lambda p: p.stem)
