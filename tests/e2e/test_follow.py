@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import signal
+import sys
 import uuid
 from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import asynccontextmanager
@@ -19,11 +20,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from temporalio.api.enums.v1 import EventType
 from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.jobspec import task_selector
-from common.engine import PrewarmInput
+from common.engine import ACTIVITY_WATCH_NODES, PrewarmInput
 from common.models import FollowSpec, TaskPhase, TaskSpec, TaskStatus, TaskView
 from common.settings import Settings
 from common.starting import start_prewarm_workflow
@@ -106,6 +108,36 @@ async def until_view(
     return result
 
 
+async def follow_cost(handle: WorkflowHandle[Any, TaskView]) -> dict[str, int]:
+    """History of the follow phase: events from the first watch round to the cancel request
+    (or the end), the most events in one run, and the bytes of the watch rounds' inputs."""
+    events = [e async for e in handle.fetch_history_events()]
+    scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
+    ends = {
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED,
+        EventType.EVENT_TYPE_WORKFLOW_EXECUTION_COMPLETED,
+    }
+    first = next(
+        i
+        for i, e in enumerate(events)
+        if e.event_type == scheduled
+        and e.activity_task_scheduled_event_attributes.activity_type.name == ACTIVITY_WATCH_NODES
+    )
+    last = next(i for i, e in enumerate(events) if e.event_type in ends)
+    rounds = [
+        e.activity_task_scheduled_event_attributes
+        for e in events
+        if e.event_type == scheduled
+        and e.activity_task_scheduled_event_attributes.activity_type.name == ACTIVITY_WATCH_NODES
+    ]
+    return {
+        "follow_events": last - first,
+        "run_events": len(events),
+        "rounds": len(rounds),
+        "round_input_bytes": max(a.input.ByteSize() for a in rounds),
+    }
+
+
 def pulls(sim: SimHandle, nodes: list[str]) -> dict[str, int]:
     counts = sim.pull_counts()
     return {n: counts.get((n, IMAGE), 0) for n in nodes}
@@ -174,6 +206,13 @@ async def test_follow_prewarms_nodes_joining_during_and_after_the_sweep_until_de
         assert job_nodes == sorted(eligible + joined)  # one Job per node, none twice
         await handle.cancel()
         final = await handle.result()
+        cost = await follow_cost(handle)
+        report = f"follow history: {cost}, {cost['follow_events'] / 6:.1f} events per joined node"
+        if sys.__stderr__ is not None:
+            sys.__stderr__.write(report + "\n")
+        # Each joined batch is a watch round and a batch activity (a few events each, plus the
+        # batch's live-outcome signals): bounded per joined node, far below a run's budget.
+        assert cost["follow_events"] <= 40 * 6, cost
         await async_wait_until(
             lambda: (
                 not sim.objects("jobs", label_selector=selector)
