@@ -9,10 +9,10 @@ delay another concern:
   signals new outcomes to the workflow, at most once a second;
 - `create` (activities/creating.py): creates the Jobs, at most `in_flight` unfinished at once,
   retrying each node on its own (a node whose create keeps failing never aborts the batch);
-- `watch`: one label-selected pod watch for the batch; a pod is classified on each change, and
-  its Events are read (activities/podevents.py) at most once per pod state (resourceVersion),
-  only when its message is the generic back-off; a stuck pod's node may explain it
-  (activities/nodeverdict.py);
+- `watch` (activities/podwatch.py): one label-selected pod watch for the batch; a pod is
+  classified on each change, and its Events are read (activities/podevents.py) at most once
+  per pod state (resourceVersion), only when its message is the generic back-off; a stuck
+  pod's node may explain it (activities/nodeverdict.py);
 - `refusals` (activities/refusals.py): one Event watch for `FailedCreate` on Jobs, so an
   admission refusal (a missing PriorityClass, a webhook, Pod Security, a quota) fails its node
   within seconds (`AdmissionDenied`, with the API server's message), not at the deadline;
@@ -27,7 +27,6 @@ import contextlib
 import logging
 import threading
 import time
-from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Any
 
@@ -37,7 +36,6 @@ from activities.classify import Verdict, classify_pod, job_verdict, timeout_verd
 from activities.creating import JobCreator
 from activities.errors import (
     KubernetesError,
-    KubernetesGone,
     KubernetesNotFound,
 )
 from activities.jobspec import NODE_ANNOTATION, job_name, unit_selector
@@ -46,7 +44,8 @@ from activities.nodeverdict import node_verdict
 from activities.nodewatch import NodeWatch
 from activities.outcomes import OutcomeBook, Signaller, outcome_of
 from activities.podevents import verdict_from_events
-from activities.refusals import admission_refusal, denied, watch_refusals, watch_stream
+from activities.podwatch import PodWatch
+from activities.refusals import admission_refusal, denied, watch_refusals
 from common.engine import (
     SIGNAL_NODE_OUTCOMES,
     NodeOutcomes,
@@ -104,7 +103,15 @@ class BatchRun:
             extra=self.extra,
         )
         self.stop = threading.Event()
-        self.rv = ""
+        self.pod_watch = PodWatch(
+            kube,
+            unit_selector(batch.task_id, batch.unit),
+            self.stop,
+            self.extra,
+            on_listed=self._on_listed,
+            on_changed=self._on_pod,
+            on_deleted=self._on_pod_deleted,
+        )
 
     # The main loop ---------------------------------------------------------------------
 
@@ -124,7 +131,7 @@ class BatchRun:
             heartbeat = asyncio.create_task(self.outcomes.heartbeat_loop(), name="heartbeat")
             try:
                 if len(self.done) < len(self.batch.nodes):
-                    await self._relist()
+                    await self.pod_watch.relist()
                 await self._run_loops()
             finally:
                 heartbeat.cancel()
@@ -151,7 +158,7 @@ class BatchRun:
 
     async def _run_loops(self) -> None:
         tasks = [
-            asyncio.create_task(self._watch_loop(), name="watch"),
+            asyncio.create_task(self.pod_watch.run(), name="watch"),
             asyncio.create_task(self._refusals_loop(), name="refusals"),
             asyncio.create_task(self._create_loop(), name="create"),
             asyncio.create_task(self._tick_loop(), name="tick"),
@@ -190,65 +197,14 @@ class BatchRun:
     async def _job_refused(self, node: str, message: str) -> None:
         await self._finish(node, denied(message), delete_job=False)
 
-    # Watching pods ------------------------------------------------------------------------
+    # Judging pods (activities/podwatch.py watches them) --------------------------------
 
-    async def _relist(self) -> None:
-        kube = self.kube
-        page = await kube.call(
-            "list",
-            "pods",
-            kube.core.list_namespaced_pod,
-            kube.namespace,
-            label_selector=unit_selector(self.batch.task_id, self.batch.unit),
-        )
-        self.rv = (page.get("metadata") or {}).get("resourceVersion", "")
-        for pod in page.get("items") or []:
-            node = self._node_of(pod)
-            if node is not None and node not in self.started and node not in self.done:
-                self.started[node] = time.monotonic()  # adopted: it was created before
-                self.creator.adopted += 1
-            await self._on_pod(pod)
-
-    async def _watch_loop(self) -> None:
-        """One label-selected watch for the whole batch; resumes, and relists on 410 Gone."""
-
-        async def handle(event: dict[str, Any]) -> None:
-            obj = event.get("object") or {}
-            rv = (obj.get("metadata") or {}).get("resourceVersion")
-            if rv:
-                self.rv = rv
-            kind = event.get("type")
-            if kind in ("ADDED", "MODIFIED"):
-                await self._on_pod(obj)
-            elif kind == "DELETED":
-                await self._on_pod_deleted(obj)
-
-        selector = unit_selector(self.batch.task_id, self.batch.unit)
-        while not self.stop.is_set():
-            try:
-                await self._watch_once(
-                    handle,
-                    self.kube.core.list_namespaced_pod,
-                    "pods",
-                    lambda: self.rv,
-                    label_selector=selector,
-                )
-            except KubernetesGone:
-                log.info("watch expired (410 Gone): relisting", extra=self.extra)
-                await self._relist()
-            except KubernetesError as err:
-                log.warning("watch failed (%s): retrying", err, extra=self.extra)
-                await asyncio.sleep(1.0)
-
-    async def _watch_once(
-        self,
-        handle: Callable[[dict[str, Any]], Awaitable[None]],
-        fn: Callable[..., Any],
-        resource: str,
-        rv: Callable[[], str],
-        **kwargs: Any,
-    ) -> None:
-        await watch_stream(self.kube, handle, fn, resource, rv(), self.stop, **kwargs)
+    async def _on_listed(self, pod: dict[str, Any]) -> None:
+        node = self._node_of(pod)
+        if node is not None and node not in self.started and node not in self.done:
+            self.started[node] = time.monotonic()  # adopted: it was created before
+            self.creator.adopted += 1
+        await self._on_pod(pod)
 
     async def _refusals_loop(self) -> None:
         """FailedCreate Events on this batch's Jobs: the API server refused their pods."""

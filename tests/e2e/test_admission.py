@@ -10,25 +10,17 @@ of 120 s is 6 s of wall clock, a 20 s flap 1 s.
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
 import pytest
-from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.jobspec import job_name, task_selector
-from common.engine import PrewarmInput
 from common.models import FailureReason, TaskSpec, TaskStatus, TaskView
-from common.settings import Settings
-from common.starting import start_prewarm_workflow
-from kubesim.testing import SimHandle, start_sim
-from tests.waiting import async_wait_until
-from tests.workflows.conftest import task_id
-from worker.main import build_worker
+from kubesim.testing import SimHandle
+from tests.e2e.testlib import engine as e2e_engine
+from tests.e2e.testlib import sim_fixture, start_task, until
 
 pytestmark = pytest.mark.integration
 
@@ -65,38 +57,14 @@ SCENARIO: dict[str, Any] = {
 }
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimHandle]:
-    with start_sim(scenario=SCENARIO, time_scale=SCALE, seed=12) as handle:
-        yield handle
-
-
-@asynccontextmanager
-async def engine(env: WorkflowEnvironment, sim: SimHandle) -> AsyncIterator[str]:
-    settings = Settings(
-        kubeconfig=sim.kubeconfig_path,
-        k8s_qps=500.0,
-        k8s_burst=500,
-        unschedulable_grace_seconds=120,
-        engine_time_scale=SCALE,
-        priority_class_name=PRIORITY_CLASS,
-        metrics_port=0,
-        temporal_metrics_port=0,
-    )
-    queue = f"engine-adm-{uuid.uuid4().hex[:8]}"
-    async with await build_worker(env.client, settings, task_queue=queue):
-        yield queue
-
-
-async def start(client: Client, queue: str, spec: TaskSpec) -> Any:
-    tid = task_id()
-    return await start_prewarm_workflow(
-        client, queue, PrewarmInput(task_id=tid, spec=spec, created_at=datetime.now(UTC))
-    )
-
-
-async def until(pred: Any, within: float = 60.0) -> Any:
-    return await async_wait_until(pred, within, interval=0.1, message="condition not met in time")
+sim = sim_fixture(scenario=SCENARIO, time_scale=SCALE, seed=12)
+# The engine's timers scaled as kubesim's; pods need a PriorityClass the gpu pool lacks.
+engine = partial(
+    e2e_engine,
+    unschedulable_grace_seconds=120,
+    engine_time_scale=SCALE,
+    priority_class_name=PRIORITY_CLASS,
+)
 
 
 def pulls_started(sim: SimHandle, tid: str, node: str) -> int:
@@ -118,14 +86,14 @@ async def test_admission_refusals_fail_in_seconds_with_the_servers_message(
     each refused node fails AdmissionDenied at once (without the refusal watch it would wait
     for its Job's deadline and fail Timeout)."""
     async with engine(dev_env, sim) as queue:
-        pools = await start(
+        pools = await start_task(
             dev_env.client,
             queue,
             TaskSpec(
                 images=[APP], batch_size=4, node_names=["gpu-1", "gpu-2", "plain-1", "plain-2"]
             ),
         )
-        blocked = await start(
+        blocked = await start_task(
             dev_env.client,
             queue,
             TaskSpec(images=[BLOCKED], batch_size=2, node_names=["plain-1", "plain-2"]),
@@ -159,7 +127,7 @@ async def test_a_brief_not_ready_flap_fails_nothing_a_long_one_fails_node_not_re
     the grace has passed since its Ready transition. flap-3 is untouched."""
     nodes = ["flap-1", "flap-2", "flap-3"]
     async with engine(dev_env, sim) as queue:
-        handle = await start(
+        handle = await start_task(
             dev_env.client, queue, TaskSpec(images=[SLOW], batch_size=3, node_names=nodes)
         )
         await until(

@@ -15,28 +15,20 @@ import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
-from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.jobspec import task_selector
 from activities.selection import normalize_image
-from common.engine import PrewarmInput
 from common.models import FailureReason, SkipReason, TaskSpec, TaskStatus, TaskView, Toleration
-from common.settings import Settings
-from common.starting import start_prewarm_workflow
 from common.temporal import QUERY_PROGRESS, SearchAttr
 from kubesim.testing import SimHandle, start_sim
-from tests.waiting import async_wait_until
-from tests.workflows.conftest import task_id
-from worker.main import build_worker
+from tests.e2e.testlib import engine, run_task, sim_fixture, start_task, until
 
 pytestmark = pytest.mark.integration
 
@@ -47,38 +39,8 @@ LARGE = "registry.example.com/ips-test/large:1"
 TIME_SCALE = 50.0
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimHandle]:
-    """One default-scenario cluster of 60 nodes for the module (tasks use distinct images)."""
-    with start_sim(nodes=60, time_scale=TIME_SCALE, seed=7) as handle:
-        yield handle
-
-
-def settings_for(sim: SimHandle, **kw: Any) -> Settings:
-    base: dict[str, Any] = {
-        "kubeconfig": sim.kubeconfig_path,
-        "k8s_qps": 500.0,
-        "k8s_burst": 500,
-        "unschedulable_grace_seconds": 2,
-        "metrics_port": 0,
-        "temporal_metrics_port": 0,
-    }
-    base.update(kw)
-    return Settings(**base)
-
-
-@asynccontextmanager
-async def engine(env: WorkflowEnvironment, sim: SimHandle, **kw: Any) -> AsyncIterator[str]:
-    queue = f"engine-it-{uuid.uuid4().hex[:8]}"
-    async with await build_worker(env.client, settings_for(sim, **kw), task_queue=queue):
-        yield queue
-
-
-async def submit(client: Client, queue: str, spec: TaskSpec) -> WorkflowHandle[Any, TaskView]:
-    tid = task_id()
-    return await start_prewarm_workflow(
-        client, queue, PrewarmInput(task_id=tid, spec=spec, created_at=datetime.now(UTC))
-    )
+# One default-scenario cluster of 60 nodes for the module (tasks use distinct images).
+sim = sim_fixture(nodes=60, time_scale=TIME_SCALE, seed=7)
 
 
 def nodes_where(sim: SimHandle, pred: Callable[[dict[str, Any]], bool]) -> list[str]:
@@ -94,10 +56,6 @@ def _ready(n: dict[str, Any]) -> bool:
 def _has(n: dict[str, Any], images: list[str]) -> bool:
     names = {normalize_image(x) for i in n["status"].get("images", []) for x in i["names"]}
     return all(normalize_image(i) in names for i in images)
-
-
-async def _wait_until(pred: Callable[[], Any], within: float = 30.0) -> Any:
-    return await async_wait_until(pred, within, interval=0.2, message="condition not met in time")
 
 
 async def test_default_scenario_60_nodes_exact_counts(
@@ -116,7 +74,7 @@ async def test_default_scenario_60_nodes_exact_counts(
     to_pull = sorted(set(nodes_where(sim, lambda n: True)) - skipped - set(warm))
 
     async with engine(dev_env, sim) as queue:
-        handle = await submit(dev_env.client, queue, TaskSpec(images=images, batch_size=10))
+        handle = await start_task(dev_env.client, queue, TaskSpec(images=images, batch_size=10))
         view = await handle.result()
 
     p = view.progress
@@ -155,7 +113,7 @@ async def test_not_found_image_fails_fast(dev_env: WorkflowEnvironment, sim: Sim
     spec = TaskSpec(images=[NOT_FOUND], batch_size=5, node_names=targets[:5], timeout_seconds=600)
     async with engine(dev_env, sim) as queue:
         started = time.monotonic()
-        view = await (await submit(dev_env.client, queue, spec)).result()
+        view = await run_task(dev_env.client, queue, spec)
         elapsed = time.monotonic() - started
     assert view.status == TaskStatus.COMPLETED
     assert view.progress.failed_nodes == 5
@@ -164,7 +122,7 @@ async def test_not_found_image_fails_fast(dev_env: WorkflowEnvironment, sim: Sim
     assert all("not found" in d.message.lower() for d in view.failed_node_details)
     assert elapsed < 60, "a not-found image must not wait out timeoutSeconds (600 s)"
     # Failed Jobs are deleted at once, so the kubelet stops its back-off loop.
-    await _wait_until(lambda: not sim.objects("jobs", label_selector=task_selector(view.task_id)))
+    await until(lambda: not sim.objects("jobs", label_selector=task_selector(view.task_id)))
 
 
 async def test_private_image_needs_its_pull_secret(
@@ -176,8 +134,8 @@ async def test_private_image_needs_its_pull_secret(
         images=[PRIVATE], batch_size=3, node_names=targets[3:6], image_pull_secrets=["regcred"]
     )
     async with engine(dev_env, sim) as queue:
-        denied = await (await submit(dev_env.client, queue, without)).result()
-        allowed = await (await submit(dev_env.client, queue, with_secret)).result()
+        denied = await run_task(dev_env.client, queue, without)
+        allowed = await run_task(dev_env.client, queue, with_secret)
     assert denied.progress.failed_nodes == 3
     assert {d.reason for d in denied.failed_node_details} == {FailureReason.UNAUTHORIZED}
     assert (allowed.status, allowed.progress.completed_nodes) == (TaskStatus.COMPLETED, 3)
@@ -189,7 +147,7 @@ async def test_image_without_a_shell_succeeds(dev_env: WorkflowEnvironment, sim:
     targets = nodes_where(sim, lambda n: n["metadata"]["name"].startswith("compute") and _ready(n))
     spec = TaskSpec(images=[DISTROLESS], batch_size=4, node_names=targets[-4:])
     async with engine(dev_env, sim) as queue:
-        view = await (await submit(dev_env.client, queue, spec)).result()
+        view = await run_task(dev_env.client, queue, spec)
     assert (view.status, view.progress.completed_nodes, view.progress.failed_nodes) == (
         TaskStatus.COMPLETED,
         4,
@@ -202,12 +160,12 @@ async def test_tainted_pool_needs_tolerations(dev_env: WorkflowEnvironment, sim:
     gpu = {"pool": "gpu"}
     async with engine(dev_env, sim) as queue:
         refused = await (
-            await submit(
+            await start_task(
                 dev_env.client, queue, TaskSpec(images=[image], batch_size=4, node_selector=gpu)
             )
         ).result()
         tolerated = await (
-            await submit(
+            await start_task(
                 dev_env.client,
                 queue,
                 TaskSpec(
@@ -233,12 +191,12 @@ async def test_cancel_mid_batch_leaves_no_jobs(
 ) -> None:
     spec = TaskSpec(images=[LARGE], batch_size=5, timeout_seconds=600)
     async with engine(dev_env, sim) as queue:
-        handle = await submit(dev_env.client, queue, spec)
+        handle = await start_task(dev_env.client, queue, spec)
         selector = task_selector(handle.id)
-        await _wait_until(lambda: len(sim.objects("jobs", label_selector=selector)) >= 3)
+        await until(lambda: len(sim.objects("jobs", label_selector=selector)) >= 3)
         await handle.cancel()
         view = await handle.result()
-        await _wait_until(
+        await until(
             lambda: (
                 not sim.objects("jobs", label_selector=selector)
                 and not sim.objects("pods", label_selector=selector)
@@ -295,10 +253,10 @@ async def test_worker_sigkill_mid_batch_then_restart_pulls_each_node_once(
     log = tmp_path / "worker.log"
     proc = _worker_process(sim, dev_address, queue, log)
     try:
-        handle = await submit(dev_env.client, queue, spec)
+        handle = await start_task(dev_env.client, queue, spec)
         selector = task_selector(handle.id)
         # Mid-batch: the first batch's Jobs exist and none has finished yet.
-        await _wait_until(lambda: len(sim.objects("jobs", label_selector=selector)) >= 5, 60)
+        await until(lambda: len(sim.objects("jobs", label_selector=selector)) >= 5, 60)
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         metrics_port = _free_port()
@@ -337,9 +295,9 @@ async def test_node_deleted_or_not_ready_mid_task(dev_env: WorkflowEnvironment) 
         )[:3]
         spec = TaskSpec(images=[LARGE], batch_size=3, node_names=targets, timeout_seconds=600)
         async with engine(dev_env, small) as queue:
-            handle = await submit(dev_env.client, queue, spec)
+            handle = await start_task(dev_env.client, queue, spec)
             selector = task_selector(handle.id)
-            await _wait_until(lambda: len(small.objects("pods", label_selector=selector)) == 3)
+            await until(lambda: len(small.objects("pods", label_selector=selector)) == 3)
             small.delete_node(targets[0])
             small.set_node_ready(targets[1], False)
             started = time.monotonic()
@@ -375,7 +333,7 @@ async def test_flaky_api_429_500_and_expired_watches(dev_env: WorkflowEnvironmen
         small.set_faults(expire_next_watch=True)
         spec = TaskSpec(images=[image], batch_size=5, node_names=targets)
         async with engine(dev_env, small) as queue:
-            view = await asyncio.wait_for((await submit(dev_env.client, queue, spec)).result(), 120)
+            view = await asyncio.wait_for(run_task(dev_env.client, queue, spec), 120)
         counts = small.pull_counts()
     assert view.status == TaskStatus.COMPLETED, view.message
     assert (view.progress.completed_nodes, view.progress.failed_nodes) == (len(targets), 0), (
@@ -395,7 +353,7 @@ async def test_missing_namespace_fails_with_a_clear_message(
     spec = TaskSpec(images=["registry.example.com/team/namespace-check:1"], batch_size=5)
     before = creates()
     async with engine(dev_env, sim, k8s_namespace="no-such-ns") as queue:
-        view = await asyncio.wait_for((await submit(dev_env.client, queue, spec)).result(), 60)
+        view = await asyncio.wait_for(run_task(dev_env.client, queue, spec), 60)
     assert view.status == TaskStatus.FAILED
     assert view.message == (
         "prewarming a batch failed: namespace 'no-such-ns' (K8S_NAMESPACE) does not exist"
@@ -423,7 +381,7 @@ async def test_rolling_straggler_holds_one_slot_not_a_batch(dev_env: WorkflowEnv
         spec = TaskSpec(images=[image], batch_size=2, strategy="rolling",
                         node_selector={"pool": "roll"})  # fmt: skip
         async with engine(dev_env, small) as queue:
-            handle = await submit(dev_env.client, queue, spec)
+            handle = await start_task(dev_env.client, queue, spec)
             deadline = time.monotonic() + 30
             while True:
                 mid = await handle.query(QUERY_PROGRESS, result_type=TaskView)

@@ -7,26 +7,17 @@ as containerd does, `name@sha256:...` only), group `cold` does not.
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator, Iterator
-from contextlib import asynccontextmanager
-from datetime import UTC, datetime
 from typing import Any
 
 import pytest
 from kubernetes import client as k8s
 from kubernetes import config as k8s_config
-from temporalio.client import Client
 from temporalio.testing import WorkflowEnvironment
 
 from activities.jobspec import task_selector
-from common.engine import PrewarmInput
-from common.models import FailureReason, TaskSpec, TaskStatus, TaskView
-from common.settings import Settings
-from common.starting import start_prewarm_workflow
-from kubesim.testing import SimHandle, start_sim
-from tests.workflows.conftest import task_id
-from worker.main import build_worker
+from common.models import FailureReason, TaskSpec, TaskStatus
+from kubesim.testing import SimHandle
+from tests.e2e.testlib import engine, run_task, sim_fixture
 
 pytestmark = pytest.mark.integration
 
@@ -50,33 +41,7 @@ SCENARIO: dict[str, Any] = {
 }  # fmt: skip
 
 
-@pytest.fixture(scope="module")
-def sim() -> Iterator[SimHandle]:
-    with start_sim(scenario=SCENARIO, time_scale=20, seed=11) as handle:
-        yield handle
-
-
-@asynccontextmanager
-async def engine(env: WorkflowEnvironment, sim: SimHandle) -> AsyncIterator[str]:
-    settings = Settings(
-        kubeconfig=sim.kubeconfig_path,
-        k8s_qps=500.0,
-        k8s_burst=500,
-        unschedulable_grace_seconds=2,
-        metrics_port=0,
-        temporal_metrics_port=0,
-    )
-    queue = f"engine-fit-{uuid.uuid4().hex[:8]}"
-    async with await build_worker(env.client, settings, task_queue=queue):
-        yield queue
-
-
-async def run(client: Client, queue: str, spec: TaskSpec) -> TaskView:
-    tid = task_id()
-    handle = await start_prewarm_workflow(
-        client, queue, PrewarmInput(task_id=tid, spec=spec, created_at=datetime.now(UTC))
-    )
-    return await handle.result()
+sim = sim_fixture(scenario=SCENARIO, time_scale=20, seed=11)
 
 
 def group(sim: SimHandle, prefix: str) -> list[str]:
@@ -102,7 +67,7 @@ async def test_pods_are_pinned_by_node_name_not_by_a_shared_hostname_label(
         api.close()
     image = "registry.example.com/ips-test/pin-check:1"
     async with engine(dev_env, sim) as queue:
-        view = await run(
+        view = await run_task(
             dev_env.client, queue, TaskSpec(images=[image], batch_size=2, node_names=cold)
         )
     assert (view.status, view.progress.completed_nodes) == (TaskStatus.COMPLETED, 2), (
@@ -131,7 +96,7 @@ async def test_nodes_holding_a_digest_pinned_image_count_as_warm(
     held = {n: sim.node_images(n) for n in warm}
     assert all(not any(":1.4" in ref for ref in refs) for refs in held.values()), held
     async with engine(dev_env, sim) as queue:
-        view = await run(
+        view = await run_task(
             dev_env.client,
             queue,
             TaskSpec(images=[PINNED], batch_size=4, node_selector={"pool": "fit"}),
@@ -148,12 +113,12 @@ async def test_tags_that_look_like_http_statuses_are_not_misread(
     """A missing image tagged :401 is ImageNotFound, a private one tagged :429 Unauthorized."""
     cold = group(sim, "cold")
     async with engine(dev_env, sim) as queue:
-        missing = await run(
+        missing = await run_task(
             dev_env.client,
             queue,
             TaskSpec(images=[NOT_FOUND_401], batch_size=2, node_names=cold[:2]),
         )
-        private = await run(
+        private = await run_task(
             dev_env.client, queue, TaskSpec(images=[PRIVATE_429], batch_size=2, node_names=cold[2:])
         )
     assert [(d.reason, d.image) for d in missing.failed_node_details] == [
