@@ -50,6 +50,7 @@ from activities.kube import Kube
 from activities.selection import node_has_images, skip_reason
 from common.engine import ACTIVITY_WATCH_NODES, WatchNodesInput, WatchNodesResult
 from common.models import ImagePullPolicy
+from common.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -71,11 +72,19 @@ def eligible(node: dict[str, Any], watch: WatchNodesInput) -> bool:
 
 
 class FollowRound:
-    """One round of `watch_nodes` (see the module docstring)."""
+    """One round of `watch_nodes` (see the module docstring). `gather_scale` divides the
+    gathering window (ENGINE_TIME_SCALE, for time-scaled tests and benchmarks only)."""
 
-    def __init__(self, kube: Kube, watch: WatchNodesInput, resume_rv: str | None) -> None:
+    def __init__(
+        self,
+        kube: Kube,
+        watch: WatchNodesInput,
+        resume_rv: str | None,
+        gather_scale: float = 1.0,
+    ) -> None:
         self.kube = kube
         self.watch = watch
+        self.gather = watch.gather_seconds / gather_scale
         self.covered = set(watch.covered)
         self.rv = watch.resource_version if resume_rv is None else resume_rv
         self.safe_rv = self.rv  # nothing before it is held back (heartbeat details)
@@ -145,12 +154,12 @@ class FollowRound:
         now = time.monotonic()
         if self.full or now >= deadline:
             return True
-        return self.first_found is not None and now >= self.first_found + self.watch.gather_seconds
+        return self.first_found is not None and now >= self.first_found + self.gather
 
     def _stop_at(self, deadline: float) -> float:
         """When the current wait must end: the round's deadline, or the end of gathering."""
         if self.first_found is not None:
-            return min(deadline, self.first_found + self.watch.gather_seconds)
+            return min(deadline, self.first_found + self.gather)
         return deadline
 
     async def _relist(self) -> bool:
@@ -259,14 +268,15 @@ class FollowRound:
 class FollowActivities:
     """The follow-mode activity, bound to the worker's Kubernetes connection."""
 
-    def __init__(self, kube: Kube) -> None:
+    def __init__(self, kube: Kube, settings: Settings | None = None) -> None:
         self.kube = kube
+        self.time_scale = settings.engine_time_scale if settings is not None else 1.0
 
     @activity.defn(name=ACTIVITY_WATCH_NODES)
     async def watch_nodes(self, watch: WatchNodesInput) -> WatchNodesResult:
         details = activity.info().heartbeat_details
         resume = str(details[0]) if details and details[0] else None
-        result = await FollowRound(self.kube, watch, resume).run()
+        result = await FollowRound(self.kube, watch, resume, self.time_scale).run()
         log.info(
             "follow: %d newly eligible nodes, %d events, %d relists",
             len(result.nodes),

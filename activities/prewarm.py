@@ -52,7 +52,7 @@ class PrewarmActivities:
         self.kube = kube
         self.settings = settings
         self.nodes = NodeWatch(kube)  # one node watch for every batch this worker runs
-        self.follow = FollowActivities(kube)
+        self.follow = FollowActivities(kube, settings)
 
     @property
     def all(self) -> list[Any]:
