@@ -5,7 +5,8 @@ schedule (1,000 joins a day, each Ready 30 s after joining, its startup taint go
 leaving 2 h after joining); one task follows the `compute` pool for the whole day. Reported:
 
 - Temporal history events per joined node (all runs), the most events in one run, the runs;
-- the largest watch round input (it carries the nodes the task has, `covered`);
+- the largest watch round input (it carries the nodes the task has, `covered`) and the largest
+  continue-as-new input (the state: resourceVersion, counters, `covered`);
 - Kubernetes requests per joined node (kubesim's counters, beyond the first sweep);
 - how many joined nodes got their image (pulls per joined node: exactly one each).
 
@@ -63,7 +64,7 @@ def scenario(joins: int) -> dict[str, Any]:
 
 async def history_cost(client: Client, handle: WorkflowHandle[Any, TaskView]) -> dict[str, int]:
     runs: list[int] = []
-    rounds, round_bytes = 0, 0
+    rounds, round_bytes, carried_bytes = 0, 0, 0
     run_id: str | None = handle.first_execution_run_id
     while run_id is not None:
         history = await client.get_workflow_handle(handle.id, run_id=run_id).fetch_history()
@@ -76,12 +77,15 @@ async def history_cost(client: Client, handle: WorkflowHandle[Any, TaskView]) ->
                     round_bytes = max(round_bytes, attrs.input.ByteSize())
         last = history.events[-1].workflow_execution_continued_as_new_event_attributes
         run_id = last.new_execution_run_id or None
+        if run_id is not None:
+            carried_bytes = max(carried_bytes, last.input.ByteSize())
     return {
         "events": sum(runs),
         "runs": len(runs),
         "max_run_events": max(runs),
         "rounds": rounds,
         "max_round_input_bytes": round_bytes,
+        "max_continue_as_new_input_bytes": carried_bytes,
     }
 
 
