@@ -2,17 +2,25 @@
 
 from __future__ import annotations
 
-from typing import Any
+from collections.abc import Sequence
+from typing import Any, Protocol
 
 from common.engine import NodeSelection
 from common.imageref import normalize
-from common.models import ImagePullPolicy, SkippedNodeDetail, SkipReason, TaskSpec
+from common.models import ImagePullPolicy, SkippedNodeDetail, SkipReason, TaskSpec, Toleration
 
 OS_LABEL = "kubernetes.io/os"
 _BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
 
 # The one normalizer (common/imageref.py); the old name stays for callers and tests.
 normalize_image = normalize
+
+
+class HasTolerations(Protocol):
+    """A TaskSpec, or the slim PullSpec follow mode carries: skipping reads only these."""
+
+    @property
+    def tolerations(self) -> Sequence[Toleration]: ...
 
 
 def node_has_images(node: dict[str, Any], images: list[str]) -> bool:
@@ -37,7 +45,7 @@ def _ready(node: dict[str, Any]) -> tuple[bool, str]:
     return False, "no Ready condition reported"
 
 
-def skip_reason(node: dict[str, Any], spec: TaskSpec) -> tuple[SkipReason, str] | None:
+def skip_reason(node: dict[str, Any], spec: HasTolerations) -> tuple[SkipReason, str] | None:
     """Why a node cannot run the pull pod, or None. Checked in a fixed, documented order."""
     meta, nspec = node.get("metadata") or {}, node.get("spec") or {}
     labels = meta.get("labels") or {}

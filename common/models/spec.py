@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from .follow import FollowSpec
 from .validators import (
     ImageRef,
     NodeName,
@@ -117,6 +118,11 @@ class TaskSpec(WireModel):
     timeout_seconds: int = Field(default=600, ge=30, le=7200, description="Per-node deadline.")
     strategy: Strategy = Strategy.BATCH
     max_failure_ratio: float = Field(default=1.0, ge=0.0, le=1.0)
+    follow: FollowSpec | None = Field(
+        default=None,
+        description="After the first sweep, keep prewarming nodes that join or become "
+        "eligible: `{durationSeconds}` or `{}` (until cancelled). Not with nodeNames.",
+    )
 
     @field_validator("images")
     @classmethod
@@ -141,5 +147,17 @@ class TaskSpec(WireModel):
         if total > NODE_NAMES_MAX_TOTAL_CHARS:
             raise ValueError(
                 f"{total} characters of node names: at most {NODE_NAMES_MAX_TOTAL_CHARS} in all"
+            )
+        return v
+
+    @field_validator("follow")
+    @classmethod
+    def _follow_needs_a_selector(
+        cls, v: FollowSpec | None, info: ValidationInfo
+    ) -> FollowSpec | None:
+        if v is not None and info.data.get("node_names") is not None:
+            raise ValueError(
+                "follow cannot be combined with nodeNames: a fixed list of nodes has nothing "
+                "to follow (use nodeSelector)"
             )
         return v
