@@ -44,6 +44,7 @@ def test_histories_are_committed() -> None:
     run2 = (HISTORIES[0].parent / "follow-run2.json").read_text()
     assert "core_patch" in run2 and "watch_nodes" in run2
 
+
 def test_the_launchers_child_id_holds_its_run_id() -> None:
     """Two triggers in one second make two launcher runs of one workflow ID; the child's task
     ID must tell them apart (issue 15), so it comes from the workflow ID and the run ID."""
