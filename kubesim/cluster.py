@@ -40,6 +40,8 @@ class Cluster:
         self.unschedulable: set[tuple[str, str]] = set()
         self.pull_counts: Counter[tuple[str, str]] = Counter()
         self.pull_failures: Counter[tuple[str, str]] = Counter()
+        # (node, image) -> cluster.now() when its first pull ended: the image is present
+        self.first_pulled: dict[tuple[str, str], float] = {}
         self.max_parallel_pulls: dict[str, int] = {}
         self.requests: Counter[tuple[str, str, int]] = Counter()
         self.event_index: dict[tuple[str, str, str, str, str], tuple[str, str]] = {}

@@ -199,9 +199,10 @@ class Control:
         return body
 
     async def control_pulls(self, _: web.Request) -> web.Response:
+        first = self.api.cluster.first_pulled
         return json_resp(
             [
-                {"node": n, "image": i, "count": c}
+                {"node": n, "image": i, "count": c, "firstAt": first.get((n, i))}
                 for (n, i), c in sorted(self.api.cluster.pull_counts.items())
             ]
         )

@@ -191,6 +191,7 @@ async def ensure_image(
     node_state.images.pop(ref, None)
     node_state.images[ref] = image.size
     cluster.pull_counts[(node_state.name, c.image)] += 1
+    cluster.first_pulled.setdefault((node_state.name, c.image), cluster.now())
     nodes.node_status_soon(cluster, node_state)
     done = cluster.now()
     c.pulled = True

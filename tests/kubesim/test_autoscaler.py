@@ -145,6 +145,9 @@ def test_a_pod_for_a_joining_node_waits_for_its_taints_to_go() -> None:
         report = sim.autoscaler_report()["nodes"][0]
         assert report["untaintedAt"] is not None
         assert (name, "busybox") in sim.pull_counts()
+        # The first pull's end is on the report's clock: after the node turned Ready.
+        [pull] = [p for p in _http(sim, "GET", "/kubesim/pulls")[1] if p["node"] == name]
+        assert pull["firstAt"] >= report["untaintedAt"] >= report["readyAt"]
 
 
 def test_the_scenario_schedule_joins_and_leaves_without_reusing_names() -> None:
