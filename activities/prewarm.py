@@ -17,6 +17,7 @@ from temporalio import activity
 
 from activities.batch import BatchRun
 from activities.errors import KubernetesError, to_application_error
+from activities.follow import FollowActivities
 from activities.jobspec import task_selector
 from activities.kube import Kube
 from activities.nodewatch import NodeWatch
@@ -53,10 +54,11 @@ class PrewarmActivities:
         self.kube = kube
         self.settings = settings
         self.nodes = NodeWatch(kube)  # one node watch for every batch this worker runs
+        self.follow = FollowActivities(kube, settings)
 
     @property
     def all(self) -> list[Any]:
-        return [self.list_nodes, self.prewarm_nodes, self.cleanup_task]
+        return [self.list_nodes, self.prewarm_nodes, self.cleanup_task, self.follow.watch_nodes]
 
     # --- list_nodes ----------------------------------------------------------------------
 
@@ -73,6 +75,7 @@ class PrewarmActivities:
         selector = ",".join(f"{k}={v}" for k, v in sorted(listing.spec.node_selector.items()))
         items: list[dict[str, Any]] = []
         cont: str | None = None
+        rv = ""  # the first page's: a paginated list is one snapshot
         try:
             while True:
                 kw: dict[str, Any] = {"limit": LIST_PAGE}
@@ -86,7 +89,9 @@ class PrewarmActivities:
                     for n in page.get("items") or []
                 ]
                 activity.heartbeat(len(items))
-                cont = (page.get("metadata") or {}).get("continue")
+                meta = page.get("metadata") or {}
+                rv = rv or str(meta.get("resourceVersion") or "")
+                cont = meta.get("continue")
                 if not cont:
                     break
         except KubernetesError as err:
@@ -97,6 +102,7 @@ class PrewarmActivities:
                 select_nodes(items, listing.spec, listing.resolved, pin_digests=listing.pin_digests)
             )
         )
+        selection.resource_version = rv
         del items
         NODES_PROCESSED.labels("skipped").inc(selection.skipped_count or len(selection.skipped))
         NODES_PROCESSED.labels("warm").inc(selection.warm)

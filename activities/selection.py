@@ -7,12 +7,12 @@ order (activities/platforms.py), and an image is also warm by its resolved diges
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, Protocol
 
 from activities.platforms import disk_pressure, insufficient_disk, no_matching_platform
 from common.engine import NodeSelection
 from common.imageref import normalize, parse
-from common.models import ImagePullPolicy, SkippedNodeDetail, SkipReason, TaskSpec
+from common.models import ImagePullPolicy, SkippedNodeDetail, SkipReason, TaskSpec, Toleration
 from common.preflight import ResolvedImage
 
 OS_LABEL = "kubernetes.io/os"
@@ -20,6 +20,13 @@ _BLOCKING_EFFECTS = ("NoSchedule", "NoExecute")
 
 # The one normalizer (common/imageref.py); the old name stays for callers and tests.
 normalize_image = normalize
+
+
+class HasTolerations(Protocol):
+    """A TaskSpec, or the slim PullSpec follow mode carries: skipping reads only these."""
+
+    @property
+    def tolerations(self) -> Sequence[Toleration]: ...
 
 
 def node_has_images(
@@ -85,7 +92,7 @@ def _ready(node: dict[str, Any]) -> tuple[bool, str]:
 
 
 def skip_reason(
-    node: dict[str, Any], spec: TaskSpec, resolved: Sequence[ResolvedImage] = ()
+    node: dict[str, Any], spec: HasTolerations, resolved: Sequence[ResolvedImage] = ()
 ) -> tuple[SkipReason, str] | None:
     """Why a node cannot run the pull pod, or None. Checked in a fixed, documented order:
     NonLinux, NotReady, Cordoned, DiskPressure, Tainted, NoMatchingPlatform, InsufficientDisk.

@@ -74,6 +74,14 @@ OVERLAP_POLICY = {
 }
 
 
+def trigger_overlap(policy: ScheduleOverlapPolicy) -> ScheduleOverlapPolicy:
+    """The overlap policy of a trigger: the schedule's own for cancel_older (the trigger
+    replaces the run going); BUFFER_ALL for skip and buffer_one, which would drop it."""
+    if policy == ScheduleOverlapPolicy.CANCEL_OTHER:
+        return policy
+    return ScheduleOverlapPolicy.BUFFER_ALL
+
+
 class ScheduleNotFound(ApiError):
     status = HTTPStatus.NOT_FOUND
     error = "schedule not found"
@@ -307,9 +315,14 @@ class ScheduleStore:
         return await self.get(schedule_id)
 
     async def trigger(self, schedule_id: str, caller: Principal = ANONYMOUS) -> None:
-        handle, _ = await self._owned(schedule_id, caller)
+        """One run, now or, under skip and buffer_one, as soon as the run still going ends:
+        a 202 is never dropped. Temporal applies the schedule's policy to a trigger, and under
+        skip a trigger that finds a launcher still running is dropped, even one whose task has
+        just ended (the launcher closes a moment after its child; issue 15)."""
+        handle, desc = await self._owned(schedule_id, caller)
+        overlap = trigger_overlap(desc.schedule.policy.overlap)
         async with temporal_errors("triggering the schedule"):
-            await handle.trigger(rpc_timeout=RPC_TIMEOUT)
+            await handle.trigger(overlap=overlap, rpc_timeout=RPC_TIMEOUT)
         log.info("schedule %s triggered", schedule_id)
 
     async def delete(self, schedule_id: str, caller: Principal = ANONYMOUS) -> int:

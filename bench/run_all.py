@@ -1,8 +1,9 @@
 """`make bench`: every benchmark on one Temporal dev server, then the results table.
 
 Runs bench.makespan (makespan vs ideal, cost per node), bench.slow_pulls (200 nodes, pulls of
-60-300 s, the engine's timers scaled too), bench.baseline (the naive loop) and
-bench.api_load (the API under load), each writing bench/results/<name>.json and its plots, then
+60-300 s, the engine's timers scaled too), bench.baseline (the naive loop),
+bench.api_load (the API under load) and bench.follow (nodes joining a follow-mode task), each
+writing bench/results/<name>.json and its plots, then
 rewrites the table between `<!-- bench:start -->` and `<!-- bench:end -->` in README.md and
 bench/README.md. Benchmarks never assert: a missed target shows as "missed" in the table.
 
@@ -22,7 +23,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from bench import api_load, baseline, makespan, slow_pulls
+from bench import api_load, baseline, follow, makespan, slow_pulls
 from bench.harness import RESULTS_DIR, ROOT, TemporalServer
 
 START, END = "<!-- bench:start -->", "<!-- bench:end -->"
@@ -81,6 +82,18 @@ ROWS: list[Row] = [
      None, "/s"),
     ("Task creation throughput", "api-load", "create.perSecond", "≥ 30/s",
      lambda v: v >= 30, "/s"),
+    ("Follow: Ready to image present p50 (time scale 1, 20 s pull)", "follow",
+     "latency.readyToPresentSeconds.p50", "-", None, " s"),
+    ("Follow: overhead past the pull, p99 (batching and startup taint included)", "follow",
+     "latency.overheadSeconds.p99", "≤ 5 s", lambda v: v <= 5, " s"),
+    ("Follow, simulated day: Kubernetes requests per joined node", "follow",
+     "day.k8sRequestsPerJoinedNode", "≤ 2", lambda v: v <= 2, ""),
+    ("Follow, simulated day: history events per joined node", "follow",
+     "day.historyEventsPerJoinedNode", "-", None, ""),
+    ("Follow, simulated day: most history events in one run", "follow",
+     "day.maxEventsPerRun", "≤ 10,000", lambda v: v <= 10000, ""),
+    ("Follow, simulated day: worker RSS growth, 2nd to 4th quarter", "follow",
+     "day.workerRss.growthMiB", "flat (≤ 10 MiB)", lambda v: v <= 10, " MiB"),
     ("IPS / naive: Kubernetes requests (1,000 nodes)", "baseline", "requestsRatio", "-", None,
      "ratio"),
     ("IPS / naive: makespan (1,000 nodes)", "baseline", "makespanRatio", "-", None, "ratio"),
@@ -155,6 +168,8 @@ async def run(small: bool, results_dir: Path) -> None:
                     makespan.Options(small), server, work / "baseline", results_dir)),
                 ("API under load", lambda: api_load.bench(
                     api_load.Options(small), server, work / "api", results_dir)),
+                ("follow mode: nodes joining", lambda: follow.bench(
+                    follow.Options(small), server, work / "follow", results_dir)),
             ):  # fmt: skip
                 t0 = time.monotonic()
                 print(f"== {title}", flush=True)

@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from ips_client import TaskList, TaskStatus, TaskView
-from ips_client.models import FailedNodeDetail
+from ips_client.models import FailedNodeDetail, TaskPhase
 from rich.console import Console, RenderableType
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -63,9 +63,25 @@ def counts_text(view: TaskView) -> str:
     )
 
 
+def following(view: TaskView) -> bool:
+    return view.phase == TaskPhase.FOLLOWING
+
+
+def phase_text(view: TaskView) -> str:
+    """`following since 15:20:02Z, 7 nodes added` (follow mode), else the plain phase or ''."""
+    if view.phase is None:
+        return ""
+    if view.phase == TaskPhase.FOLLOWING and view.following is not None:
+        since = view.following.since.astimezone(UTC).strftime("%H:%M:%SZ")
+        return f"following since {since}, {view.following.nodes_added} nodes added"
+    return view.phase.value
+
+
 def progress_text(view: TaskView, eta: float | None, show_eta: bool = True) -> str:
     progress = view.progress
-    eta_part = "" if view.status.is_final or not show_eta else f"  ETA {fmt_duration(eta)}"
+    # While following there is no end to estimate: nodes keep joining.
+    no_eta = view.status.is_final or not show_eta or following(view)
+    eta_part = "" if no_eta else f"  ETA {fmt_duration(eta)}"
     return f"{progress.percentage:5.1f}%  {done_nodes(view)}/{progress.total_nodes} nodes{eta_part}"
 
 
@@ -105,6 +121,8 @@ def final_text(view: TaskView) -> str:
         f"{progress.failed_nodes} failed, {progress.skipped_nodes} skipped, "
         f"{progress.already_warm_nodes} already warm, in {fmt_duration(elapsed(view))}"
     )
+    if view.following is not None:
+        text += f", {view.following.nodes_added} joined while following"
     if view.message:
         text += f" — {view.message}"
     return text
@@ -142,6 +160,8 @@ def render_task(view: TaskView, console: Console) -> None:
     info.add_column()
     info.add_row("Task", view.task_id)
     info.add_row("Status", status_text(view.status))
+    if view.phase is not None:
+        info.add_row("Phase", phase_text(view))
     if view.message:
         info.add_row("Message", view.message)
     info.add_row("Images", "\n".join(view.images))
@@ -160,6 +180,14 @@ def render_task(view: TaskView, console: Console) -> None:
         info.add_row("Resolved", "\n".join(f"{r.image} {r.digest}" for r in view.resolved_images))
     for warning in view.warnings:
         info.add_row("Warning", Text(warning, style="yellow"))
+    if view.follow is not None:
+        seconds = view.follow.duration_seconds
+        info.add_row("Follow", f"for {fmt_duration(seconds)}" if seconds else "until cancelled")
+    if view.following is not None:
+        info.add_row(
+            "Following",
+            f"since {fmt_time(view.following.since)}, {view.following.nodes_added} nodes added",
+        )
     info.add_row("Created", fmt_time(view.created_at))
     info.add_row("Started", fmt_time(view.started_at))
     info.add_row("Finished", fmt_time(view.finished_at))

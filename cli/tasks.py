@@ -179,6 +179,19 @@ def task_fields(
     }
 
 
+def follow_option(value: str) -> dict[str, int]:
+    """`--follow 3600` -> {"duration_seconds": 3600}; `--follow forever` -> {} (the API checks
+    the range and answers a 400 naming follow.durationSeconds)."""
+    if value.strip().lower() == "forever":
+        return {}
+    try:
+        return {"duration_seconds": int(value)}
+    except ValueError:
+        raise typer.BadParameter(
+            f"{value!r}: a number of seconds, or 'forever'", param_hint="--follow"
+        ) from None
+
+
 # --------------------------------------------------------------------------------------------
 # Commands
 # --------------------------------------------------------------------------------------------
@@ -231,6 +244,15 @@ def create(
             help="Pull name@sha256:... as the registry resolved it (default), or the tags.",
         ),
     ] = True,
+    follow_for: Annotated[
+        str | None,
+        typer.Option(
+            "--follow",
+            metavar="SECONDS|forever",
+            help="After the first sweep, keep prewarming nodes that join or become eligible: "
+            "for SECONDS (10-604800), or 'forever' (until cancelled).",
+        ),
+    ] = None,
     watch: Annotated[
         bool, typer.Option("--watch", "-w", help="Follow the task to its end (as ips watch).")
     ] = False,
@@ -253,6 +275,8 @@ def create(
         fields["node_names"] = node
     if not pin_digests:  # sent only when off: an API from before it rejects unknown fields
         fields["pin_digests"] = False
+    if follow_for is not None:
+        fields["follow"] = follow_option(follow_for)
     with api_client(url, token) as client:
         created = client.create(**fields)
         if output == Output.JSON:

@@ -28,6 +28,7 @@ from cli.render import (
     failure_line,
     final_text,
     fmt_duration,
+    phase_text,
     progress_bar,
     progress_text,
     status_text,
@@ -117,11 +118,13 @@ class LiveView:
     def render(
         self, view: TaskView, eta: float | None, rate: float | None, note: str | None = None
     ) -> RenderableType:
+        phase = phase_text(view)
         head = Text.assemble(
             ("task ", "dim"),
             (view.task_id, "bold"),
             "  ",
             status_text(view.status),
+            (f"  {phase}" if phase else "", "bold cyan"),
             ("  " + ", ".join(view.images), "dim"),
         )
         head.no_wrap, head.overflow = True, "ellipsis"
@@ -188,8 +191,11 @@ class PlainView:
                 self.warned.add(warning)
                 self.emit(f"warning: {warning}")
         progress = view.progress
+        phase = phase_text(view)
         state = (
             view.status,
+            phase,
+            progress.total_nodes,
             done_nodes(view),
             progress.skipped_nodes,
             progress.current_batch,
@@ -200,8 +206,9 @@ class PlainView:
         if state == self.last_state and now - self.last_line_at < PLAIN_HEARTBEAT_SECONDS:
             return
         self.last_state, self.last_line_at = state, now
+        shown = f"{view.status.value} ({phase})" if phase else view.status.value
         self.emit(
-            f"{view.task_id} {view.status.value}  {progress_text(view, eta).strip()}  "
+            f"{view.task_id} {shown}  {progress_text(view, eta).strip()}  "
             f"{batch_text(view)}  {counts_text(view)}"
         )
 

@@ -30,6 +30,7 @@ from common.schedule_models import ScheduleWhen
 ACTIVITY_LIST_NODES = "list_nodes"
 ACTIVITY_PREWARM_NODES = "prewarm_nodes"
 ACTIVITY_CLEANUP = "cleanup_task"
+ACTIVITY_WATCH_NODES = "watch_nodes"
 SIGNAL_NODE_OUTCOMES = "node_outcomes"
 
 # Messages longer than this are cut where they are produced (kubelet messages can be long).
@@ -74,6 +75,11 @@ class NodeSelection(WireModel):
     missing: list[str] = Field(default_factory=list, description="nodeNames that do not exist.")
     missing_groups: list[MissingNodes] = Field(
         default_factory=list, description="Instead of `missing` when there are many."
+    )
+    resource_version: str = Field(
+        default="",
+        description="The listing's resourceVersion: follow mode watches from here, so no node "
+        "that joins during the sweep is missed (histories before follow mode lack it).",
     )
 
     @property
@@ -142,6 +148,39 @@ class PrewarmNodesResult(WireModel):
     pacing: AimdWindow | None = None
 
 
+class WatchNodesInput(WireModel):
+    """One round of follow mode: watch the nodes from `resource_version` until up to
+    `max_nodes` newly eligible nodes have gathered (for `gather_seconds` after the first) or
+    `max_seconds` pass. `covered` are the nodes the task already has (pulled, failed, warm or
+    joined): never returned again. An empty `resource_version` relists (activities/follow.py).
+    """
+
+    task_id: str
+    node_selector: dict[str, str] = Field(default_factory=dict)
+    spec: PullSpec
+    resource_version: str = ""
+    covered: list[str] = Field(default_factory=list)
+    max_nodes: int = Field(ge=1)
+    gather_seconds: float = Field(default=3.0, ge=0)
+    max_seconds: float = Field(gt=0)
+
+
+class WatchNodesResult(WireModel):
+    """Newly eligible nodes (sorted, at most `max_nodes`) and where the next round resumes.
+    An empty `resource_version` asks the next round to relist (a relist found more nodes
+    than one batch)."""
+
+    nodes: list[str] = Field(default_factory=list)
+    resource_version: str = ""
+    gone: list[str] = Field(
+        default_factory=list,
+        description="Covered nodes seen deleted: the workflow forgets them, so `covered` "
+        "stays bounded and a node that rejoins under the same name is prewarmed again.",
+    )
+    relists: int = 0
+    events: int = 0
+
+
 class CleanupInput(WireModel):
     task_id: str
 
@@ -183,6 +222,17 @@ class EngineState(WireModel):
     resolved_images: list[ResolvedImage] = Field(default_factory=list)
     warnings: list[str] = Field(default_factory=list)
     pacing: AimdWindow | None = None
+    # Follow mode (workflows/follow.py); all empty unless the task has `follow`.
+    following_since: UtcDatetime | None = Field(
+        default=None, description="When the follow phase began (after the first sweep)."
+    )
+    nodes_added: int = 0
+    follow_rv: str = Field(default="", description="Where the next watch round resumes.")
+    covered: list[str] = Field(
+        default_factory=list,
+        description="Nodes the task has (sweep targets and joined nodes), never returned again.",
+    )
+    follow_rounds: int = 0
 
 
 class PrewarmInput(WireModel):

@@ -12,7 +12,7 @@ import random
 from collections import Counter, deque
 from typing import Any
 
-from kubesim import controller_pace, events, gc, kubelet, scheduler
+from kubesim import autoscaler, controller_pace, events, gc, kubelet, scheduler
 from kubesim import jobs as job_controller
 from kubesim import nodes as node_controller
 from kubesim.scenario import Faults, Scenario
@@ -40,12 +40,15 @@ class Cluster:
         self.unschedulable: set[tuple[str, str]] = set()
         self.pull_counts: Counter[tuple[str, str]] = Counter()
         self.pull_failures: Counter[tuple[str, str]] = Counter()
+        # (node, image) -> cluster.now() when its first pull ended: the image is present
+        self.first_pulled: dict[tuple[str, str], float] = {}
         self.max_parallel_pulls: dict[str, int] = {}
         self.requests: Counter[tuple[str, str, int]] = Counter()
         self.event_index: dict[tuple[str, str, str, str, str], tuple[str, str]] = {}
         self.event_order: deque[tuple[str, str]] = deque()
         self.loop: asyncio.AbstractEventLoop | None = None
         self.node_index = 0
+        self.name_high: dict[str, int] = {}  # node name prefix -> highest index ever used
         self.foreground: dict[str, tuple[str, str]] = {}
         self.owned: dict[str, set[tuple[str, str]]] = {}  # owner uid -> pod keys
         self.pod_ips = 0
@@ -54,6 +57,7 @@ class Cluster:
         self.pace = controller_pace.TokenBucket(cp.controller_qps, cp.controller_burst)
         self.monitor_timers: dict[str, asyncio.TimerHandle] = {}  # node lifecycle grace
         self.evictions: dict[tuple[str, str], asyncio.TimerHandle] = {}  # taint eviction
+        self.autoscaling = autoscaler.Autoscaling()  # nodes joining NotReady and leaving
 
     # -- clock ------------------------------------------------------------------------------
     def now(self) -> float:
@@ -75,11 +79,21 @@ class Cluster:
 
     # -- the controllers' entry points ------------------------------------------------------
     def populate(self, nodes: int | None = None) -> None:
-        return node_controller.populate(self, nodes)
+        node_controller.populate(self, nodes)
+        autoscaler.start(self)
 
     def add_nodes(self, count: int, group: str | None = None) -> list[str]:
         """Nodes that join later: `count` more nodes shaped like `group` (default: the first)."""
         return node_controller.add_nodes(self, count, group)
+
+    def join_nodes(self, count: int, group: str | None = None, **delays: Any) -> list[str]:
+        """Nodes that join like an autoscaler's: NotReady with startup taints, Ready after a
+        delay, untainted later (autoscaler.py); `delays` as `autoscaler.join`."""
+        return autoscaler.join(self, count, group, **delays)
+
+    def leave_nodes(self, names: list[str] | None = None, count: int | None = None) -> list[str]:
+        """Scale down the named nodes, or the `count` oldest joined ones (autoscaler.py)."""
+        return autoscaler.leave(self, names, count)
 
     def node_arch(self, name: str) -> str:
         return node_controller.node_arch(self, name)

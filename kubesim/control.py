@@ -6,18 +6,19 @@ from __future__ import annotations
 
 import json
 from http import HTTPStatus
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
 from pydantic import ValidationError
 
+from kubesim import autoscaler
 from kubesim.api_common import (
     RESOURCES,
     ApiError,
     json_resp,
     not_found,
 )
-from kubesim.scenario import Faults
+from kubesim.scenario import Faults, Taint
 
 if TYPE_CHECKING:
     from kubesim.server import Api
@@ -112,10 +113,96 @@ class Control:
             )
         return json_resp({"added": self.api.cluster.add_nodes(count, group)})
 
+    async def control_join_nodes(self, request: web.Request) -> web.Response:
+        """Nodes join like an autoscaler's (autoscaler.py): NotReady, startup taints, Ready later.
+        Body: {"count", "group", "readyAfterSeconds", "taintsRemovedAfterSeconds",
+        "startupTaints": [{"key", "value", "effect"}], "lifetimeSeconds"}, all optional."""
+        body = await self._body(request)
+        cluster = self.api.cluster
+        known = {
+            "count",
+            "group",
+            "readyAfterSeconds",
+            "taintsRemovedAfterSeconds",
+            "startupTaints",
+            "lifetimeSeconds",
+        }
+        unknown = sorted(set(body) - known)
+        if unknown:
+            raise ApiError(
+                HTTPStatus.UNPROCESSABLE_ENTITY, "Invalid", f"{unknown[0]}: unknown field"
+            )
+        count = body.get("count", 1)
+        if not isinstance(count, int) or isinstance(count, bool) or count < 1:
+            raise ApiError(
+                HTTPStatus.UNPROCESSABLE_ENTITY, "Invalid", "count: must be an integer >= 1"
+            )
+        group = body.get("group")
+        if group is not None and group not in {g.name for g in cluster.scenario.node_groups}:
+            raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, "Invalid", "group: no such node group")
+        delays: dict[str, float] = {}
+        for key, arg in (
+            ("readyAfterSeconds", "ready_after"),
+            ("taintsRemovedAfterSeconds", "taints_removed_after"),
+            ("lifetimeSeconds", "lifetime"),
+        ):
+            value = body.get(key)
+            if value is None:
+                continue
+            if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
+                raise ApiError(
+                    HTTPStatus.UNPROCESSABLE_ENTITY, "Invalid", f"{key}: must be a number >= 0"
+                )
+            delays[arg] = float(value)
+        taints = None
+        if "startupTaints" in body:
+            try:
+                taints = [Taint.model_validate(t) for t in body["startupTaints"]]
+            except (ValidationError, TypeError) as e:
+                raise ApiError(
+                    HTTPStatus.UNPROCESSABLE_ENTITY,
+                    "Invalid",
+                    "startupTaints: a list of {key, value, effect} with effect NoSchedule, "
+                    "PreferNoSchedule or NoExecute",
+                ) from e
+        names = autoscaler.join(cluster, count, group, startup_taints=taints, **delays)
+        return json_resp({"joined": names})
+
+    async def control_leave_nodes(self, request: web.Request) -> web.Response:
+        """Scale down: {"nodes": [names]} or {"count": N} (the oldest joined nodes)."""
+        body = await self._body(request)
+        names, count = body.get("nodes"), body.get("count")
+        if (names is None) == (count is None):
+            raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, "Invalid", 'give "nodes" or "count"')
+        if names is not None and not (
+            isinstance(names, list) and all(isinstance(n, str) for n in names)
+        ):
+            raise ApiError(HTTPStatus.UNPROCESSABLE_ENTITY, "Invalid", "nodes: a list of names")
+        if count is not None and (not isinstance(count, int) or count < 1):
+            raise ApiError(
+                HTTPStatus.UNPROCESSABLE_ENTITY, "Invalid", "count: must be an integer >= 1"
+            )
+        for name in names or []:
+            self._node_or_404(name)
+        return json_resp({"left": autoscaler.leave(self.api.cluster, names, count)})
+
+    async def control_autoscaler(self, _: web.Request) -> web.Response:
+        return json_resp(autoscaler.report(self.api.cluster))
+
+    async def _body(self, request: web.Request) -> dict[str, Any]:
+        try:
+            body = await request.json() if request.can_read_body else {}
+        except ValueError as e:
+            raise ApiError(HTTPStatus.BAD_REQUEST, "BadRequest", f"malformed JSON: {e}") from e
+        if not isinstance(body, dict):
+            raise ApiError(HTTPStatus.BAD_REQUEST, "BadRequest", "body must be a JSON object")
+        return body
+
     async def control_pulls(self, _: web.Request) -> web.Response:
+        first = self.api.cluster.first_pulled
         return json_resp(
             [
-                {"node": n, "image": i, "count": c}
+                {"node": n, "image": i, "count": c, "firstAt": first.get((n, i))}
                 for (n, i), c in sorted(self.api.cluster.pull_counts.items())
             ]
         )

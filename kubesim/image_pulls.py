@@ -201,6 +201,7 @@ async def ensure_image(
     if real:
         node_state.digests[ref] = c.image_digest = real.digest
     cluster.pull_counts[(node_state.name, c.image)] += 1
+    cluster.first_pulled.setdefault((node_state.name, c.image), cluster.now())
     nodes.node_status_soon(cluster, node_state)
     done = cluster.now()
     c.pulled = True

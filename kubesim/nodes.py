@@ -79,19 +79,30 @@ def add_node_object(cluster: Cluster, node: dict[str, Any]) -> None:
         node_state.images[img.normalize(ref)] = cluster.scenario.image(ref).size
     node["status"]["images"] = status_images(cluster, node_state)
     cluster.nodes[node_state.name] = node_state
+    prefix, _, index = node_state.name.rpartition("-")
+    if index.isdigit():
+        cluster.name_high[prefix] = max(cluster.name_high.get(prefix, 0), int(index))
     cluster.store.create("Node", node)
 
 
 def add_nodes(cluster: Cluster, count: int, group: str | None = None) -> list[str]:
-    """Nodes that join later: `count` more nodes shaped like `group` (default: the first)."""
+    """Nodes that join later: `count` more nodes shaped like `group` (default: the first),
+    Ready at once (autoscaler.py models nodes that join NotReady)."""
+    names = []
+    for node in joining_nodes(cluster, count, group):
+        add_node_object(cluster, node)
+        names.append(node["metadata"]["name"])
+    scheduler.retry_unschedulable(cluster)
+    return names
+
+
+def joining_nodes(cluster: Cluster, count: int, group: str | None = None) -> list[dict[str, Any]]:
+    """`count` new Node objects shaped like `group` (default: the first), not yet stored. Names
+    go on from the highest the group ever had, so a deleted node's name is never reused."""
     groups = {g.name: g for g in cluster.scenario.node_groups}
     base = groups[group] if group else cluster.scenario.node_groups[0]
     prefix = base.name_prefix or base.name
-    existing = {n for n in cluster.nodes if n.startswith(prefix + "-")}
-    start = 1 + max(
-        (int(n.rsplit("-", 1)[1]) for n in existing if n.rsplit("-", 1)[1].isdigit()),
-        default=0,
-    )
+    start = cluster.name_high.get(prefix, 0) + 1
     joining = base.model_copy(
         update={
             "count": count,
@@ -103,8 +114,8 @@ def add_nodes(cluster: Cluster, count: int, group: str | None = None) -> list[st
         }
     )
     joining_scenario = cluster.scenario.model_copy(update={"node_groups": [joining]})
-    names = []
-    for node in build_nodes(joining_scenario, cluster.seed + cluster.node_index, now_iso()):
+    built = build_nodes(joining_scenario, cluster.seed + cluster.node_index, now_iso())
+    for node in built:
         old = node["metadata"]["name"]
         idx = int(old.rsplit("-", 1)[1]) - 1 + start
         name = f"{prefix}-{idx}"
@@ -112,10 +123,7 @@ def add_nodes(cluster: Cluster, count: int, group: str | None = None) -> list[st
         node["metadata"]["labels"]["kubernetes.io/hostname"] = name
         node["status"]["addresses"][1]["address"] = name
         node["spec"]["providerID"] = f"kubesim://{name}"
-        add_node_object(cluster, node)
-        names.append(name)
-    scheduler.retry_unschedulable(cluster)
-    return names
+    return built
 
 
 def status_images(cluster: Cluster, node_state: NodeState) -> list[dict[str, Any]]:

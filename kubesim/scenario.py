@@ -18,6 +18,10 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 from pydantic.alias_generators import to_camel
 
+# The external cloud provider's taint, removed by the cloud node controller once it initialized
+# the node (k8s.io/cloud-provider controllers/node/node_controller.go `syncNode`).
+UNINITIALIZED_TAINT = "node.cloudprovider.kubernetes.io/uninitialized"
+
 PullError = Literal["notFound", "unauthorized", "tooManyRequests", "serverError"]
 
 _UNITS = {
@@ -303,6 +307,38 @@ class Registry(_Model):
         return self.url.split("://", 1)[1]
 
 
+class Autoscaler(_Model):
+    """Nodes that join NotReady with startup taints and leave, like an autoscaler's
+    (autoscaler.py). Simulated seconds; the runtime join endpoint takes the same delays."""
+
+    group: str | None = Field(default=None, description="Joined nodes' shape; omitted: the first.")
+    join_every_seconds: float | None = Field(
+        default=None, gt=0, description="A scale-up every N s; omitted: no scheduled joins."
+    )
+    join_count: int = Field(default=1, ge=1, description="Nodes per scale-up.")
+    arrivals: Literal["regular", "poisson"] = "regular"
+    start_seconds: float = Field(default=0, ge=0, description="The first scale-up.")
+    stop_seconds: float | None = Field(default=None, ge=0, description="No scale-up after it.")
+    max_joins: int | None = Field(default=None, ge=0, description="Scheduled joins in all.")
+    ready_after_seconds: float = Field(
+        default=30, ge=0, description="Registered (NotReady) -> the kubelet reports Ready."
+    )
+    ready_jitter: float = Field(default=0.2, ge=0, le=1)
+    startup_taints: list[Taint] = Field(
+        default=[Taint(key=UNINITIALIZED_TAINT, value="true", effect="NoSchedule")],
+        description="Besides node.kubernetes.io/not-ready, removed taintsRemovedAfterSeconds "
+        "after Ready.",
+    )
+    taints_removed_after_seconds: float = Field(default=10, ge=0)
+    lifetime_seconds: float | None = Field(
+        default=None, gt=0, description="A joined node leaves this long after it joined."
+    )
+    lifetime_jitter: float = Field(default=0.2, ge=0, le=1)
+    drain_seconds: float = Field(
+        default=0, ge=0, description="Scale-down: ToBeDeletedByClusterAutoscaler this long first."
+    )
+
+
 class Scenario(_Model):
     node_groups: list[NodeGroup] = [NodeGroup(name="default", count=3)]
     images: list[Image] = []
@@ -314,12 +350,15 @@ class Scenario(_Model):
     admission: Admission = Admission()
     timeline: list[TimelineStep] = []
     registries: list[Registry] = []
+    autoscaler: Autoscaler | None = None
 
     @model_validator(mode="after")
     def _unique(self) -> Scenario:
         names = [g.name for g in self.node_groups]
         if len(names) != len(set(names)):
             raise ValueError("nodeGroups: group names must be unique")
+        if self.autoscaler and self.autoscaler.group and self.autoscaler.group not in names:
+            raise ValueError(f"autoscaler.group: no node group {self.autoscaler.group!r}")
         return self
 
     def image(self, name: str) -> Image:

@@ -72,6 +72,9 @@ class Api:
         r.add_post("/kubesim/nodes/{name}/ready", self.control.control_node_ready)
         r.add_post("/kubesim/nodes/{name}/cordon", self.control.control_node_cordon)
         r.add_delete("/kubesim/nodes/{name}", self.control.control_delete_node)
+        r.add_post("/kubesim/autoscaler/join", self.control.control_join_nodes)
+        r.add_post("/kubesim/autoscaler/leave", self.control.control_leave_nodes)
+        r.add_get("/kubesim/autoscaler", self.control.control_autoscaler)
         r.add_get("/kubesim/pulls", self.control.control_pulls)
         r.add_post("/kubesim/compact", self.control.control_compact)
         return app

@@ -135,7 +135,48 @@ class SimHandle:
         self.call(lambda: self.cluster.set_node_cordoned(name, cordoned))
 
     def add_nodes(self, count: int, group: str | None = None) -> list[str]:
+        """Nodes that join Ready at once."""
         return self.call(lambda: self.cluster.add_nodes(count, group))
+
+    def join_nodes(
+        self,
+        count: int = 1,
+        group: str | None = None,
+        *,
+        ready_after: float | None = None,
+        taints_removed_after: float | None = None,
+        startup_taints: list[dict[str, Any]] | None = None,
+        lifetime: float | None = None,
+    ) -> list[str]:
+        """Nodes that join like an autoscaler's (kubesim/autoscaler.py): NotReady with the
+        not-ready and startup taints, Ready after `ready_after` simulated seconds, startup taints
+        removed `taints_removed_after` later, deleted after `lifetime`. Omitted: the scenario's
+        `autoscaler:` settings."""
+        from kubesim.scenario import Taint
+
+        taints = (
+            None if startup_taints is None else [Taint.model_validate(t) for t in startup_taints]
+        )
+        return self.call(
+            lambda: self.cluster.join_nodes(
+                count,
+                group,
+                ready_after=ready_after,
+                taints_removed_after=taints_removed_after,
+                startup_taints=taints,
+                lifetime=lifetime,
+            )
+        )
+
+    def leave_nodes(self, names: list[str] | None = None, count: int | None = None) -> list[str]:
+        """Scale down the named nodes, or the `count` oldest joined nodes still present."""
+        return self.call(lambda: self.cluster.leave_nodes(names, count))
+
+    def autoscaler_report(self) -> dict[str, Any]:
+        """Joined nodes with their join, Ready, untainted and leave times (simulated and wall)."""
+        from kubesim import autoscaler
+
+        return self.call(lambda: autoscaler.report(self.cluster))
 
     # -- lifecycle --------------------------------------------------------------------------
     def stop(self) -> None:

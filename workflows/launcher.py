@@ -3,7 +3,9 @@
 A Temporal Schedule names each workflow it starts `<action ID>-<scheduled time>`, which is not
 a task ID. This thin workflow starts PrewarmWorkflow as its child under a task ID in the seed's
 format, `task-YYYYMMDD-HHMMSS-<8 hex>`, built deterministically from the launcher's own workflow
-ID (unique per scheduled time) and its start time, so a replay starts the same child. The child
+ID and run ID and its start time, so a replay starts the same child. The run ID matters: a
+trigger's workflow ID holds its time to the second only, and Temporal starts triggered runs with
+ALLOW_DUPLICATE, so two triggers in one second give two launcher runs of one workflow ID. The child
 carries IpsScheduleId and the same memo as an API-created task, so /api/v1/tasks lists, reads,
 watches and cancels it like any other. The launcher waits for the child, so the schedule's
 overlap policy sees a run as running until its task ends; cancelling the launcher (overlap
@@ -32,10 +34,19 @@ with workflow.unsafe.imports_passed_through():
     )
 
 
-def launcher_task_id(launcher_workflow_id: str, now: datetime) -> str:
-    """`task-YYYYMMDD-HHMMSS-<8 hex>`: the time of the run, and 32 bits of the launcher's ID
-    (which holds the schedule ID and the scheduled time, so two runs never share one)."""
-    digest = hashlib.sha256(launcher_workflow_id.encode()).hexdigest()[:8]
+# Before this patch the child's ID came from the launcher's workflow ID alone, which two runs
+# triggered in the same second share (issue 15): their second child was refused as a duplicate.
+TASK_ID_PER_RUN_PATCH = "task-id-per-launcher-run"
+
+
+def launcher_task_id(launcher_workflow_id: str, now: datetime, run_id: str | None = None) -> str:
+    """`task-YYYYMMDD-HHMMSS-<8 hex>`: the time of the run, and 32 bits of a hash of the
+    launcher's workflow ID and run ID. The workflow ID holds the schedule ID and the scheduled
+    (or triggered) time to the second; the run ID tells apart two runs of that one ID, which
+    Temporal makes for two triggers within a second (manual starts use ALLOW_DUPLICATE:
+    temporalio/temporal service/worker/scheduler/workflow.go, `startWorkflow`)."""
+    key = launcher_workflow_id if run_id is None else f"{launcher_workflow_id}/{run_id}"
+    digest = hashlib.sha256(key.encode()).hexdigest()[:8]
     return f"task-{now:%Y%m%d-%H%M%S}-{digest}"
 
 
@@ -45,7 +56,8 @@ class ScheduleLauncherWorkflow:
     async def run(self, inp: LauncherInput) -> LauncherResult:
         info = workflow.info()
         now = workflow.now().replace(microsecond=0)
-        task_id = launcher_task_id(info.workflow_id, now)
+        per_run = workflow.patched(TASK_ID_PER_RUN_PATCH)
+        task_id = launcher_task_id(info.workflow_id, now, info.run_id if per_run else None)
         task = TaskCreated(
             task_id=task_id,
             status=TaskStatus.PENDING,

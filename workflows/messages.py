@@ -14,6 +14,8 @@ with workflow.unsafe.imports_passed_through():
         ACTIVITY_CLEANUP,
         ACTIVITY_LIST_NODES,
         ACTIVITY_PREWARM_NODES,
+        ACTIVITY_WATCH_NODES,
+        EngineState,
         NodeSelection,
         trim,
     )
@@ -25,12 +27,16 @@ _RETRY_NOTES = {
 }
 
 
-def completion_message(progress: Progress) -> str:
-    return (
+def completion_message(state: EngineState) -> str:
+    progress = state.progress
+    text = (
         f"{progress.completed_nodes} nodes prewarmed, "
         f"{progress.already_warm_nodes} already warm, "
         f"{progress.failed_nodes} failed, {progress.skipped_nodes} skipped"
     )
+    if state.following_since is not None:
+        text += f"; {state.nodes_added} nodes joined while following"
+    return text
 
 
 def failure_ratio_message(progress: Progress, share: float, ratio: float) -> str:
@@ -70,6 +76,7 @@ def failure_reason(err: BaseException) -> str:
             ACTIVITY_LIST_NODES: "listing nodes",
             ACTIVITY_PREWARM_NODES: "prewarming a batch",
             ACTIVITY_CLEANUP: "cleaning up",
+            ACTIVITY_WATCH_NODES: "watching nodes",
         }.get(err.activity_type, err.activity_type)
     cause: BaseException | None = err.cause if isinstance(err, ActivityError) else err
     if isinstance(cause, ApplicationError):

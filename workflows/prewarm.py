@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from common.temporal import QUERY_PROGRESS, WORKFLOW_NAME
     from workflows import preflight
     from workflows.failurelog import NO_OUTCOME, FailureLog, failed, missing_node, missing_range
+    from workflows.follow import PATCH_FOLLOW, follow
     from workflows.messages import (
         all_skipped_message,
         completion_message,
@@ -166,7 +167,11 @@ class PrewarmWorkflow:
                 await self._run_unit()
             if self._stop_reason is not None:
                 raise _Stop(self._stop_reason)
-            return self._finish(TaskStatus.COMPLETED, completion_message(state.progress))
+            if self._input.spec.follow is not None and workflow.patched(PATCH_FOLLOW):
+                await follow(self)  # workflows/follow.py: until its end, a stop or a cancel
+                if self._stop_reason is not None:
+                    raise _Stop(self._stop_reason)
+            return self._finish(TaskStatus.COMPLETED, completion_message(state))
         except _Stop as stop:
             self._frozen = True
             if not isinstance(stop, _StopBeforeJobs):
@@ -380,6 +385,12 @@ class PrewarmWorkflow:
             f"{selection.warm} already warm, "
             f"{progress.skipped_nodes} skipped, {selection.missing_count} missing"
         )
+        if spec.follow is not None:
+            # Follow mode starts watching where this listing was taken, and never returns the
+            # nodes the sweep has; with no node yet, it waits for nodes instead of failing.
+            state.follow_rv = selection.resource_version
+            state.covered = list(selection.targets)
+            return
         if selection.matched == 0 and not selection.missing_count:
             raise _Stop(no_match_message(spec))
         if progress.total_nodes == 0:

@@ -12,7 +12,7 @@ from temporalio import workflow
 
 with workflow.unsafe.imports_passed_through():
     from common.engine import EngineState, PrewarmInput
-    from common.models import ResolvedImageRef, TaskView
+    from common.models import Following, ResolvedImageRef, TaskPhase, TaskStatus, TaskView
 
 NODE_NAMES_SHOWN = 100
 
@@ -48,7 +48,19 @@ def task_view(task_input: PrewarmInput, state: EngineState) -> TaskView:
         started_at=state.started_at,
         finished_at=state.finished_at,
         message=state.message,
+        follow=spec.follow,
+        phase=phase_of(task_input, state),
+        following=Following(since=state.following_since, nodes_added=state.nodes_added)
+        if state.following_since is not None
+        else None,
     )
+
+
+def phase_of(task_input: PrewarmInput, state: EngineState) -> TaskPhase | None:
+    """A running task with `follow`: sweeping, then following; None otherwise."""
+    if task_input.spec.follow is None or state.status != TaskStatus.RUNNING:
+        return None
+    return TaskPhase.SWEEPING if state.following_since is None else TaskPhase.FOLLOWING
 
 
 def spec_for_next_run(spec: Any) -> Any:

@@ -73,4 +73,9 @@ class Visibility:
             f"{progress.completed_nodes} completed, "
             f"{progress.failed_nodes} failed, {progress.already_warm_nodes} warm, "
             f"{progress.skipped_nodes} skipped"
+            + (
+                f" · following, {state.nodes_added} joined"
+                if state.following_since is not None
+                else ""
+            )
         )

@@ -128,7 +128,8 @@ async def patch_schedule(
 async def trigger_schedule(
     schedule_id: ScheduleId, caller: Writer, schedules: Schedules
 ) -> TriggerResult:
-    """One run now (the overlap policy applies); it shows in /api/v1/tasks?scheduleId=..."""
+    """One run now, or after the run still going (cancelling it under cancel_older); it shows
+    in /api/v1/tasks?scheduleId=..."""
     await schedules.trigger(schedule_id, caller)
     return TriggerResult(schedule_id=schedule_id, message="run requested")
 

@@ -5,8 +5,9 @@ from __future__ import annotations
 from enum import StrEnum
 from typing import Any
 
-from pydantic import ConfigDict, Field, field_validator, model_validator
+from pydantic import ConfigDict, Field, ValidationInfo, field_validator, model_validator
 
+from .follow import FollowSpec
 from .validators import (
     ImageRef,
     NodeName,
@@ -122,6 +123,11 @@ class TaskSpec(WireModel):
         description="Pull `name@sha256:...`, the digest the registry resolved before any Job, "
         "so every node gets the same bits; false pulls the references as given.",
     )
+    follow: FollowSpec | None = Field(
+        default=None,
+        description="After the first sweep, keep prewarming nodes that join or become "
+        "eligible: `{durationSeconds}` or `{}` (until cancelled). Not with nodeNames.",
+    )
 
     @field_validator("images")
     @classmethod
@@ -146,5 +152,17 @@ class TaskSpec(WireModel):
         if total > NODE_NAMES_MAX_TOTAL_CHARS:
             raise ValueError(
                 f"{total} characters of node names: at most {NODE_NAMES_MAX_TOTAL_CHARS} in all"
+            )
+        return v
+
+    @field_validator("follow")
+    @classmethod
+    def _follow_needs_a_selector(
+        cls, v: FollowSpec | None, info: ValidationInfo
+    ) -> FollowSpec | None:
+        if v is not None and info.data.get("node_names") is not None:
+            raise ValueError(
+                "follow cannot be combined with nodeNames: a fixed list of nodes has nothing "
+                "to follow (use nodeSelector)"
             )
         return v

@@ -7,6 +7,7 @@ from enum import StrEnum
 from pydantic import BaseModel, ConfigDict, Field
 
 from .failures import FailedNodeDetail, SkippedNodeDetail
+from .follow import Following, FollowSpec, TaskPhase
 from .spec import ImagePullPolicy, Strategy
 from .wire import UtcDatetime, WireModel
 
@@ -122,6 +123,15 @@ class TaskView(WireModel):
     message: str | None = None
     schedule_id: str | None = Field(
         default=None, description="The schedule that started this run (IpsScheduleId)."
+    )
+    follow: FollowSpec | None = Field(default=None, description="The task's follow option.")
+    phase: TaskPhase | None = Field(
+        default=None,
+        description="A running task with `follow`: `sweeping` (its first sweep) or `following`.",
+    )
+    following: Following | None = Field(
+        default=None,
+        description="From the start of the follow phase: since when, and the nodes added.",
     )
 
 

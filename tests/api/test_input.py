@@ -34,6 +34,23 @@ BAD_BODIES: list[tuple[str, Any, str]] = [
     ("bad strategy", {**GOOD, "strategy": "yolo"}, "strategy: Input should be 'batch'"),
     ("bad ratio", {**GOOD, "maxFailureRatio": 2}, "maxFailureRatio:"),
     ("bad node name", {**GOOD, "nodeNames": ["Node_1"]}, "nodeNames[0]:"),
+    (
+        "follow too short",
+        {**GOOD, "follow": {"durationSeconds": 5}},
+        "follow.durationSeconds: Input should be greater than or equal to 10",
+    ),
+    (
+        "follow too long",
+        {**GOOD, "follow": {"durationSeconds": 604801}},
+        "follow.durationSeconds: Input should be less than or equal to 604800",
+    ),
+    ("follow not an object", {**GOOD, "follow": True}, "follow: Input should be"),
+    ("follow unknown field", {**GOOD, "follow": {"seconds": 60}}, "follow.seconds: unknown"),
+    (
+        "follow with nodeNames",
+        {**GOOD, "nodeNames": ["n1"], "follow": {}},
+        "follow: follow cannot be combined with nodeNames",
+    ),
     ("body is a list", [GOOD], "Input should be a valid dictionary"),
     ("body is null", None, "body"),
 ]

@@ -76,3 +76,16 @@ def test_launcher_task_ids_have_the_seed_format_and_differ_per_run() -> None:
     assert a.startswith("task-20261202-060000-") and len(a) == len("task-20261202-060000-") + 8
     assert a != b
     assert a == launcher_task_id("sched-0a1b2c3d4e5f-2026-12-02T06:00:00Z", now)  # replay
+
+
+def test_two_runs_of_one_launcher_id_in_one_second_get_two_task_ids() -> None:
+    """Two triggers within a second: Temporal starts two launcher runs of one workflow ID
+    (the trigger time to the second), which may start in the same second (issue 15)."""
+    from datetime import UTC, datetime
+
+    now = datetime(2026, 12, 2, 8, 23, 23, tzinfo=UTC)
+    wf = "sched-5c1d7981a982-2026-12-02T08:23:23Z"
+    first = launcher_task_id(wf, now, "01a235d9-e9b0-7dbe-9dd3-5cf43d6f4bf3")
+    second = launcher_task_id(wf, now, "01a235d9-ec47-7e49-b3ec-2ba914748041")
+    assert first != second
+    assert first == launcher_task_id(wf, now, "01a235d9-e9b0-7dbe-9dd3-5cf43d6f4bf3")  # replay

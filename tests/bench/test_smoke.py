@@ -28,7 +28,7 @@ def test_bench_small_run_writes_wellformed_results(tmp_path: Path) -> None:
         cwd=ROOT,
         capture_output=True,
         text=True,
-        timeout=240,
+        timeout=480,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
 
@@ -62,6 +62,14 @@ def test_bench_small_run_writes_wellformed_results(tmp_path: Path) -> None:
     assert api["read"]["errors"] == {}
     assert api["create"]["created"] > 0
 
+    fol = json.loads((out / "follow.json").read_text())
+    lat, day = fol["latency"], fol["day"]
+    assert lat["status"] == day["status"] == "completed"
+    assert lat["joined"] == lat["warmed"] == 3  # every joined node got its image
+    assert lat["readyToPresentSeconds"]["p50"] >= fol["options"]["pull_seconds"]
+    assert day["joined"] == day["warmed"] == 10 and day["historyEvents"] > 0
+    assert day["k8sRequestsPerJoinedNode"] > 0 and day["rssSamples"]
+
     pngs = {p.name for p in out.glob("*.png")}
     if importlib.util.find_spec("matplotlib") is None:
         assert not pngs  # `make test` does not install the bench extra: JSON only
@@ -71,10 +79,12 @@ def test_bench_small_run_writes_wellformed_results(tmp_path: Path) -> None:
             "makespan-lognormal.png",
             "baseline.png",
             "slow-pulls.png",
+            "follow.png",
         } <= pngs
 
     table = results_table(out)
     assert "| Makespan / ideal, batch, fixed pull, 1,000 nodes / 100 |" in table
+    assert "| Follow, simulated day: Kubernetes requests per joined node | ≤ 2 |" in table
     readme = tmp_path / "README.md"
     readme.write_text(f"# x\n\n{START}\nold\n{END}\n\nafter\n")
     assert update_readmes(table, [readme]) == [readme]

@@ -390,3 +390,54 @@ def test_list_as_json_asks_the_api_exactly_as_the_table_does(fake: list[FakeAPI]
     assert json.loads(as_json.stdout) == page
     first, second = (str(r.url) for r in fake[0].requests)
     assert first == second == "http://ips.test/api/v1/tasks?status=running&limit=5&offset=3"
+
+
+def following(status: str = "running", added: int = 2, completed: int = 5) -> dict[str, Any]:
+    body = task(status, completed=completed)
+    body["progress"].update(totalNodes=6, totalBatches=3, currentBatch=3)
+    body["follow"] = {}
+    body["following"] = {"since": "2026-01-16T15:20:02Z", "nodesAdded": added}
+    if status == "running":
+        body["phase"] = "following"
+    return body
+
+
+def test_create_follow_sends_the_option(fake: list[FakeAPI]) -> None:
+    created = {k: task("pending")[k] for k in ("taskId", "status", "images", "batchSize")}
+    answer = httpx.Response(201, json={**created, "createdAt": "2026-01-16T15:12:34Z"})
+    fake.append(FakeAPI(answer))
+    out = run("create", "--image", "nginx:latest", "--batch-size", "5", "--follow", "3600")
+    assert out.exit_code == 0, out.output
+    assert json.loads(fake[0].requests[0].content)["follow"] == {"durationSeconds": 3600}
+    fake[0] = FakeAPI(answer)
+    out = run("create", "--image", "nginx:latest", "--batch-size", "5", "--follow", "forever")
+    assert out.exit_code == 0, out.output
+    assert json.loads(fake[0].requests[0].content)["follow"] == {}
+
+
+def test_create_follow_with_a_bad_duration_names_the_field_and_sends_nothing(
+    fake: list[FakeAPI],
+) -> None:
+    fake.append(FakeAPI(task()))
+    out = run("create", "--image", "nginx:latest", "--batch-size", "5", "--follow", "5")
+    assert out.exit_code == Exit.API_ERROR
+    assert "follow.durationSeconds" in out.stderr
+    out = run("create", "--image", "nginx:latest", "--batch-size", "5", "--follow", "soon")
+    assert out.exit_code != 0 and "--follow" in out.output
+    assert fake[0].requests == []
+
+
+def test_watch_and_get_show_the_follow_phase(fake: list[FakeAPI]) -> None:
+    fake.append(FakeAPI(following(), following(completed=6), following("cancelled", completed=6)))
+    out = run("watch", "task-20260116-151234-a1b2c3d4")
+    lines = out.stdout.splitlines()
+    assert any(
+        "running (following since 15:20:02Z, 2 nodes added)" in ln and "5/6 nodes" in ln
+        and "ETA" not in ln
+        for ln in lines
+    ), lines  # fmt: skip
+    assert "2 joined while following" in lines[-1]
+    fake[0] = FakeAPI(following())
+    out = run("get", "task-20260116-151234-a1b2c3d4")
+    for needle in ("following since 15:20:02Z, 2 nodes added", "until cancelled"):
+        assert needle in out.stdout, needle

@@ -19,11 +19,13 @@ import pytest
 from ips_client import (
     AsyncIPSClient,
     Conflict,
+    FollowSpec,
     Forbidden,
     IPSClient,
     IPSError,
     ServiceUnavailable,
     TaskNotFound,
+    TaskPhase,
     TaskStatus,
     TaskView,
     TooManyTasks,
@@ -158,6 +160,38 @@ def test_create_validates_locally_with_the_api_model_and_sends_camel_case() -> N
     assert bodies[-1] == {"images": ["nginx:latest"], "batchSize": 10, "nodeSelector": {"a": "b"}}
     c.create({"images": ["x"], "batchSize": 0})  # a raw mapping goes as-is: the server judges
     assert bodies[-1] == {"images": ["x"], "batchSize": 0}
+
+
+def test_create_takes_the_follow_option_and_reads_a_following_task() -> None:
+    bodies: list[Any] = []
+    view = {
+        "taskId": "task-1", "status": "running", "images": ["nginx:latest"], "batchSize": 10,
+        "createdAt": "2026-01-16T15:12:34Z", "follow": {"durationSeconds": 3600},
+        "phase": "following", "following": {"since": "2026-01-16T15:20:02Z", "nodesAdded": 3},
+    }  # fmt: skip
+
+    def handler(r: httpx.Request) -> httpx.Response:
+        if r.method == "GET":
+            return httpx.Response(200, json=view)
+        bodies.append(json.loads(r.content))
+        keys = ("taskId", "status", "images", "batchSize", "createdAt")
+        return httpx.Response(201, json={k: view[k] for k in keys})
+
+    c = client(handler)
+    with pytest.raises(ValidationError) as info:
+        c.create(images=["nginx:latest"], batch_size=10, follow={"duration_seconds": 1})
+    assert "follow.durationSeconds" in info.value.details and not bodies
+    with pytest.raises(ValidationError) as info:
+        c.create(images=["nginx:latest"], batch_size=10, node_names=["n1"], follow={})
+    assert "follow" in info.value.details and not bodies
+    c.create(images=["nginx:latest"], batch_size=10, follow=FollowSpec(duration_seconds=3600))
+    assert bodies[-1]["follow"] == {"durationSeconds": 3600}
+    c.create(images=["nginx:latest"], batch_size=10, follow={})
+    assert bodies[-1]["follow"] == {}
+    got = c.get("task-1")
+    assert got.phase == TaskPhase.FOLLOWING
+    assert got.following is not None and got.following.nodes_added == 3
+    assert got.follow is not None and got.follow.duration_seconds == 3600
 
 
 def test_wait_reports_progress_rides_out_an_outage_and_returns_the_final_view() -> None:

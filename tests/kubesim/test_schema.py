@@ -131,6 +131,11 @@ def exercise(sim: SimHandle) -> None:
     sim.set_node_ready("b-2", True)
     wait_for(lambda: not job_pods(sim, "ev"), what="terminated after the kubelet is back")
     sim.set_node_cordoned("a-1", True)
+    # a node joining like an autoscaler's: NotReady, startup taints, Ready, untainted, gone
+    startup = [{"key": "ignore-taint.cluster-autoscaler.kubernetes.io/x", "effect": "NoSchedule"}]
+    sim.join_nodes(1, "a", ready_after=1, taints_removed_after=1, startup_taints=startup)
+    wait_for(lambda: sim.autoscaler_report()["untainted"] == 1, what="joined node untainted")
+    sim.leave_nodes(count=1)
 
 
 def test_every_served_object_validates_and_deserializes() -> None:

@@ -4,8 +4,9 @@
 
 A real Temporal Schedule (built as the API builds it) is triggered once on a local dev server
 with an in-process worker and kubesim; the launcher's history (one child task started, waited
-for, completed) is written to tests/workflows/histories/launcher-run1.json. Re-run it and commit
-the file whenever the launcher's commands change (gated with workflow.patched()).
+for, completed) is written to tests/workflows/histories/<NAME> (default launcher-v2-run1.json:
+the child's task ID from the launcher's workflow ID and run ID, issue 15). When the launcher's
+commands change (gated with workflow.patched()), keep the older files and write a new one.
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ from worker.main import build_worker
 from .make_history import OUT
 
 SCHEDULE_ID = "sched-00000000a1b2"
+NAME = "launcher-v2-run1.json"
 
 
 def _temporal() -> str:
@@ -43,7 +45,7 @@ def _temporal() -> str:
     return path
 
 
-async def main() -> None:
+async def main(name: str = NAME) -> None:
     OUT.mkdir(exist_ok=True)
     env = await WorkflowEnvironment.start_local(
         data_converter=pydantic_data_converter,
@@ -73,7 +75,7 @@ async def main() -> None:
                     await asyncio.sleep(0.5)
                 wf = env.client.get_workflow_handle(found[0].id, run_id=found[0].run_id)
                 history = await wf.fetch_history()
-                (OUT / "launcher-run1.json").write_text(history.to_json())
+                (OUT / name).write_text(history.to_json())
                 print(found[0].id, await wf.result())
                 await handle.delete()
     finally:
@@ -81,4 +83,4 @@ async def main() -> None:
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main()))
+    sys.exit(asyncio.run(main(*sys.argv[1:2])))

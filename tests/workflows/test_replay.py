@@ -1,7 +1,8 @@
 """Every committed history (tests/workflows/histories, from real runs) replays on today's code.
 
 A failure here means a change to PrewarmWorkflow (or to ScheduleLauncherWorkflow, whose
-launcher-run1.json comes from `python -m tests.workflows.make_launcher_history`) is not
+launcher-run1.json comes from `python -m tests.workflows.make_launcher_history`; follow-runN.json,
+a follow-mode task, from `python -m tests.workflows.make_follow_history`) is not
 deterministic for in-flight tasks: gate
 it with workflow.patched(), then regenerate with `python -m tests.workflows.make_history`.
 """
@@ -54,6 +55,36 @@ def test_histories_are_committed() -> None:
     ]
     assert scheduled == ["resolve_images"]  # stopped before any listing, Job or clean-up
     assert "launcher-run1.json" in names  # ScheduleLauncherWorkflow (make_launcher_history)
+    # Issue 15: the child's task ID from the launcher's workflow ID and run ID, patched.
+    assert "launcher-v2-run1.json" in names
+    assert "core_patch" in (HISTORIES[0].parent / "launcher-v2-run1.json").read_text()
+
+    # Issue 15: a follow-mode task (make_follow_history), with continue-as-new, gated.
+    follow = {"follow-run1.json", "follow-run2.json", "follow-run3.json"}
+    assert follow <= names
+    run2 = (HISTORIES[0].parent / "follow-run2.json").read_text()
+    assert "core_patch" in run2 and "watch_nodes" in run2
+
+
+def test_the_launchers_child_id_holds_its_run_id() -> None:
+    """Two triggers in one second make two launcher runs of one workflow ID; the child's task
+    ID must tell them apart (issue 15), so it comes from the workflow ID and the run ID."""
+    from datetime import datetime
+
+    from workflows.launcher import launcher_task_id
+
+    events = json.loads((HISTORIES[0].parent / "launcher-v2-run1.json").read_text())["events"]
+    started = events[0]["workflowExecutionStartedEventAttributes"]
+    task_started = next(e for e in events if e["eventType"] == "EVENT_TYPE_WORKFLOW_TASK_STARTED")
+    now = datetime.fromisoformat(task_started["eventTime"][:19] + "+00:00")
+    (child,) = [
+        e["startChildWorkflowExecutionInitiatedEventAttributes"]["workflowId"]
+        for e in events
+        if "startChildWorkflowExecutionInitiatedEventAttributes" in e
+    ]
+    wf_id, run_id = started["workflowId"], started["originalExecutionRunId"]
+    assert child == launcher_task_id(wf_id, now, run_id)
+    assert child != launcher_task_id(wf_id, now)  # what the launcher did before the patch
 
 
 def _patches(path: Path) -> set[str]:

@@ -12,10 +12,12 @@ One module per idea, all importable from here (`from common.models import TaskSp
 - `validators`: image references, label keys and values, DNS-1123 names;
 - `spec`: the task spec (the POST body) and its limits;
 - `failures`: why a node failed or was skipped;
+- `follow`: follow mode's option and what a following task shows;
 - `tasks`: the task as the API returns it (status, progress, view, list, cancel, errors).
 """
 
 from .failures import FailedNodeDetail, FailureReason, SkippedNodeDetail, SkipReason
+from .follow import FOLLOW_SECONDS_MAX, FOLLOW_SECONDS_MIN, Following, FollowSpec, TaskPhase
 from .spec import (
     NODE_NAMES_MAX_TOTAL_CHARS,
     NODE_SELECTOR_MAX_ENTRIES,
@@ -56,6 +58,8 @@ from .wire import UtcDatetime, WireModel, field_path, rfc3339, utcnow
 
 __all__ = [
     "DIGEST_HEX_LENGTHS",
+    "FOLLOW_SECONDS_MAX",
+    "FOLLOW_SECONDS_MIN",
     "IMAGE_REFERENCE_MAX",
     "IMAGE_REFERENCE_RE",
     "NAME_TOTAL_LENGTH_MAX",
@@ -66,6 +70,8 @@ __all__ = [
     "ErrorBody",
     "FailedNodeDetail",
     "FailureReason",
+    "FollowSpec",
+    "Following",
     "ImagePullPolicy",
     "ImageRef",
     "NodeName",
@@ -79,6 +85,7 @@ __all__ = [
     "TaintEffect",
     "TaskCreated",
     "TaskList",
+    "TaskPhase",
     "TaskSpec",
     "TaskStatus",
     "TaskSummary",

@@ -1,0 +1,343 @@
+"""Follow mode (issue 15, "Measured"): nodes join over time and one follow-mode task warms them.
+
+Two phases, each on the real stack (`ips sim`, `ips worker`, `ips api` as subprocesses) with
+kubesim's autoscaler (kubesim/autoscaler.py: a node joins NotReady with the not-ready and the
+cloud provider's startup taints, turns Ready, loses its startup taint, leaves later):
+
+1. **Latency**, at time scale 1 (the wall clock is the cluster's, so the worker's and Temporal's
+   own delays count as they would in production): `latencyJoins` nodes join one by one while the
+   task follows; for each, the time from its turning Ready to its image being present (the end
+   of its first pull, kubesim's `GET /kubesim/pulls` `firstAt`, on the clock of the autoscaler
+   report's `readyAt`), p50 and p99, against the pull time (fixed: `pullSeconds`). The overhead
+   is latency - pull; target <= 5 s, batching included. Its startup taint goes
+   `taintsRemovedAfterSeconds` after Ready; the task's pods do not tolerate it, so that wait is
+   in the latency too.
+2. **A simulated day**, at time scale 500 (the engine's timers scaled too, ENGINE_TIME_SCALE):
+   1,000 nodes join (one every 86.4 s), each Ready 30 s after joining, untainted 10 s later,
+   leaving 2 h after joining. Reported: Kubernetes requests per joined node after the first
+   sweep (target <= 2), Temporal history events per joined node and the most in one run (all
+   runs of the continue-as-new chain), and the worker's RSS over the day (flat: the growth
+   between the second quarter of the day and the last).
+
+    .venv/bin/python -m bench.follow [--small]
+
+Writes bench/results/follow.json and follow.png (RSS over the day, the latency distribution).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import statistics
+import sys
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+import httpx
+import psutil
+
+from bench.harness import (
+    WORKER_IMAGE,
+    TemporalServer,
+    history_stats,
+    percentile,
+    run_stack,
+    sim_stats,
+    sim_url,
+    standalone_main,
+    write_result,
+)
+from bench.slow_pulls import engine_env
+from common import temporal as t
+from tests.stack import Stack
+
+NAME = "follow"
+IMAGE = "registry.example.com/bench/follow:1"
+
+
+class Options:
+    """The full run, or the smoke test's (`small`: a few joins, about a minute)."""
+
+    def __init__(self, small: bool = False) -> None:
+        self.small = small
+        self.base_nodes = 5 if small else 20
+        self.batch = 10
+        self.pull_seconds = 5.0 if small else 20.0
+        # Phase 1: latency at time scale 1.
+        self.latency_joins = 3 if small else 20
+        # Further apart than one batch lasts (gather, Job, pull): each join is its own batch.
+        self.latency_join_every = 8.0
+        self.latency_ready_after = 2.0
+        self.latency_untaint_after = 1.0
+        # Phase 2: the simulated day.
+        self.day_seconds = 1800.0 if small else 86400.0
+        self.day_joins = 10 if small else 1000
+        self.day_time_scale = 60.0 if small else 500.0
+        self.ready_after = 30.0
+        self.untaint_after = 10.0
+        self.lifetime = 600.0 if small else 7200.0
+
+    def as_dict(self) -> dict[str, Any]:
+        return dict(vars(self))
+
+
+def scenario(opts: Options, autoscaler: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "defaults": {"pullOverheadSeconds": 0.0, "pullJitter": 0.0, "containerRunSeconds": 0.5},
+        "nodeGroups": [
+            {
+                "name": "pool",
+                "count": opts.base_nodes,
+                "labels": {"bench": "follow"},
+                "images": [{"name": WORKER_IMAGE}],
+            }
+        ],
+        # Joined nodes hold nothing: the worker image's pull (2 MiB at 100 MB/s) comes first.
+        "images": [
+            {"name": WORKER_IMAGE, "size": "2MiB"},
+            {"name": IMAGE, "pullSeconds": opts.pull_seconds},
+        ],
+        "autoscaler": {"group": "pool", "readyJitter": 0, "lifetimeJitter": 0, **autoscaler},
+    }
+
+
+class RssSeries:
+    """The worker's RSS every `interval` s: [(wall s since start, MiB)]."""
+
+    def __init__(self, pid: int, interval: float = 1.0) -> None:
+        self.pid, self.interval = pid, interval
+        self.points: list[tuple[float, float]] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._loop, name="rss-series", daemon=True)
+
+    def _loop(self) -> None:
+        proc, t0 = psutil.Process(self.pid), time.monotonic()
+        while not self._stop.is_set():
+            with contextlib.suppress(psutil.Error):
+                rss = proc.memory_info().rss / 1024**2
+                self.points.append((round(time.monotonic() - t0, 1), round(rss, 1)))
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> RssSeries:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._stop.set()
+        self._thread.join(5)
+
+
+async def follow_task(
+    stack: Stack, server: TemporalServer, duration: float
+) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
+    """POST one follow task over the pool; returns (final view, kubesim stats when the first
+    sweep ended, its history stats)."""
+    spec = {
+        "images": [IMAGE],
+        "batchSize": 10,
+        "nodeSelector": {"bench": "follow"},
+        "follow": {"durationSeconds": max(10, round(duration))},
+    }
+    async with httpx.AsyncClient(base_url=stack.url, timeout=30) as http:
+        response = await http.post("/api/v1/tasks", json=spec)
+        response.raise_for_status()
+        task_id = response.json()["taskId"]
+    client = await server.client()
+    handle = client.get_workflow_handle(task_id)
+    swept: dict[str, Any] = {}
+    view: dict[str, Any] = {}
+    deadline = time.monotonic() + duration + 600
+    while time.monotonic() < deadline:
+        try:
+            view = await handle.query(t.QUERY_PROGRESS, result_type=dict)
+        except Exception:  # not started yet, or between runs (continue-as-new)
+            view = {}
+        if not swept and view.get("phase") == "following":
+            swept = await asyncio.to_thread(sim_stats, stack)
+        if view.get("status") in ("completed", "failed", "cancelled"):
+            break
+        await asyncio.sleep(1.0)
+    view["taskId"] = task_id
+    return view, swept, await history_stats(client, task_id)
+
+
+def _control(stack: Stack, path: str) -> Any:
+    response = httpx.get(f"{sim_url(stack)}{path}", timeout=60)
+    response.raise_for_status()
+    return response.json()
+
+
+def present_after(stack: Stack) -> list[dict[str, Any]]:
+    """Per joined node: Ready and untainted times, and when its image was first present."""
+    joined = _control(stack, "/kubesim/autoscaler")["nodes"]
+    first = {p["node"]: p["firstAt"] for p in _control(stack, "/kubesim/pulls")
+             if p["image"] == IMAGE}  # fmt: skip
+    return [{**n, "presentAt": first.get(n["name"])} for n in joined if n["readyAt"] is not None]
+
+
+def _spread(values: list[float]) -> dict[str, float | None]:
+    if not values:
+        return {"p50": None, "p99": None, "max": None}
+    return {
+        "p50": round(percentile(values, 50), 2),
+        "p99": round(percentile(values, 99), 2),
+        "max": round(max(values), 2),
+    }
+
+
+async def latency_phase(opts: Options, server: TemporalServer, work: Path) -> dict[str, Any]:
+    start = 10.0  # joins begin once the first sweep is over
+    autoscaler = {
+        "joinEverySeconds": opts.latency_join_every,
+        "maxJoins": opts.latency_joins,
+        "startSeconds": start,
+        "readyAfterSeconds": opts.latency_ready_after,
+        "taintsRemovedAfterSeconds": opts.latency_untaint_after,
+    }
+    duration = (
+        start + opts.latency_joins * opts.latency_join_every + opts.latency_ready_after
+        + opts.latency_untaint_after + opts.pull_seconds + 20
+    )  # fmt: skip
+    with run_stack(
+        server.address, work, scenario=scenario(opts, autoscaler), time_scale=1.0,
+        extra_env=engine_env(1.0),
+    ) as stack:  # fmt: skip
+        view, _, _ = await follow_task(stack, server, duration)
+        nodes = present_after(stack)
+    ready = [n["presentAt"] - n["readyAt"] for n in nodes if n["presentAt"] is not None]
+    untainted = [n["presentAt"] - n["untaintedAt"] for n in nodes
+                 if n["presentAt"] is not None and n["untaintedAt"] is not None]  # fmt: skip
+    return {
+        "status": view.get("status"),
+        "joined": len(nodes),
+        "warmed": len(ready),
+        "readyToPresentSeconds": _spread(ready),
+        "untaintedToPresentSeconds": _spread(untainted),
+        "overheadSeconds": _spread([x - opts.pull_seconds for x in ready]),
+        "samples": sorted(round(x, 2) for x in ready),
+    }
+
+
+def _flatness(points: list[tuple[float, float]]) -> dict[str, float | None]:
+    """RSS medians over the day's quarters: flat means the last is close to the second (the
+    first holds start-up)."""
+    if len(points) < 8:
+        return {"q2MedianMiB": None, "q4MedianMiB": None, "growthMiB": None}
+    rss = [m for _, m in points]
+    q = len(rss) // 4
+    q2, q4 = statistics.median(rss[q : 2 * q]), statistics.median(rss[3 * q :])
+    return {"q2MedianMiB": q2, "q4MedianMiB": q4, "growthMiB": round(q4 - q2, 1)}
+
+
+async def day_phase(opts: Options, server: TemporalServer, work: Path) -> dict[str, Any]:
+    scale = opts.day_time_scale
+    autoscaler = {
+        "joinEverySeconds": opts.day_seconds / opts.day_joins,
+        "maxJoins": opts.day_joins,
+        "startSeconds": 60.0,
+        "readyAfterSeconds": opts.ready_after,
+        "taintsRemovedAfterSeconds": opts.untaint_after,
+        "lifetimeSeconds": opts.lifetime,
+    }
+    duration = opts.day_seconds / scale + 15
+    with run_stack(
+        server.address, work, scenario=scenario(opts, autoscaler), time_scale=scale,
+        extra_env=engine_env(scale),
+    ) as stack:  # fmt: skip
+        with RssSeries(stack.procs["worker"].popen.pid) as rss:
+            view, swept, history = await follow_task(stack, server, duration)
+        end = await asyncio.to_thread(sim_stats, stack)
+        nodes = present_after(stack)
+    joined = len(nodes)
+    warmed = [n for n in nodes if n["presentAt"] is not None]
+    after_sweep = int(end["requestsTotal"]) - int(swept.get("requestsTotal", 0))
+    sim_latency = [(n["presentAt"] - n["readyAt"]) for n in warmed]
+    return {
+        "status": view.get("status"),
+        "following": view.get("following"),
+        "joined": joined,
+        "warmed": len(warmed),
+        "k8sRequestsAfterSweep": after_sweep,
+        "k8sRequestsPerJoinedNode": round(after_sweep / max(joined, 1), 3),
+        "historyEvents": history["events"],
+        "historyEventsPerJoinedNode": round(history["events"] / max(joined, 1), 2),
+        "maxEventsPerRun": history["maxEventsPerRun"],
+        "runs": history["runs"],
+        "workerRss": {
+            **_flatness(rss.points),
+            "peakMiB": max((m for _, m in rss.points), default=None),
+        },
+        "rssSamples": rss.points,
+        # At time scale 500 every wall second of the worker's or Temporal's is 500 simulated
+        # seconds: this is the day's shape, not the latency (phase 1 measures that).
+        "readyToPresentSimulatedSeconds": _spread(sim_latency),
+    }
+
+
+def plot(path: Path, result: dict[str, Any], opts: Options) -> Path | None:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        print(f"  (matplotlib not installed: no plot {path.name}; `pip install -e '.[bench]'`)")
+        return None
+    fig, (left, right) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=110)
+    points = result["day"]["rssSamples"]
+    if points:
+        hours = [s * opts.day_time_scale / 3600 for s, _ in points]
+        left.plot(hours, [m for _, m in points], linewidth=1.4)
+    left.set_xlabel("simulated hours")
+    left.set_ylabel("worker RSS (MiB)")
+    left.set_title(f"worker memory, {opts.day_joins} joins and leaves over a simulated day")
+    left.grid(alpha=0.3)
+    samples = result["latency"]["samples"]
+    if samples:
+        right.step(samples, [(i + 1) / len(samples) for i in range(len(samples))], where="post")
+    right.axvline(opts.pull_seconds, color="grey", linestyle="--", label="pull time")
+    right.axvline(opts.pull_seconds + 5, color="red", linestyle=":", label="pull + 5 s target")
+    right.set_xlabel("seconds from Ready to the image present (time scale 1)")
+    right.set_ylabel("fraction of joined nodes")
+    right.set_title("Ready to warm")
+    right.legend(fontsize=8)
+    right.grid(alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(path)
+    plt.close(fig)
+    return path
+
+
+async def bench(
+    opts: Options, server: TemporalServer, work_dir: Path, results_dir: Path
+) -> dict[str, Any]:
+    t0 = time.monotonic()
+    latency = await latency_phase(opts, server, work_dir / "latency")
+    day = await day_phase(opts, server, work_dir / "day")
+    result = {
+        "options": opts.as_dict(),
+        "latency": latency,
+        "day": day,
+        "wallSeconds": round(time.monotonic() - t0, 1),
+    }
+    lat = latency["readyToPresentSeconds"]
+    print(
+        f"  follow: Ready -> present p50 {lat['p50']} s, p99 {lat['p99']} s (pull "
+        f"{opts.pull_seconds:g} s); {day['k8sRequestsPerJoinedNode']} k8s requests and "
+        f"{day['historyEventsPerJoinedNode']} history events per joined node, at most "
+        f"{day['maxEventsPerRun']} in a run; RSS growth {day['workerRss']['growthMiB']} MiB"
+    )
+    await asyncio.to_thread(results_dir.mkdir, parents=True, exist_ok=True)
+    plot(results_dir / f"{NAME}.png", result, opts)
+    write_result(NAME, result, results_dir)
+    return result
+
+
+def main() -> int:
+    return standalone_main(__doc__ or NAME, bench, Options)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
