@@ -65,10 +65,15 @@ def eligible(node: dict[str, Any], watch: WatchNodesInput) -> bool:
     labels = (node.get("metadata") or {}).get("labels") or {}
     if any(labels.get(k) != v for k, v in watch.node_selector.items()):
         return False
-    if skip_reason(node, watch.spec) is not None:
+    if skip_reason(node, watch.spec, watch.resolved) is not None:
         return False
     warm_counts = watch.spec.image_pull_policy == ImagePullPolicy.IF_NOT_PRESENT
-    return not (warm_counts and node_has_images(node, list(watch.spec.images)))
+    return not (
+        warm_counts
+        and node_has_images(
+            node, list(watch.spec.images), watch.resolved, pin_digests=watch.pin_digests
+        )
+    )
 
 
 class FollowRound:

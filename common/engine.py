@@ -163,6 +163,10 @@ class WatchNodesInput(WireModel):
     max_nodes: int = Field(ge=1)
     gather_seconds: float = Field(default=3.0, ge=0)
     max_seconds: float = Field(gt=0)
+    # The preflight's answer (issue 16): a joined node is checked for platform and disk, and
+    # counted warm by digest, as the first sweep's nodes were.
+    resolved: list[ResolvedImage] = Field(default_factory=list)
+    pin_digests: bool = False
 
 
 class WatchNodesResult(WireModel):

@@ -116,6 +116,8 @@ async def follow(host: FollowHost) -> None:
                 max_nodes=spec.batch_size,
                 gather_seconds=GATHER_SECONDS,
                 max_seconds=seconds,
+                resolved=list(state.resolved_images) if state.registry_aware else [],
+                pin_digests=state.registry_aware and spec.pin_digests,
             ),
             result_type=WatchNodesResult,
             start_to_close_timeout=timedelta(seconds=seconds) + WATCH_SLACK,

@@ -20,8 +20,9 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.errors import KubernetesGone
-from activities.follow import FollowActivities, FollowRound
+from activities.follow import FollowActivities, FollowRound, eligible
 from common.engine import PullSpec, WatchNodesInput, WatchNodesResult
+from common.preflight import ImagePlatform, ResolvedImage
 from common.models import TaskSpec, Toleration
 
 pytestmark = pytest.mark.unit
@@ -308,3 +309,25 @@ async def test_a_covered_node_deleted_is_reported_gone_and_prewarmed_again_when_
     assert relisted.relists == 1
     assert relisted.gone == ["compute-3"]
     assert relisted.nodes == []
+
+
+def test_a_joined_node_is_checked_against_the_preflight_like_the_sweeps_nodes() -> None:
+    """The preflight's answer reaches follow mode: a joined arm64 node is not eligible for an
+    amd64-only image (NoMatchingPlatform), and a node listing the resolved digest is warm."""
+    digest = "sha256:" + "ab" * 32
+    resolved = ResolvedImage(
+        image=IMAGE,
+        digest=digest,
+        platforms=[
+            ImagePlatform(os="linux", architecture="amd64", digest=digest, compressed_size=1)
+        ],
+    )
+    inp = watch_input(resolved=[resolved], pin_digests=True)
+    amd64, arm64, warm = node("amd64"), node("arm64"), node("warm")
+    for n, arch in ((amd64, "amd64"), (arm64, "arm64"), (warm, "amd64")):
+        n["metadata"]["labels"]["kubernetes.io/arch"] = arch
+        n["metadata"]["labels"]["kubernetes.io/os"] = "linux"
+    warm["status"]["images"] = [{"names": [f"registry.example.com/team/app@{digest}"]}]
+    assert [eligible(n, inp) for n in (amd64, arm64, warm)] == [True, False, False]
+    # Without the preflight's answer, only the node checks apply: arm64 would get a Job.
+    assert eligible(arm64, watch_input()) is True
