@@ -22,8 +22,8 @@ from temporalio.testing import ActivityEnvironment
 from activities.errors import KubernetesGone
 from activities.follow import FollowActivities, FollowRound, eligible
 from common.engine import PullSpec, WatchNodesInput, WatchNodesResult
-from common.preflight import ImagePlatform, ResolvedImage
 from common.models import TaskSpec, Toleration
+from common.preflight import ImagePlatform, ResolvedImage
 
 pytestmark = pytest.mark.unit
 
