@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.errors import KubernetesGone
+from activities.errors import KubernetesGone, KubernetesServerError
 from activities.follow import FollowActivities, FollowRound
 from common.engine import PullSpec, WatchNodesInput, WatchNodesResult
 from common.models import TaskSpec, Toleration
@@ -63,6 +63,7 @@ class NodeApi:
         self.requests: Counter[str] = Counter()
         self.watch_rvs: list[str] = []
         self.changed = asyncio.Event()
+        self.list_errors = 0  # the next lists fail with a 503
 
     def put(self, kind: str, obj: dict[str, Any]) -> int:
         self.rv += 1
@@ -84,6 +85,9 @@ class NodeApi:
     ) -> dict[str, Any]:
         assert (verb, resource) == ("list", "nodes"), (verb, resource)
         self.requests["list"] += 1
+        if self.list_errors:
+            self.list_errors -= 1
+            raise KubernetesServerError("etcdserver: leader changed", code=503)
         return {"metadata": {"resourceVersion": str(self.rv)}, "items": list(self.nodes.values())}
 
     async def watch(
@@ -308,3 +312,15 @@ async def test_a_covered_node_deleted_is_reported_gone_and_prewarmed_again_when_
     assert relisted.relists == 1
     assert relisted.gone == ["compute-3"]
     assert relisted.nodes == []
+
+
+async def test_a_relist_that_keeps_failing_ends_the_round_and_the_next_one_relists() -> None:
+    api = NodeApi([node("compute-1")])
+    api.list_errors = 1000
+    failed = await run_round(api, watch_input(resource_version="", max_seconds=1.5))
+    assert (failed.nodes, failed.resource_version) == ([], "")
+    assert api.requests["list"] >= 2  # retried within the round
+    api.list_errors = 1  # the API recovers: one more failure, then the list answers
+    recovered = await run_round(api, watch_input(resource_version=""))
+    assert recovered.nodes == ["compute-1"]
+    assert recovered.resource_version == str(api.rv)
