@@ -130,8 +130,8 @@ class FollowRound:
         try:
             while not self._done(deadline):
                 if not self.rv:
-                    if await self._relist():
-                        break  # more than a batch: the next round relists again
+                    if await self._relist(deadline):
+                        break  # more than a batch, or no list by the deadline: relist next round
                     continue
                 try:
                     await self._watch_until(deadline)
@@ -167,8 +167,9 @@ class FollowRound:
             return min(deadline, self.first_found + self.gather)
         return deadline
 
-    async def _relist(self) -> bool:
-        """Reflector.list: every node, paginated; True when it found more than a batch."""
+    async def _relist(self, deadline: float) -> bool:
+        """Reflector.list: every node, paginated. True when it found more than a batch, or
+        could not list by the round's deadline: either way the next round relists."""
         kube, cont, rv = self.kube, None, ""
         self.relists += 1
         fresh: list[str] = []
@@ -180,6 +181,10 @@ class FollowRound:
             try:
                 page = await kube.call("list", "nodes", kube.core.list_node, **kw)
             except KubernetesError as err:
+                if time.monotonic() >= deadline:
+                    log.warning("follow: node list failed (%s): the next round relists", err)
+                    self.rv = ""
+                    return True
                 log.warning("follow: node list failed (%s): retrying", err)
                 await asyncio.sleep(RETRY_SECONDS)
                 kube, cont, fresh, listed = self.kube, None, [], set()

@@ -19,7 +19,7 @@ from typing import Any
 import pytest
 from temporalio.testing import ActivityEnvironment
 
-from activities.errors import KubernetesGone
+from activities.errors import KubernetesGone, KubernetesServerError
 from activities.follow import FollowActivities, FollowRound, eligible
 from common.engine import PullSpec, WatchNodesInput, WatchNodesResult
 from common.models import TaskSpec, Toleration
@@ -64,6 +64,7 @@ class NodeApi:
         self.requests: Counter[str] = Counter()
         self.watch_rvs: list[str] = []
         self.changed = asyncio.Event()
+        self.list_errors = 0  # the next lists fail with a 503
 
     def put(self, kind: str, obj: dict[str, Any]) -> int:
         self.rv += 1
@@ -85,6 +86,9 @@ class NodeApi:
     ) -> dict[str, Any]:
         assert (verb, resource) == ("list", "nodes"), (verb, resource)
         self.requests["list"] += 1
+        if self.list_errors:
+            self.list_errors -= 1
+            raise KubernetesServerError("etcdserver: leader changed", code=503)
         return {"metadata": {"resourceVersion": str(self.rv)}, "items": list(self.nodes.values())}
 
     async def watch(
@@ -331,3 +335,15 @@ def test_a_joined_node_is_checked_against_the_preflight_like_the_sweeps_nodes() 
     assert [eligible(n, inp) for n in (amd64, arm64, warm)] == [True, False, False]
     # Without the preflight's answer, only the node checks apply: arm64 would get a Job.
     assert eligible(arm64, watch_input()) is True
+
+
+async def test_a_relist_that_keeps_failing_ends_the_round_and_the_next_one_relists() -> None:
+    api = NodeApi([node("compute-1")])
+    api.list_errors = 1000
+    failed = await run_round(api, watch_input(resource_version="", max_seconds=1.5))
+    assert (failed.nodes, failed.resource_version) == ([], "")
+    assert api.requests["list"] >= 2  # retried within the round
+    api.list_errors = 1  # the API recovers: one more failure, then the list answers
+    recovered = await run_round(api, watch_input(resource_version=""))
+    assert recovered.nodes == ["compute-1"]
+    assert recovered.resource_version == str(api.rv)
