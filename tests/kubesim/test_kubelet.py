@@ -1,4 +1,4 @@
-"""Scheduler, kubelet and Job controller behaviour, observed through the API."""
+"""The kubelet: image pulls, their failures and events, containers, node status images."""
 
 from __future__ import annotations
 
@@ -9,40 +9,13 @@ import pytest
 from kubernetes import client, watch
 
 from kubesim.testing import SimHandle, start_sim
-from tests.kubesim.conftest import FAST, job_body, job_done, job_pods, wait_for
+from tests.kubesim.conftest import job_body, job_done, job_pods, wait_for
+from tests.kubesim.pods import DISTROLESS, FLAKY, NOT_FOUND, PRIVATE, RATE_LIMITED
+from tests.kubesim.pods import create as _create
+from tests.kubesim.pods import events as _events
+from tests.kubesim.pods import waiting as _waiting
 
 pytestmark = pytest.mark.integration
-
-PRIVATE = "registry.example.com/ips-test/private:1"
-NOT_FOUND = "registry.example.com/ips-test/not-found:1"
-DISTROLESS = "registry.example.com/ips-test/distroless:1"
-FLAKY = "registry.example.com/ips-test/flaky:1"
-RATE_LIMITED = "registry.example.com/ips-test/rate-limited:1"
-
-
-def _events(sim: SimHandle, pod: dict[str, Any]) -> list[tuple[str, str, str]]:
-    evs = [
-        e
-        for e in sim.objects("events", "default")
-        if e["involvedObject"]["uid"] == pod["metadata"]["uid"]
-    ]
-    evs.sort(key=lambda e: int(e["metadata"]["resourceVersion"]))
-    return [(e["type"], e["reason"], e["message"]) for e in evs]
-
-
-def _waiting(pod: dict[str, Any], i: int = 0) -> dict[str, Any]:
-    return (
-        pod["status"].get("containerStatuses", [{}] * (i + 1))[i].get("state", {}).get("waiting")
-        or {}
-    )
-
-
-def _create(batch: client.BatchV1Api, body: dict[str, Any]) -> None:
-    batch.create_namespaced_job("default", body)
-
-
-def _pod(sim: SimHandle, job: str) -> dict[str, Any]:
-    return wait_for(lambda: (p := job_pods(sim, job)) and p[0], what=f"pod of {job}")
 
 
 def test_not_found_image_reaches_image_pull_backoff(
@@ -300,131 +273,6 @@ def test_no_shell_image_fails_sh_but_runs_copied_busybox(
     assert ("compute-7", DISTROLESS) in sim.pull_counts()
 
 
-def test_taints_and_tolerations(sim: SimHandle, batch: client.BatchV1Api) -> None:
-    _create(batch, job_body("gpu-no", [{"name": "c", "image": "busybox"}], node="gpu-2"))
-    pod = wait_for(
-        lambda: (p := job_pods(sim, "gpu-no")) and p[0]["status"].get("conditions") and p[0]
-    )
-    cond = pod["status"]["conditions"][0]
-    assert (cond["type"], cond["status"], cond["reason"]) == (
-        "PodScheduled",
-        "False",
-        "Unschedulable",
-    )
-    assert cond["message"].startswith(
-        "0/50 nodes are available: 1 node(s) had untolerated taint {nvidia.com/gpu: present}, "
-        "49 node(s) didn't match Pod's node affinity/selector."
-    )
-    assert "nodeName" not in pod["spec"]
-    assert any(e["reason"] == "FailedScheduling" for e in sim.objects("events", "default"))
-
-    tol = [
-        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "present", "effect": "NoSchedule"}
-    ]
-    _create(
-        batch,
-        job_body(
-            "gpu-eq", [{"name": "c", "image": "busybox"}], node="gpu-2", pod={"tolerations": tol}
-        ),
-    )
-    _create(
-        batch,
-        job_body(
-            "gpu-ex",
-            [{"name": "c", "image": "busybox"}],
-            node="gpu-3",
-            pod={"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]},
-        ),
-    )
-    _create(
-        batch,
-        job_body(
-            "gpu-pool",
-            [{"name": "c", "image": "busybox"}],
-            pod={"nodeSelector": {"pool": "gpu"}, "tolerations": [{"operator": "Exists"}]},
-        ),
-    )
-    for j in ("gpu-eq", "gpu-ex", "gpu-pool"):
-        assert wait_for(lambda j=j: job_done(sim, j))["status"]["succeeded"] == 1
-    assert job_pods(sim, "gpu-pool")[0]["spec"]["nodeName"].startswith("gpu-")
-
-    # Wrong value or effect does not tolerate.
-    bad = [
-        {"key": "nvidia.com/gpu", "operator": "Equal", "value": "absent", "effect": "NoSchedule"}
-    ]
-    _create(
-        batch,
-        job_body(
-            "gpu-bad", [{"name": "c", "image": "busybox"}], node="gpu-4", pod={"tolerations": bad}
-        ),
-    )
-    wait_for(lambda: (p := job_pods(sim, "gpu-bad")) and p[0]["status"].get("conditions"))
-    assert "nodeName" not in job_pods(sim, "gpu-bad")[0]["spec"]
-
-
-def test_cordoned_and_not_ready_nodes(sim: SimHandle, batch: client.BatchV1Api) -> None:
-    nodes = sim.objects("nodes")
-    cordoned = next(n["metadata"]["name"] for n in nodes if n["spec"].get("unschedulable"))
-    down = next(
-        n["metadata"]["name"] for n in nodes if n["status"]["conditions"][-1]["status"] != "True"
-    )
-    _create(batch, job_body("cord", [{"name": "c", "image": "busybox"}], node=cordoned))
-    pod = wait_for(
-        lambda: (p := job_pods(sim, "cord")) and p[0]["status"].get("conditions") and p[0]
-    )
-    assert "1 node(s) were unschedulable" in pod["status"]["conditions"][0]["message"]
-    # Tolerating every taint lands on the NotReady node, which never starts the pod.
-    _create(
-        batch,
-        job_body(
-            "down",
-            [{"name": "c", "image": "busybox"}],
-            node=down,
-            pod={"tolerations": [{"operator": "Exists"}]},
-        ),
-    )
-    pod = wait_for(lambda: (p := job_pods(sim, "down")) and p[0]["spec"].get("nodeName") and p[0])
-    assert pod["spec"]["nodeName"] == down
-    wait_for(lambda: job_done(sim, "cord") is None and True)
-    assert "containerStatuses" not in job_pods(sim, "down")[0]["status"]
-    # The node comes back: the pod runs; uncordon: the other pod schedules.
-    sim.set_node_ready(down, True)
-    sim.set_node_cordoned(cordoned, False)
-    assert wait_for(lambda: job_done(sim, "down"))["status"]["succeeded"] == 1
-    assert wait_for(lambda: job_done(sim, "cord"))["status"]["succeeded"] == 1
-
-
-def test_node_affinity(sim: SimHandle, batch: client.BatchV1Api) -> None:
-    aff = {
-        "nodeAffinity": {
-            "requiredDuringSchedulingIgnoredDuringExecution": {
-                "nodeSelectorTerms": [
-                    {
-                        "matchExpressions": [
-                            {"key": "pool", "operator": "In", "values": ["general"]},
-                            {
-                                "key": "topology.kubernetes.io/zone",
-                                "operator": "NotIn",
-                                "values": ["zone-a"],
-                            },
-                            {"key": "kubernetes.io/arch", "operator": "Exists"},
-                        ]
-                    }
-                ]
-            }
-        }
-    }
-    _create(batch, job_body("aff", [{"name": "c", "image": "busybox"}], pod={"affinity": aff}))
-    wait_for(lambda: job_done(sim, "aff"))
-    node = next(
-        n
-        for n in sim.objects("nodes")
-        if n["metadata"]["name"] == job_pods(sim, "aff")[0]["spec"]["nodeName"]
-    )
-    assert node["metadata"]["labels"]["pool"] == "general"
-    assert node["metadata"]["labels"]["topology.kubernetes.io/zone"] == "zone-b"
-
-
 def test_if_not_present_skips_pull_and_always_pulls(
     sim: SimHandle, batch: client.BatchV1Api
 ) -> None:
@@ -484,99 +332,6 @@ def test_node_status_images_cap_and_order(kubesim_factory: Any) -> None:
     assert images[0]["names"][1] == "registry.example.com/img-59:1"
     assert images[0]["names"][0].startswith("registry.example.com/img-59@sha256:")
     assert len(sim.node_images("n-1")) == 60  # absence from the status proves nothing
-
-
-def test_active_deadline_becomes_deadline_exceeded(
-    sim: SimHandle, batch: client.BatchV1Api
-) -> None:
-    _create(
-        batch,
-        job_body(
-            "dl",
-            [{"name": "c", "image": "registry.example.com/ips-test/large:1"}],
-            activeDeadlineSeconds=30,
-            backoffLimit=0,
-        ),
-    )
-    failed = wait_for(lambda: job_done(sim, "dl"), timeout=10)
-    cond = failed["status"]["conditions"][-1]
-    assert (cond["type"], cond["reason"], cond["message"]) == (
-        "Failed",
-        "DeadlineExceeded",
-        "Job was active longer than specified deadline",
-    )
-    assert failed["status"]["conditions"][0]["type"] == "FailureTarget"
-    assert failed["status"]["failed"] == 1 and "active" not in failed["status"]
-    wait_for(lambda: not job_pods(sim, "dl"), what="deadline pod killed")
-
-
-def test_backoff_limit_retries_then_fails(sim: SimHandle, batch: client.BatchV1Api) -> None:
-    _create(
-        batch,
-        job_body(
-            "bl",
-            [{"name": "c", "image": DISTROLESS, "command": ["/bin/sh", "-c", "x"]}],
-            backoffLimit=2,
-        ),
-    )
-    failed = wait_for(lambda: job_done(sim, "bl"), timeout=20)
-    assert failed["status"]["failed"] == 3
-    assert failed["status"]["conditions"][-1]["reason"] == "BackoffLimitExceeded"
-    assert len(job_pods(sim, "bl")) == 3
-
-
-def test_ttl_after_finished_cleans_up(sim: SimHandle, batch: client.BatchV1Api) -> None:
-    _create(batch, job_body("ttl", [{"name": "c", "image": "busybox"}], ttlSecondsAfterFinished=20))
-    wait_for(lambda: job_done(sim, "ttl"))
-    wait_for(
-        lambda: not [j for j in sim.objects("jobs", "default") if j["metadata"]["name"] == "ttl"],
-        what="job gone",
-    )
-    wait_for(lambda: not job_pods(sim, "ttl"), what="pods gone")
-
-
-def test_nodes_join_and_leave(sim: SimHandle, batch: client.BatchV1Api) -> None:
-    added = sim.add_nodes(2, group="gpu")
-    assert added == ["gpu-7", "gpu-8"]
-    node = next(n for n in sim.objects("nodes") if n["metadata"]["name"] == "gpu-7")
-    assert (
-        node["metadata"]["labels"]["pool"] == "gpu"
-        and node["metadata"]["labels"]["kubernetes.io/hostname"] == "gpu-7"
-    )
-    _create(
-        batch,
-        job_body(
-            "late",
-            [{"name": "c", "image": "busybox"}],
-            node="gpu-9",
-            pod={"tolerations": [{"operator": "Exists"}]},
-        ),
-    )
-    wait_for(lambda: (p := job_pods(sim, "late")) and p[0]["status"].get("conditions"))
-    sim.add_nodes(1, group="gpu")
-    assert wait_for(lambda: job_done(sim, "late"))["status"]["succeeded"] == 1
-    # A node that disappears takes its pods with it; the Job counts the failure.
-    with start_sim(
-        time_scale=FAST,
-        nodes=5,
-        scenario={
-            "nodeGroups": [{"name": "n", "count": 2}],
-            "images": [{"name": "slow:1", "pullSeconds": 1000}],
-        },
-    ) as s2:
-        b2 = client.BatchV1Api(
-            __import__("kubernetes").config.new_client_from_config(
-                config_file=str(s2.kubeconfig_path)
-            )
-        )
-        b2.create_namespaced_job(
-            "default",
-            job_body("gone", [{"name": "c", "image": "slow:1"}], node="n-1", backoffLimit=0),
-        )
-        wait_for(lambda: (p := job_pods(s2, "gone")) and p[0]["spec"].get("nodeName"))
-        s2.delete_node("n-1")
-        failed = wait_for(lambda: job_done(s2, "gone"))
-        assert failed["status"]["failed"] == 1
 
 
 def test_no_shell_with_on_failure_restarts(
