@@ -57,6 +57,12 @@ async def skip_env(time_env: WorkflowEnvironment) -> WorkflowEnvironment:
     return time_env
 
 
+@pytest.fixture
+async def env(skip_env: WorkflowEnvironment) -> WorkflowEnvironment:
+    """The workflow tests' environment: the time-skipping server."""
+    return skip_env
+
+
 def node_names(n: int) -> list[str]:
     return [f"node-{i:03d}" for i in range(n)]
 

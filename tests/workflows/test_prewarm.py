@@ -1,90 +1,33 @@
-"""PrewarmWorkflow against the time-skipping test server, with the activities mocked by name."""
+"""PrewarmWorkflow against the time-skipping test server, with the activities mocked by name:
+batches, rolling windows, progress, the failure ratio, activity retries, continue-as-new."""
 
 from __future__ import annotations
 
-import asyncio
-import uuid
-from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
-from temporalio.exceptions import ApplicationError, RetryState
 from temporalio.testing import WorkflowEnvironment
 
-from common.engine import EngineState, NodeOutcome, NodeSelection, PrewarmInput
+from common.engine import EngineState, NodeOutcome, PrewarmInput
 from common.models import (
     FailureReason,
     SkippedNodeDetail,
     SkipReason,
     Strategy,
-    TaskSpec,
     TaskStatus,
     TaskView,
 )
 from common.observability import TASKS_FINISHED
-from tests.waiting import async_wait_until
 from tests.workflows.conftest import MockEngine, failure, node_names, selection, start
-from worker.main import build_worker
+from tests.workflows.runs import spec
+from tests.workflows.runs import wait_for as _wait_for
+from tests.workflows.runs import with_worker as _with_worker
 
 # The time-skipping test server runs these workflows: not in `make test-fast`.
 pytestmark = pytest.mark.integration
-
-Run = Callable[[MockEngine], Any]
-
-
-@pytest.fixture
-async def env(skip_env: WorkflowEnvironment) -> AsyncIterator[WorkflowEnvironment]:
-    yield skip_env
-
-
-async def _with_worker(
-    env: WorkflowEnvironment, mock: MockEngine, body: Callable[[str], Awaitable[Any]]
-) -> Any:
-    queue = f"engine-{uuid.uuid4().hex[:8]}"
-    from common.settings import Settings
-
-    worker = await build_worker(
-        env.client, Settings(), task_queue=queue, activities=mock.activities()
-    )
-    async with worker:
-        return await body(queue)
-
-
-def spec(**kw: Any) -> TaskSpec:
-    base: dict[str, Any] = {"images": ["nginx:latest", "redis:7"], "batch_size": 10}
-    base.update(kw)
-    return TaskSpec(**base)
-
-
-async def _wait_for(
-    handle: WorkflowHandle[Any, TaskView], pred: Callable[[TaskView], bool], within: float = 10
-) -> TaskView:
-    seen: list[TaskView] = []
-
-    async def met() -> TaskView | None:
-        seen[:] = [await handle.query("progress", result_type=TaskView)]
-        return seen[0] if pred(seen[0]) else None
-
-    return await async_wait_until(
-        met, within, message=lambda: f"condition not met; last view: {seen[0] if seen else None}"
-    )
-
-
-async def _cancel_seen(handle: WorkflowHandle[Any, TaskView]) -> bool:
-    """The cancel request is in the history and a workflow task has completed after it."""
-    kinds = [e.event_type for e in (await handle.fetch_history()).events]
-    asked = EventType.EVENT_TYPE_WORKFLOW_EXECUTION_CANCEL_REQUESTED
-    if asked not in kinds:
-        return False
-    return EventType.EVENT_TYPE_WORKFLOW_TASK_COMPLETED in kinds[kinds.index(asked) :]
-
-
-async def _event_types(handle: WorkflowHandle[Any, Any], run_id: str | None = None) -> list[int]:
-    h = handle._client.get_workflow_handle(handle.id, run_id=run_id)
-    return [e.event_type async for e in h.fetch_history_events()]
 
 
 async def test_batch_order_and_exact_counts(env: WorkflowEnvironment) -> None:
@@ -209,85 +152,6 @@ async def test_max_failure_ratio_mid_batch_cancels_the_running_activity(
     assert mock.events[-2:] == ["unit-1-cancelled", "cleanup"]
 
 
-async def test_cancel_while_pending(env: WorkflowEnvironment) -> None:
-    mock = MockEngine(selection=selection(5))
-    queue = f"engine-{uuid.uuid4().hex[:8]}"
-    handle = await start(env.client, queue, spec())
-    await handle.cancel()
-    from common.settings import Settings
-
-    async with await build_worker(
-        env.client, Settings(), task_queue=queue, activities=mock.activities()
-    ):
-        view = await handle.result()
-    assert view.status == TaskStatus.CANCELLED
-    assert mock.calls == []
-    assert view.progress.completed_nodes == 0
-
-
-async def test_cancel_while_listing(env: WorkflowEnvironment) -> None:
-    mock = MockEngine(selection=selection(5), hold_listing=True)
-
-    async def body(queue: str) -> TaskView:
-        handle = await start(env.client, queue, spec())
-        await asyncio.wait_for(mock.holding.wait(), 10)
-        await handle.cancel()
-        return await handle.result()
-
-    view = await _with_worker(env, mock, body)
-    assert view.status == TaskStatus.CANCELLED
-    assert mock.calls == []
-    assert view.message == "Task cancelled by request"
-
-
-async def test_cancel_mid_batch_freezes_progress_and_cleans_up(env: WorkflowEnvironment) -> None:
-    mock = MockEngine(selection=selection(30), hold_unit=2, signal_first=4)
-
-    async def body(queue: str) -> tuple[TaskView, TaskView]:
-        handle = await start(env.client, queue, spec(batch_size=10))
-        before = await _wait_for(handle, lambda v: v.progress.completed_nodes == 14)
-        await handle.cancel()
-        final = await handle.result()
-        return before, final
-
-    before, final = await _with_worker(env, mock, body)
-    assert final.status == TaskStatus.CANCELLED
-    assert final.progress == before.progress  # frozen at the cancel
-    assert final.progress.current_batch == 2
-    assert [c.unit for c in mock.calls] == [1, 2]  # no more Jobs after the cancel
-    assert mock.events[-2:] == ["unit-2-cancelled", "cleanup"]  # clean-up after the activity
-    assert final.finished_at is not None
-
-
-@pytest.mark.integration
-async def test_cancel_while_the_batch_worker_is_dead_ends_cancelled(
-    dev_env: WorkflowEnvironment,
-) -> None:
-    """The DELETE arrives while the batch's worker is gone: the cancel cannot reach the
-    activity, whose heartbeat then times out with retry_state CANCEL_REQUESTED. That is the
-    cancel, not a failure."""
-    mock = MockEngine(selection=selection(20), die_unit=2)
-
-    async def body(queue: str) -> tuple[TaskView, list[Any]]:
-        handle = await start(dev_env.client, queue, spec(batch_size=10))
-        await asyncio.wait_for(mock.holding.wait(), 10)
-        await handle.cancel()
-        final = await handle.result()
-        timeouts = [
-            e.activity_task_timed_out_event_attributes
-            async for e in handle.fetch_history_events()
-            if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_TIMED_OUT
-        ]
-        return final, timeouts
-
-    final, timeouts = await _with_worker(dev_env, mock, body)
-    assert [t.retry_state for t in timeouts] == [RetryState.CANCEL_REQUESTED.value]
-    assert final.status == TaskStatus.CANCELLED, final.message
-    assert final.message == "Task cancelled by request"
-    assert final.progress.completed_nodes == 10
-    assert mock.events[-1] == "cleanup"
-
-
 async def test_batch_activity_retries_are_bounded_by_time_not_attempts(
     env: WorkflowEnvironment,
 ) -> None:
@@ -314,25 +178,6 @@ async def test_batch_activity_retries_are_bounded_by_time_not_attempts(
     assert schedule_to_close > start_to_close
     assert attrs.heartbeat_timeout.ToTimedelta() == PREWARM_HEARTBEAT_TIMEOUT
     assert "nodeNames" not in attrs.input.payloads[0].data.decode()
-
-
-async def test_cancel_during_cleanup_does_not_interrupt_it(env: WorkflowEnvironment) -> None:
-    mock = MockEngine(selection=selection(5), hold_cleanup=True)
-    mock.outcome = failure
-
-    async def body(queue: str) -> TaskView:
-        handle = await start(env.client, queue, spec(batch_size=5, max_failure_ratio=0.5))
-        await asyncio.wait_for(mock.holding.wait(), 10)
-        await handle.cancel()
-        await async_wait_until(
-            lambda: _cancel_seen(handle), 10, message="the cancel never reached the workflow"
-        )
-        mock.release.set()
-        return await handle.result()
-
-    view = await _with_worker(env, mock, body)
-    assert view.status == TaskStatus.FAILED  # the outcome was already decided
-    assert len(mock.cleanups) == 1
 
 
 async def test_continue_as_new_carries_state_exactly(env: WorkflowEnvironment) -> None:
@@ -393,80 +238,3 @@ async def test_continue_as_new_carries_state_exactly(env: WorkflowEnvironment) -
     assert all(s.skipped_node_details == skipped for s in carried)
     assert [s.runs for s in carried] == [2, 3, 4]
     assert all(s.status == TaskStatus.RUNNING and s.started_at == view.started_at for s in carried)
-
-
-async def test_zero_nodes_matching_fails_with_a_message(env: WorkflowEnvironment) -> None:
-    mock = MockEngine(selection=NodeSelection(matched=0))
-
-    async def body(queue: str) -> TaskView:
-        handle = await start(env.client, queue, spec(node_selector={"pool": "nope"}))
-        return await handle.result()
-
-    view = await _with_worker(env, mock, body)
-    assert view.status == TaskStatus.FAILED
-    assert view.message == "no node matches nodeSelector pool=nope"
-    assert mock.calls == []
-    assert view.progress.total_nodes == 0
-
-
-async def test_all_nodes_skipped_fails_with_reasons(env: WorkflowEnvironment) -> None:
-    skipped = [
-        SkippedNodeDetail(node_name="a", reason=SkipReason.CORDONED),
-        SkippedNodeDetail(node_name="b", reason=SkipReason.TAINTED),
-        SkippedNodeDetail(node_name="c", reason=SkipReason.TAINTED),
-    ]
-    mock = MockEngine(selection=NodeSelection(matched=3, skipped=skipped))
-
-    async def body(queue: str) -> TaskView:
-        return await (await start(env.client, queue, spec())).result()
-
-    view = await _with_worker(env, mock, body)
-    assert view.status == TaskStatus.FAILED
-    assert view.message is not None
-    assert "all were skipped (1 Cordoned, 2 Tainted)" in view.message
-    assert view.progress.skipped_nodes == 3
-
-
-async def test_all_nodes_warm_completes_without_jobs(env: WorkflowEnvironment) -> None:
-    mock = MockEngine(selection=NodeSelection(matched=4, warm=4))
-
-    async def body(queue: str) -> TaskView:
-        return await (await start(env.client, queue, spec())).result()
-
-    view = await _with_worker(env, mock, body)
-    assert view.status == TaskStatus.COMPLETED
-    assert mock.calls == []
-    assert (view.progress.already_warm_nodes, view.progress.percentage) == (4, 100.0)
-
-
-async def test_missing_named_nodes_are_failed_node_gone(env: WorkflowEnvironment) -> None:
-    mock = MockEngine(selection=NodeSelection(matched=2, targets=["a", "b"], missing=["ghost"]))
-
-    async def body(queue: str) -> TaskView:
-        s = spec(node_names=["a", "b", "ghost"])
-        return await (await start(env.client, queue, s)).result()
-
-    view = await _with_worker(env, mock, body)
-    assert view.status == TaskStatus.COMPLETED
-    assert (view.progress.total_nodes, view.progress.failed_nodes) == (3, 1)
-    assert view.failed_node_details[0].reason == FailureReason.NODE_GONE
-
-
-async def test_listing_failure_ends_failed_with_the_reason(env: WorkflowEnvironment) -> None:
-    mock = MockEngine(
-        selection=selection(1),
-        list_error=ApplicationError(
-            'nodes is forbidden: User "system:serviceaccount:ips:ips-worker" cannot list '
-            'resource "nodes" in API group "" at the cluster scope',
-            type="KubernetesForbidden",
-            non_retryable=True,
-        ),
-    )
-
-    async def body(queue: str) -> TaskView:
-        return await (await start(env.client, queue, spec())).result()
-
-    view = await _with_worker(env, mock, body)
-    assert view.status == TaskStatus.FAILED
-    assert view.message is not None
-    assert view.message.startswith("listing nodes failed: nodes is forbidden")
