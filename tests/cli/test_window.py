@@ -14,7 +14,7 @@ from rich.console import Console
 import cli.tasks
 from cli.exit_codes import Exit
 from cli.watch import follow
-from tests.cli.test_unit import FakeAPI, fake, run, task  # noqa: F401 (fake is a fixture)
+from tests.cli.conftest import FakeAPI, run, task
 
 pytestmark = pytest.mark.unit
 
@@ -32,7 +32,7 @@ def registry_task(status: str = "running", window: int | None = 2, **kw: Any) ->
     return body
 
 
-def test_get_shows_the_window_the_digests_and_the_warnings(fake: list[FakeAPI]) -> None:  # noqa: F811
+def test_get_shows_the_window_the_digests_and_the_warnings(fake: list[FakeAPI]) -> None:
     fake.append(FakeAPI(registry_task(completed=1)))
     out = run("get", "task-20260116-151234-a1b2c3d4")
     assert out.exit_code == 0, out.output
@@ -40,7 +40,7 @@ def test_get_shows_the_window_the_digests_and_the_warnings(fake: list[FakeAPI]) 
         assert needle in out.stdout, needle
 
 
-def test_a_task_from_before_the_preflight_shows_no_window(fake: list[FakeAPI]) -> None:  # noqa: F811
+def test_a_task_from_before_the_preflight_shows_no_window(fake: list[FakeAPI]) -> None:
     fake.append(FakeAPI(task("running", completed=1)))
     out = run("get", "task-20260116-151234-a1b2c3d4")
     assert out.exit_code == 0, out.output
@@ -48,7 +48,7 @@ def test_a_task_from_before_the_preflight_shows_no_window(fake: list[FakeAPI]) -
 
 
 def test_plain_watch_prints_a_line_when_the_window_moves_and_each_warning_once(
-    fake: list[FakeAPI],  # noqa: F811
+    fake: list[FakeAPI],
 ) -> None:
     fake.append(
         FakeAPI(
@@ -67,7 +67,7 @@ def test_plain_watch_prints_a_line_when_the_window_moves_and_each_warning_once(
     assert sum(WARNING in ln for ln in lines) == 1
 
 
-def test_live_watch_shows_the_window_and_the_warning(fake: list[FakeAPI]) -> None:  # noqa: F811
+def test_live_watch_shows_the_window_and_the_warning(fake: list[FakeAPI]) -> None:
     fake.append(
         FakeAPI(
             registry_task(completed=1, window=1),
@@ -84,7 +84,7 @@ def test_live_watch_shows_the_window_and_the_warning(fake: list[FakeAPI]) -> Non
 
 
 def test_create_no_pin_digests_sends_false_and_the_default_sends_nothing(
-    fake: list[FakeAPI],  # noqa: F811
+    fake: list[FakeAPI],
 ) -> None:
     created = {k: task("pending")[k] for k in ("taskId", "status", "images", "batchSize")}
     fake.append(FakeAPI(httpx.Response(201, json={**created, "createdAt": "2026-01-16T15:12:34Z"})))
