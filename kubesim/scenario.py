@@ -1,6 +1,8 @@
 """The scenario file: node groups, images, faults, control-plane settings and the timeline.
 
-node_objects.py expands its node groups into Node objects.
+The node groups and the autoscaler are in scenario_nodes.py (node_objects.py expands the
+groups into Node objects), the control plane's timings, admission and timeline in
+scenario_control.py, the models' base in scenario_base.py; this module re-exports them all.
 
 Placement (which nodes are NotReady, cordoned or already hold an image) comes from one
 `random.Random(seed)`, so the same scenario and seed always give the same cluster.
@@ -15,93 +17,46 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
-from pydantic.alias_generators import to_camel
+from pydantic import Field, field_validator, model_validator
 
-# The external cloud provider's taint, removed by the cloud node controller once it initialized
-# the node (k8s.io/cloud-provider controllers/node/node_controller.go `syncNode`).
-UNINITIALIZED_TAINT = "node.cloudprovider.kubernetes.io/uninitialized"
+from kubesim.scenario_base import ScenarioModel as _Model
+from kubesim.scenario_base import parse_bytes
+from kubesim.scenario_control import (
+    Admission,
+    ControlPlane,
+    LimitRange,
+    Quota,
+    TimelineStep,
+    Webhook,
+)
+from kubesim.scenario_nodes import UNINITIALIZED_TAINT, Autoscaler, NodeGroup, Taint, WarmImage
+
+__all__ = [
+    "UNINITIALIZED_TAINT",
+    "Admission",
+    "Autoscaler",
+    "ControlPlane",
+    "Defaults",
+    "Faults",
+    "Flaky",
+    "Image",
+    "LimitRange",
+    "LogNormal",
+    "NodeGroup",
+    "PullError",
+    "Quota",
+    "Registry",
+    "Scenario",
+    "Secret",
+    "Taint",
+    "TimelineStep",
+    "WarmImage",
+    "Webhook",
+    "load_scenario",
+    "parse_bytes",
+]
 
 PullError = Literal["notFound", "unauthorized", "tooManyRequests", "serverError"]
-
-_UNITS = {
-    "": 1,
-    "b": 1,
-    "k": 1000,
-    "kb": 1000,
-    "m": 1000**2,
-    "mb": 1000**2,
-    "g": 1000**3,
-    "gb": 1000**3,
-    "ki": 1024,
-    "kib": 1024,
-    "mi": 1024**2,
-    "mib": 1024**2,
-    "gi": 1024**3,
-    "gib": 1024**3,
-}
-
-
-def parse_bytes(value: Any) -> int:
-    """`52428800`, `50MiB`, `100MB/s`, `5Gi` -> bytes (or bytes per second)."""
-    if isinstance(value, int | float):
-        return int(value)
-    m = re.fullmatch(r"\s*([0-9.]+)\s*([a-zA-Z]*)\s*(/s)?\s*", str(value))
-    if not m or m[2].lower() not in _UNITS:
-        raise ValueError(f"not a size: {value!r} (use e.g. 52428800, 50MiB, 1GB, 100MB/s)")
-    return int(float(m[1]) * _UNITS[m[2].lower()])
-
-
-class _Model(BaseModel):
-    model_config = ConfigDict(
-        alias_generator=to_camel, populate_by_name=True, extra="forbid", frozen=False
-    )
-
-
-class Taint(_Model):
-    key: str
-    value: str | None = None
-    effect: Literal["NoSchedule", "PreferNoSchedule", "NoExecute"]
-
-
-class WarmImage(_Model):
-    name: str
-    count: int | None = Field(
-        default=None, ge=0, description="Nodes that hold it; omitted: every node."
-    )
-    fraction: float | None = Field(default=None, ge=0, le=1)
-
-
-class NodeGroup(_Model):
-    name: str
-    count: int = Field(ge=0)
-    name_prefix: str | None = None
-    labels: dict[str, str] = {}
-    zones: list[str] = ["zone-a"]
-    region: str = "region-1"
-    arch: Literal["amd64", "arm64"] = "amd64"
-    os: Literal["linux", "windows"] = "linux"
-    taints: list[Taint] = []
-    not_ready: int = Field(default=0, ge=0)
-    not_ready_fraction: float = Field(default=0.0, ge=0, le=1)
-    cordoned: int = Field(default=0, ge=0)
-    cordoned_fraction: float = Field(default=0.0, ge=0, le=1)
-    images: list[WarmImage] = []
-    pull_bandwidth: int = 100 * 1000**2
-    capacity: dict[str, str] = {"cpu": "8", "memory": "32Gi", "pods": "110"}
-    instance_type: str = "kubesim.large"
-
-    @field_validator("pull_bandwidth", mode="before")
-    @classmethod
-    def _bw(cls, v: Any) -> int:
-        return parse_bytes(v)
-
-    @field_validator("zones")
-    @classmethod
-    def _zones(cls, v: list[str]) -> list[str]:
-        if not v:
-            raise ValueError("zones must name at least one zone")
-        return v
 
 
 class LogNormal(_Model):
@@ -207,82 +162,6 @@ class Defaults(_Model):
         return parse_bytes(v)
 
 
-class ControlPlane(_Model):
-    """Timings of the control plane's controllers, in simulated seconds (tests shorten them)."""
-
-    pod_kill_seconds: float = Field(
-        default=1.0, ge=0, description="Kubelet: stopping a running pod's containers."
-    )
-    pod_gc_quarantine_seconds: float = Field(
-        default=40.0, ge=0, description="Pod GC: how long a missing node is quarantined."
-    )
-    node_monitor_grace_period_seconds: float = Field(
-        default=40.0, ge=0, description="Node lifecycle: silence before Ready turns Unknown."
-    )
-    default_toleration_seconds: int = Field(
-        default=300, ge=0, description="DefaultTolerationSeconds admission."
-    )
-    controller_qps: float = Field(
-        default=20.0, ge=0, description="kube-controller-manager --kube-api-qps (0: unlimited)."
-    )
-    controller_burst: int = Field(default=30, ge=1, description="--kube-api-burst.")
-    apf_plain_text_429: bool = Field(
-        default=True, description="429 answers as API Priority and Fairness: plain text."
-    )
-
-
-class Webhook(_Model):
-    """A validating admission webhook that denies pods whose image starts with a prefix."""
-
-    name: str = "registry-allowlist.kubesim.io"
-    denied_image_prefixes: list[str] = []
-    message: str = "image {image} is not from an allowed registry"
-
-
-class Quota(_Model):
-    name: str = "compute-quota"
-    namespace: str = "default"
-    pods: int = Field(ge=0)
-
-
-class LimitRange(_Model):
-    name: str = "limits"
-    namespace: str = "default"
-    max_cpu: str = Field(description="max cpu limit per Container, e.g. '2'")
-
-
-class Admission(_Model):
-    """Admission plugins that can refuse a pod (the Job then carries FailedCreate Events)."""
-
-    priority_classes: list[str] | None = Field(
-        default=None,
-        description="PriorityClasses that exist besides system-*; null: every name exists.",
-    )
-    priority_node_groups: list[str] | None = Field(
-        default=None,
-        description="Check priorityClassName only for pods pinned to these groups' nodes.",
-    )
-    quotas: list[Quota] = []
-    limit_ranges: list[LimitRange] = []
-    pod_security_enforce: dict[str, Literal["privileged", "baseline", "restricted"]] = Field(
-        default={}, description="namespace -> pod-security.kubernetes.io/enforce level"
-    )
-    webhooks: list[Webhook] = []
-
-
-class TimelineStep(_Model):
-    """Something that happens to a node `at` simulated seconds after kubesim starts."""
-
-    at: float = Field(ge=0)
-    action: Literal[
-        "notReady", "unreachable", "partitioned", "ready", "deleteNode", "cordon", "uncordon"
-    ]
-    node: str
-    seconds: float | None = Field(
-        default=None, gt=0, description="notReady/unreachable: the node is back after this."
-    )
-
-
 class Registry(_Model):
     """A real registry that kubesim's kubelet pulls from (registrypull.py): every image whose
     reference names this registry's host is resolved against it, instead of `images:`."""
@@ -305,38 +184,6 @@ class Registry(_Model):
     @property
     def host(self) -> str:
         return self.url.split("://", 1)[1]
-
-
-class Autoscaler(_Model):
-    """Nodes that join NotReady with startup taints and leave, like an autoscaler's
-    (autoscaler.py). Simulated seconds; the runtime join endpoint takes the same delays."""
-
-    group: str | None = Field(default=None, description="Joined nodes' shape; omitted: the first.")
-    join_every_seconds: float | None = Field(
-        default=None, gt=0, description="A scale-up every N s; omitted: no scheduled joins."
-    )
-    join_count: int = Field(default=1, ge=1, description="Nodes per scale-up.")
-    arrivals: Literal["regular", "poisson"] = "regular"
-    start_seconds: float = Field(default=0, ge=0, description="The first scale-up.")
-    stop_seconds: float | None = Field(default=None, ge=0, description="No scale-up after it.")
-    max_joins: int | None = Field(default=None, ge=0, description="Scheduled joins in all.")
-    ready_after_seconds: float = Field(
-        default=30, ge=0, description="Registered (NotReady) -> the kubelet reports Ready."
-    )
-    ready_jitter: float = Field(default=0.2, ge=0, le=1)
-    startup_taints: list[Taint] = Field(
-        default=[Taint(key=UNINITIALIZED_TAINT, value="true", effect="NoSchedule")],
-        description="Besides node.kubernetes.io/not-ready, removed taintsRemovedAfterSeconds "
-        "after Ready.",
-    )
-    taints_removed_after_seconds: float = Field(default=10, ge=0)
-    lifetime_seconds: float | None = Field(
-        default=None, gt=0, description="A joined node leaves this long after it joined."
-    )
-    lifetime_jitter: float = Field(default=0.2, ge=0, le=1)
-    drain_seconds: float = Field(
-        default=0, ge=0, description="Scale-down: ToBeDeletedByClusterAutoscaler this long first."
-    )
 
 
 class Scenario(_Model):
