@@ -7,7 +7,8 @@ window (inputs from before issue 16, or a task without pacing) the gate is a fix
 - the first `RateLimited` error seen on a node's pod (the kubelet's `429 Too Many Requests`,
   while it still retries) halves the window, once per burst (the window's own cooldown): the
   engine reacts while the pulls are failing, not at their deadline;
-- a successful pull is one step towards growing it back by one;
+- a successful pull grows it back: by one per window's worth of successes while 429s keep
+  coming, by one per success once a window's worth has passed with none (common/pacing.py);
 - any other outcome only ages the burst.
 
 Shrinking never stops a running pull: new Jobs wait until fewer than `window` are in flight.

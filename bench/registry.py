@@ -2,6 +2,8 @@
 
     .venv/bin/python -m bench.registry typo      # bench/results/registry-typo.json
     .venv/bin/python -m bench.registry pacing    # bench/results/registry-pacing.json + .png
+    .venv/bin/python -m bench.registry pacing --case aggregate
+                                                 # bench/results/registry-pacing-aggregate.*
     .venv/bin/python -m bench.registry pacing --small   # the smoke test: 100 nodes
 
 Everything runs in one process (as the engine's end-to-end tests do): a Temporal dev server, a
@@ -16,6 +18,12 @@ real worker (`build_worker`), kubesim with 1,000 nodes whose kubelet pulls from 
   5 s) for a while, from the moment the preflight and listing are done. Three runs: no 429s;
   30 % with the AIMD window; 30 % with a fixed window (the gate ignores the window: what the
   engine did before issue 16). Reported: makespan, failed nodes, the window over time.
+  That is the `per-node` case (`--case per-node`, the default): a per-address quota.
+- `pacing --case aggregate`: the same three runs against an aggregate limit: one token bucket
+  over all nodes (`per: total`), AGGREGATE_RATE manifest requests per second (a pull makes 3,
+  so about 10 pulls per second, well under what batchSize 100 asks for) with a burst of as
+  many, for the same period: nodes behind one NAT address sharing Docker Hub's quota, or a
+  self-hosted or cloud registry that throttles its total request rate.
 kubesim and the engine run time-scaled (TIME_SCALE): a pull of PULL_SECONDS simulated seconds
 takes PULL_SECONDS / TIME_SCALE of wall clock, and the kubelet's back-off scales with it. The
 proxy's own clock (its 5 s windows and the limit's period) is wall clock.
@@ -57,6 +65,7 @@ from tests.activities.registry.regserver import Registry, build_layout, missing_
 TIME_SCALE = 20.0
 PULL_SECONDS = 10.0  # simulated: half a second of wall clock
 K8S_QPS, K8S_BURST = 20, 40
+AGGREGATE_RATE = 30.0  # manifest requests per second, all nodes together (3 per pull)
 
 
 @contextmanager
@@ -182,13 +191,39 @@ async def typo(nodes: int, runs: int) -> dict[str, Any]:
 # --- pacing -------------------------------------------------------------------------------
 
 
+# The two limits measured: the proxy's `Limit` fields (kubesim/ratelimit_proxy.py) and labels.
+CASES: dict[str, dict[str, Any]] = {
+    "per-node": {
+        "limit": {"per": "client", "fraction": 0.3, "window_seconds": 5},
+        "labels": ("no 429", "30% 429, AIMD window", "30% 429, fixed window"),
+        "title": "429s to 30% of the nodes (per-node quota)",
+    },
+    "aggregate": {
+        "limit": {"per": "total", "rate": AGGREGATE_RATE, "burst": int(AGGREGATE_RATE)},
+        "labels": ("no 429", "total limit, AIMD window", "total limit, fixed window"),
+        "title": f"aggregate limit: {AGGREGATE_RATE:g} manifest requests/s over all nodes",
+    },
+}
+
+
+def configs(case: str) -> tuple[tuple[str, bool, bool], ...]:
+    """(label, limited, fixed window) for the case's three runs."""
+    none, aimd, fixed = CASES[case]["labels"]
+    return ((none, False, False), (aimd, True, False), (fixed, True, True))
+
+
 async def pacing_run(
-    label: str, nodes: int, *, fraction: float, limit_seconds: float, fixed_window: bool
+    label: str,
+    nodes: int,
+    *,
+    limit: dict[str, Any] | None,
+    limit_seconds: float,
+    fixed_window: bool,
 ) -> dict[str, Any]:
     with registry() as reg, start_proxy(reg.url, seed=7) as proxy:
         with start_sim(scenario=scenario(nodes, proxy.url), time_scale=TIME_SCALE, seed=3) as sim:
             async with engine(sim, fixed_window=fixed_window) as client:
-                return await _measure(label, sim, proxy, client, nodes, fraction, limit_seconds)
+                return await _measure(label, sim, proxy, client, nodes, limit, limit_seconds)
 
 
 async def _measure(
@@ -197,7 +232,7 @@ async def _measure(
     proxy: ProxyHandle,
     client: Client,
     nodes: int,
-    fraction: float,
+    limit: dict[str, Any] | None,
     limit_seconds: float,
 ) -> dict[str, Any]:
     spec = TaskSpec(
@@ -216,9 +251,9 @@ async def _measure(
         p = view.progress
         done = p.completed_nodes + p.failed_nodes + p.already_warm_nodes
         samples.append((round(now, 2), done, p.in_flight_window))
-        if limited_at is None and p.total_nodes > 0 and fraction > 0:
+        if limited_at is None and p.total_nodes > 0 and limit is not None:
             # The preflight and the listing are done: the registry starts limiting now.
-            proxy.set_limit(fraction, per="client", window_seconds=5, seconds=limit_seconds)
+            proxy.set_limit(**limit, seconds=limit_seconds)
             limited_at = now
         if view.status.is_final:
             break
@@ -240,7 +275,8 @@ async def _measure(
         "completed": final.progress.completed_nodes,
         "failed": final.progress.failed_nodes,
         "failureReasons": sorted({d.reason.value for d in final.failed_node_details}),
-        "limitFraction": fraction,
+        "limit": limit,
+        "limitFraction": (limit or {}).get("fraction", 0.0),
         "limitSeconds": limit_seconds,
         "limitStartedAt": limited_at,
         "proxy": stats,
@@ -249,29 +285,30 @@ async def _measure(
     }
 
 
-CONFIGS = (
-    ("no 429", 0.0, False),
-    ("30% 429, AIMD window", 0.3, False),
-    ("30% 429, fixed window", 0.3, True),
-)
-
-
-async def pacing(nodes: int, limit_seconds: float, rounds: int) -> dict[str, Any]:
+async def pacing(nodes: int, limit_seconds: float, rounds: int, case: str) -> dict[str, Any]:
     """Each configuration `rounds` times, the order reversed every other round: the machine's
     load drifts (2 shared cores), so one run of each compares little."""
     runs = []
+    limit = CASES[case]["limit"]
     for r in range(rounds):
-        for label, fraction, fixed in CONFIGS if r % 2 == 0 else CONFIGS[::-1]:
+        for label, limited, fixed in configs(case) if r % 2 == 0 else configs(case)[::-1]:
             run = await pacing_run(
-                label, nodes, fraction=fraction, limit_seconds=limit_seconds, fixed_window=fixed
+                label,
+                nodes,
+                limit=limit if limited else None,
+                limit_seconds=limit_seconds,
+                fixed_window=fixed,
             )
             runs.append({**run, "round": r + 1})
     medians = {
         label: statistics.median(x["makespanSeconds"] for x in runs if x["label"] == label)
-        for label, _, _ in CONFIGS
+        for label, _, _ in configs(case)
     }
     base = medians["no 429"]
     return {
+        "case": case,
+        "limit": limit,
+        "title": CASES[case]["title"],
         "nodes": nodes,
         "batchSize": 100,
         "strategy": "rolling",
@@ -281,6 +318,14 @@ async def pacing(nodes: int, limit_seconds: float, rounds: int) -> dict[str, Any
         "runs": runs,
         "makespanMedianSeconds": medians,
         "makespanMedianVsNo429": {k: round(v / base, 3) for k, v in medians.items()},
+        "failedNodesTotal": {
+            label: sum(x["failed"] for x in runs if x["label"] == label)
+            for label, _, _ in configs(case)
+        },
+        "limitedRequests": {
+            label: [x["proxy"]["limited"] for x in runs if x["label"] == label]
+            for label, _, _ in configs(case)
+        },
     }
 
 
@@ -294,7 +339,7 @@ def plot_pacing(result: dict[str, Any], path: Path) -> Path | None:
         print("  (matplotlib not installed: no plot; `pip install -e '.[bench]'`)")
         return None
     fig, (top, bottom) = plt.subplots(2, 1, figsize=(8, 6.5), dpi=110, sharex=True)
-    colors = {label: f"C{i}" for i, (label, _, _) in enumerate(CONFIGS)}
+    colors = {label: f"C{i}" for i, (label, _, _) in enumerate(configs(result["case"]))}
     for run in result["runs"]:
         ts = [s["t"] for s in run["samples"]]
         label = f"{run['label']} (round {run['round']})"
@@ -306,7 +351,7 @@ def plot_pacing(result: dict[str, Any], path: Path) -> Path | None:
             end = run["limitStartedAt"] + run["limitSeconds"]
             bottom.axvspan(run["limitStartedAt"], end, alpha=0.04, color="red")
     top.set_ylabel("nodes done")
-    top.set_title(f"{result['nodes']} nodes, rolling, batchSize 100: 429s to 30% of the nodes")
+    top.set_title(f"{result['nodes']} nodes, rolling, batchSize 100: {result['title']}")
     top.legend(loc="lower right", fontsize=8)
     top.grid(alpha=0.3)
     bottom.set_ylabel("in-flight window (Jobs)")
@@ -325,6 +370,7 @@ def main() -> int:
     parser.add_argument("--small", action="store_true", help="100 nodes: a smoke test")
     parser.add_argument("--limit-seconds", type=float, default=20.0)
     parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--case", choices=sorted(CASES), default="per-node")
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
     missing = missing_tools()
@@ -337,8 +383,9 @@ def main() -> int:
         result = asyncio.run(typo(nodes, runs=5))
         name = f"registry-typo{suffix}"
     else:
-        result = asyncio.run(pacing(nodes, args.limit_seconds, args.rounds))
-        name = f"registry-pacing{suffix}"
+        result = asyncio.run(pacing(nodes, args.limit_seconds, args.rounds, args.case))
+        case = "" if args.case == "per-node" else f"-{args.case}"
+        name = f"registry-pacing{case}{suffix}"
         png = plot_pacing(result, args.results_dir / f"{name}.png")
         if png:
             print(f"  plot: {png}")

@@ -2,9 +2,9 @@
 pulls for a while, as a registry's pull rate limit does.
 
     python -m kubesim.ratelimit_proxy --upstream https://127.0.0.1:5443 --ca-file ca.crt \\
-        [--host 127.0.0.1] [--port 0] [--fraction 0.3] [--per client|request] \\
-        [--window-seconds 5] [--after 0] [--seconds 60] [--retry-after 2] \\
-        [--clients all|nodes] [--seed 0]
+        [--host 127.0.0.1] [--port 0] [--fraction 0.3] [--per client|request|total] \\
+        [--rate 30] [--burst 30] [--window-seconds 5] [--after 0] [--seconds 60] \\
+        [--retry-after 2] [--clients all|nodes] [--seed 0]
 
 Everything but the limited answers is forwarded as is (method, path, query, headers, body), so
 auth challenges, tokens and digests are the registry's own. Only manifest requests (HEAD/GET
@@ -21,6 +21,12 @@ Who is limited (`per`):
   a 429 up to 5 times at once, so only a limit that holds for the client fails the pull:
   `fraction` is then about the fraction of pulls that fail.
 - `request`: each manifest request independently with probability `fraction`.
+- `total`: one token bucket over all (limited) clients together, `rate` manifest requests per
+  second with `burst` tokens (full when the limit starts); a request with no token left gets the
+  429 and takes none. This is the aggregate limit of real clusters: nodes behind one NAT egress
+  address share Docker Hub's per-address quota, and a self-hosted registry (Harbor,
+  Artifactory) or a cloud registry throttles its total request rate. Unlike a per-client quota,
+  it eases when fewer pulls are in flight. `fraction` is not used.
 
 `clients: nodes` limits only requests that carry `X-Forwarded-For` (kubesim's kubelets), so a
 worker's preflight through the same proxy is never limited; `all` (default) limits everyone.
@@ -29,8 +35,9 @@ The limit is active from `after` seconds after it is set, for `seconds` (omitted
 cleared); both real seconds. Decisions come from `seed`, so a run is reproducible.
 
 Control (JSON, same port, outside /v2/): `GET /_proxy/stats` (requests, manifest requests,
-limited, the limit), `PUT /_proxy/limit` (`{"fraction", "per", "windowSeconds", "after",
-"seconds", "retryAfterSeconds", "clients"}`; 422 names a bad field), `DELETE /_proxy/limit`.
+limited, the limit), `PUT /_proxy/limit` (`{"fraction", "per", "rate", "burst",
+"windowSeconds", "after", "seconds", "retryAfterSeconds", "clients"}`; 422 names a bad
+field), `DELETE /_proxy/limit`.
 Python: `start_proxy(upstream, ca_file=...)` returns a `ProxyHandle` running in a thread.
 """
 
@@ -40,6 +47,7 @@ import argparse
 import asyncio
 import hashlib
 import json
+import math
 import random
 import re
 import signal
@@ -51,7 +59,7 @@ from typing import Any, Literal
 
 import aiohttp
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic.alias_generators import to_camel
 
 MANIFEST = re.compile(r"^/v2/.+/manifests/[^/]+$")
@@ -73,8 +81,17 @@ TOO_MANY = {"errors": [{"code": "TOOMANYREQUESTS", "message": "too many requests
 class Limit(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
 
-    fraction: float = Field(ge=0, le=1)
-    per: Literal["client", "request"] = "client"
+    per: Literal["client", "request", "total"] = "client"
+    fraction: float | None = Field(
+        default=None, ge=0, le=1, validate_default=True, description="per client|request"
+    )
+    rate: float | None = Field(
+        default=None,
+        gt=0,
+        validate_default=True,
+        description="per total: manifest requests per second, over all clients",
+    )
+    burst: int | None = Field(default=None, ge=1, description="per total: default max(1, rate)")
     window_seconds: float = Field(default=5.0, gt=0)
     after: float = Field(default=0.0, ge=0)
     seconds: float | None = Field(default=None, gt=0)
@@ -84,6 +101,25 @@ class Limit(BaseModel):
         description="nodes: only requests carrying X-Forwarded-For (kubesim's kubelets); the "
         "worker's preflight, which sends none, is never limited.",
     )
+
+    @field_validator("fraction")
+    @classmethod
+    def _fraction_for_per(cls, v: float | None, info: ValidationInfo) -> float | None:
+        if v is None and info.data.get("per", "client") != "total":
+            raise ValueError("fraction is required unless per is total")
+        return v
+
+    @field_validator("rate")
+    @classmethod
+    def _rate_for_total(cls, v: float | None, info: ValidationInfo) -> float | None:
+        if v is None and info.data.get("per") == "total":
+            raise ValueError("rate is required when per is total")
+        return v
+
+    @property
+    def bucket_size(self) -> float:
+        """per total: `burst`, else the rate rounded up (one second's worth)."""
+        return float(self.burst if self.burst is not None else max(1, math.ceil(self.rate or 1)))
 
 
 class RateLimitProxy:
@@ -98,6 +134,8 @@ class RateLimitProxy:
         self.start_at = 0.0
         self.counts = {"requests": 0, "manifestRequests": 0, "limited": 0}
         self.limited_clients: set[str] = set()
+        self.tokens = 0.0  # per total: the bucket, refilled at `rate` since `filled_at`
+        self.filled_at = 0.0
         self.session: aiohttp.ClientSession | None = None
         self.runner: web.AppRunner | None = None
         self.url = ""
@@ -106,6 +144,8 @@ class RateLimitProxy:
     def set_limit(self, limit: Limit | None) -> None:
         self.limit = limit
         self.start_at = asyncio.get_running_loop().time() + (limit.after if limit else 0.0)
+        self.tokens = limit.bucket_size if limit else 0.0
+        self.filled_at = self.start_at
 
     def active(self, now: float) -> bool:
         lim = self.limit
@@ -117,11 +157,26 @@ class RateLimitProxy:
         lim = self.limit
         if lim is None or not self.active(now):
             return False
+        if lim.per == "total":
+            return not self.take_token(now)
+        assert lim.fraction is not None
         if lim.per == "request":
             return self.rng.random() < lim.fraction
         window = int((now - self.start_at) // lim.window_seconds)
         h = hashlib.sha256(f"{self.seed}/{client}/{window}".encode()).digest()
         return int.from_bytes(h[:8], "big") / 2**64 < lim.fraction
+
+    def take_token(self, now: float) -> bool:
+        """The aggregate token bucket: refill for the time since the last request, take one."""
+        lim = self.limit
+        assert lim is not None and lim.rate is not None
+        since = max(0.0, now - self.filled_at)
+        self.tokens = min(lim.bucket_size, self.tokens + since * lim.rate)
+        self.filled_at = max(now, self.filled_at)
+        if self.tokens >= 1.0:
+            self.tokens -= 1.0
+            return True
+        return False
 
     def stats(self) -> dict[str, Any]:
         now = asyncio.get_running_loop().time()
@@ -239,8 +294,9 @@ class ProxyHandle:
 
         return asyncio.run_coroutine_threadsafe(run(), self.loop).result(30)
 
-    def set_limit(self, fraction: float, **kw: Any) -> dict[str, Any]:
-        """`per`, `window_seconds`, `after`, `seconds`, `retry_after_seconds` as in `Limit`."""
+    def set_limit(self, fraction: float | None = None, **kw: Any) -> dict[str, Any]:
+        """`per`, `rate`, `burst`, `window_seconds`, `after`, `seconds`, `retry_after_seconds`,
+        `clients` as in `Limit`."""
         limit = Limit(fraction=fraction, **kw)
 
         def apply() -> dict[str, Any]:
@@ -306,7 +362,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--port", type=int, default=0)
     p.add_argument("--fraction", type=float, default=0.0, help="0..1; 0: no limit at start")
-    p.add_argument("--per", choices=["client", "request"], default="client")
+    p.add_argument("--per", choices=["client", "request", "total"], default="client")
+    p.add_argument("--rate", type=float, default=None, help="per total: manifest requests/s")
+    p.add_argument("--burst", type=int, default=None, help="per total: bucket size")
     p.add_argument("--window-seconds", type=float, default=5.0)
     p.add_argument("--after", type=float, default=0.0, help="real seconds before the limit")
     p.add_argument("--seconds", type=float, default=None, help="how long it lasts (real s)")
@@ -322,15 +380,17 @@ def main(argv: list[str] | None = None) -> int:
     try:
         limit = (
             Limit(
-                fraction=args.fraction,
+                fraction=args.fraction if args.per != "total" else None,
                 per=args.per,
+                rate=args.rate,
+                burst=args.burst,
                 window_seconds=args.window_seconds,
                 after=args.after,
                 seconds=args.seconds,
                 retry_after_seconds=args.retry_after,
                 clients=args.clients,
             )
-            if args.fraction > 0
+            if args.fraction > 0 or args.per == "total"
             else None
         )
     except ValidationError as e:

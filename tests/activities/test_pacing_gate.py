@@ -111,7 +111,10 @@ async def test_a_429_halves_the_jobs_in_flight_and_the_window_reaches_the_workfl
         await asyncio.gather(task, return_exceptions=True)
         watch.close()
     assert result.pacing is not None and result.pacing.decreases == 1
-    assert result.pacing.window == 6  # 4 + 1 (4 successes) + 1 (5 more)
+    # 4 + 1 after 4 successes (one per window's worth), then, once 5 pulls have succeeded with
+    # no 429 since (a clean window: the limit eased), one per success: back at the ceiling
+    assert result.pacing.window == 8 and result.pacing.clean == 12
+    assert run.gate.history == [4, 5, 6, 7, 8]
     assert any(len(b) == 2 and b[1]["window"] == 4 for b in beats)  # heartbeat carries it
     outcomes = [o for s in signals for o in s.outcomes] + result.outcomes
     assert len(outcomes) == 12 and all(o.ok for o in outcomes)

@@ -36,15 +36,27 @@ def test_one_burst_halves_once() -> None:
     assert w.decreases == 2
 
 
-def test_grows_by_one_per_window_of_successes_up_to_the_ceiling() -> None:
+def test_grows_by_one_per_window_of_successes_while_429s_keep_coming() -> None:
+    w = AimdWindow(ceiling=64, window=8)
+    w.cooldown = 1000  # one long burst: its 429s do not halve again
+    history = []
+    for _ in range(6):  # a 429 every 4 successes: never a clean window
+        w.on_rate_limited()
+        history += [w.on_success() for _ in range(4)]
+    # 8 successes at window 8, then 9 at 9: additive increase
+    assert history == [8] * 7 + [9] * 9 + [10] * 8
+    assert w.decreases == 0 and w.clean == 4
+
+
+def test_a_clean_window_grows_it_by_one_per_success_up_to_the_ceiling() -> None:
+    """A window's worth of successes with no 429: the limit eased, so the window doubles per
+    window (slow start) instead of growing by one."""
     w = AimdWindow(ceiling=6, window=2)
-    history = [w.on_success() for _ in range(20)]
-    # 2 successes at window 2, 3 at 3, 4 at 4, 5 at 5: then capped at 6
-    assert history[:14] == [2, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 5, 6]
-    assert max(history) == 6 and history[-1] == 6
+    history = [w.on_success() for _ in range(8)]
+    assert history == [2, 3, 3, 4, 5, 6, 6, 6]
 
 
-def test_recovery_is_slower_than_the_decrease() -> None:
+def test_recovery_after_the_limit_eases_takes_two_windows_not_hundreds() -> None:
     w = AimdWindow(ceiling=32)
     w.on_rate_limited()
     assert w.window == 16
@@ -52,7 +64,22 @@ def test_recovery_is_slower_than_the_decrease() -> None:
     while w.window < 32:
         w.on_success()
         successes += 1
-    assert successes == sum(range(16, 32))  # 376 pulls to win back what one 429 burst took
+    # a clean window of 16 (growing once, at its end), then one Job per success:
+    # 32 pulls, where one Job per window's worth of successes took sum(range(16, 32)) = 376
+    assert successes == 32
+
+
+def test_a_429_ends_the_fast_growth() -> None:
+    w = AimdWindow(ceiling=64, window=8)
+    for _ in range(9):
+        w.on_success()
+    assert (w.window, w.clean) == (9, 9)  # growing one per success
+    assert w.on_rate_limited() == 4 and w.clean == 0
+    # back to one Job per window's worth of successes, inside the burst (cooldown 9)
+    assert [w.on_success() for _ in range(4)] == [4, 4, 4, 5]
+    w.on_rate_limited()  # still in the burst: no halving, but no clean window either
+    assert [w.on_success() for _ in range(5)] == [5] * 4 + [6]
+    assert w.decreases == 1
 
 
 def test_record_dispatches_on_the_reason() -> None:

@@ -195,7 +195,9 @@ def test_control_endpoints_join_leave_and_report() -> None:
             "/kubesim/autoscaler/join",
             {
                 "count": 2,
-                "readyAfterSeconds": 1,
+                # 3 s of real time at scale 100: the taints are still there when read, even on
+                # a loaded machine (1 simulated second was 10 ms, and raced the read below).
+                "readyAfterSeconds": 300,
                 "taintsRemovedAfterSeconds": 1,
                 "startupTaints": [{"key": CA_TAINT, "effect": "NoSchedule"}],
             },
@@ -203,7 +205,7 @@ def test_control_endpoints_join_leave_and_report() -> None:
         assert code == 200 and body == {"joined": ["pool-3", "pool-4"]}
         node = _core(sim).read_node("pool-3")
         assert {t.key for t in node.spec.taints} == {NOT_READY, CA_TAINT}
-        wait_for(lambda: _http(sim, "GET", "/kubesim/autoscaler")[1]["untainted"] == 2)
+        wait_for(lambda: _http(sim, "GET", "/kubesim/autoscaler")[1]["untainted"] == 2, timeout=30)
         assert _http(sim, "POST", "/kubesim/autoscaler/leave", {"count": 1}) == (
             200,
             {"left": ["pool-3"]},

@@ -16,7 +16,7 @@ import pytest
 from activities.classify import classify_pod
 from activities.pullmessage import reason_from_message
 from common.models import FailureReason
-from kubesim.ratelimit_proxy import ProxyHandle, start_proxy
+from kubesim.ratelimit_proxy import Limit, ProxyHandle, RateLimitProxy, start_proxy
 from kubesim.testing import SimHandle, start_sim
 from tests.activities.registry import conftest as registries
 from tests.activities.registry.conftest import PASSWORD, USER, Served
@@ -127,6 +127,48 @@ def test_per_client_fraction_is_sticky_within_a_window(
     assert 40 <= hits <= 80
 
 
+def test_per_total_is_one_bucket_over_all_clients(
+    proxy: ProxyHandle, request: pytest.FixtureRequest
+) -> None:
+    url = f"{proxy.url}/v2/team/single/manifests/1"
+    # 0.05 tokens/s: no token comes back within the burst below unless it takes 20 s
+    proxy.set_limit(per="total", rate=0.05, burst=5, retry_after_seconds=3)
+    http = httpx.Client()
+    request.addfinalizer(http.close)
+
+    def status(client: str) -> int:
+        r = http.head(url, headers={**OCI, "X-Forwarded-For": client})
+        assert r.status_code in (401, 429)
+        if r.status_code == 429:
+            assert r.headers["retry-after"] == "3"
+        return r.status_code
+
+    # 30 different nodes share the 5 tokens: a per-client quota would pass them all
+    answers = [status(f"10.1.0.{i}") for i in range(30)]
+    assert 5 <= answers.count(401) <= 6
+    assert answers[:5] == [401] * 5
+    stats = proxy.stats()
+    assert stats["limited"] == answers.count(429) and stats["limitedClients"] >= 24
+    assert stats["limit"]["per"] == "total" and stats["limit"]["rate"] == 0.05
+    # the bucket refills by itself
+    proxy.set_limit(per="total", rate=20, burst=1, retry_after_seconds=3)
+    assert status("10.1.1.1") == 401
+    wait_for(lambda: status("10.1.1.2") == 401, 10, "a token to come back")
+
+
+def test_token_bucket_refills_at_rate_up_to_burst() -> None:
+    proxy = RateLimitProxy("http://127.0.0.1:1")
+    proxy.limit = Limit(per="total", rate=2, burst=3)
+    proxy.tokens, proxy.filled_at = 3.0, 100.0
+    assert [proxy.take_token(100.0) for _ in range(4)] == [True, True, True, False]
+    assert proxy.take_token(100.25) is False  # half a token
+    assert proxy.take_token(100.5) is True  # one token at 2/s
+    assert proxy.take_token(100.5) is False
+    # a long quiet spell fills the bucket to `burst`, never above
+    assert [proxy.take_token(200.0) for _ in range(4)] == [True, True, True, False]
+    assert Limit(per="total", rate=2.5).bucket_size == 3  # burst defaults to the rate
+
+
 def test_nodes_only_spares_the_worker(proxy: ProxyHandle) -> None:
     url = f"{proxy.url}/v2/team/single/manifests/1"
     proxy.set_limit(1.0, clients="nodes")
@@ -146,6 +188,17 @@ def test_control_api_names_the_bad_field(proxy: ProxyHandle) -> None:
     r = httpx.put(f"{proxy.url}/_proxy/limit", json={"fraction": 0.5, "seconds": 30})
     assert r.json()["limit"]["fraction"] == 0.5 and r.json()["active"] is True
     assert httpx.delete(f"{proxy.url}/_proxy/limit").json()["limit"] is None
+    # per total needs a rate (and no fraction); the others need a fraction
+    r = httpx.put(f"{proxy.url}/_proxy/limit", json={"per": "total"})
+    assert (r.status_code, r.json()["errors"][0]["field"]) == (422, "rate")
+    r = httpx.put(f"{proxy.url}/_proxy/limit", json={"per": "total", "rate": 0})
+    assert (r.status_code, r.json()["errors"][0]["field"]) == (422, "rate")
+    r = httpx.put(f"{proxy.url}/_proxy/limit", json={"per": "total", "rate": 5, "burst": 0})
+    assert (r.status_code, r.json()["errors"][0]["field"]) == (422, "burst")
+    r = httpx.put(f"{proxy.url}/_proxy/limit", json={"per": "client"})
+    assert (r.status_code, r.json()["errors"][0]["field"]) == (422, "fraction")
+    r = httpx.put(f"{proxy.url}/_proxy/limit", json={"per": "total", "rate": 5, "seconds": 9})
+    assert r.status_code == 200 and r.json()["limit"]["burst"] is None
 
 
 def test_command_line(tls_registry: Served) -> None:
@@ -153,7 +206,8 @@ def test_command_line(tls_registry: Served) -> None:
     assert reg.ca is not None
     proc = subprocess.Popen(
         [sys.executable, "-m", "kubesim.ratelimit_proxy", "--upstream", reg.url,
-         "--ca-file", str(reg.ca.cert), "--fraction", "1", "--retry-after", "2"],
+         "--ca-file", str(reg.ca.cert), "--per", "total", "--rate", "0.01", "--burst", "1",
+         "--retry-after", "2"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
     try:
@@ -161,7 +215,9 @@ def test_command_line(tls_registry: Served) -> None:
         line = proc.stdout.readline()
         m = re.match(r"ratelimit-proxy: listening on (http://\S+) -> ", line)
         assert m, line
-        r = httpx.head(f"{m[1]}/v2/team/single/manifests/1", auth=(USER, PASSWORD), headers=OCI)
+        url = f"{m[1]}/v2/team/single/manifests/1"
+        assert httpx.head(url, auth=(USER, PASSWORD), headers=OCI).status_code == 200
+        r = httpx.head(url, auth=(USER, PASSWORD), headers=OCI)  # the one token is gone
         assert (r.status_code, r.headers["retry-after"]) == (429, "2")
     finally:
         proc.terminate()
