@@ -13,20 +13,7 @@ A limited request gets 429 with `Retry-After` and the distribution spec's error 
 (`{"errors": [{"code": "TOOMANYREQUESTS", "message": "too many requests"}]}`; a HEAD answer
 has no body).
 
-Who is limited (`per`):
-- `client` (default): a registry limits a client by its address, so every request from a client
-  that is over its quota fails until the quota resets. A client (the first `X-Forwarded-For`
-  address, which kubesim's kubelet sets to the node's InternalIP, else the peer address) is
-  over quota with probability `fraction`, drawn again every `windowSeconds`. containerd retries
-  a 429 up to 5 times at once, so only a limit that holds for the client fails the pull:
-  `fraction` is then about the fraction of pulls that fail.
-- `request`: each manifest request independently with probability `fraction`.
-- `total`: one token bucket over all (limited) clients together, `rate` manifest requests per
-  second with `burst` tokens (full when the limit starts); a request with no token left gets the
-  429 and takes none. This is the aggregate limit of real clusters: nodes behind one NAT egress
-  address share Docker Hub's per-address quota, and a self-hosted registry (Harbor,
-  Artifactory) or a cloud registry throttles its total request rate. Unlike a per-client quota,
-  it eases when fewer pulls are in flight. `fraction` is not used.
+Who is limited (`per`: client, request or total) and when: kubesim/ratelimits.py.
 
 `clients: nodes` limits only requests that carry `X-Forwarded-For` (kubesim's kubelets), so a
 worker's preflight through the same proxy is never limited; `all` (default) limits everyone.
@@ -45,22 +32,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import hashlib
 import json
-import math
-import random
 import re
 import signal
 import ssl
 import sys
 import threading
 from concurrent.futures import Future
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
 from aiohttp import web
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
-from pydantic.alias_generators import to_camel
+from pydantic import ValidationError
+
+from kubesim.ratelimits import Limit, Limiter
 
 MANIFEST = re.compile(r"^/v2/.+/manifests/[^/]+$")
 HOP_BY_HOP = frozenset(
@@ -78,112 +63,33 @@ HOP_BY_HOP = frozenset(
 TOO_MANY = {"errors": [{"code": "TOOMANYREQUESTS", "message": "too many requests"}]}
 
 
-class Limit(BaseModel):
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="forbid")
-
-    per: Literal["client", "request", "total"] = "client"
-    fraction: float | None = Field(
-        default=None, ge=0, le=1, validate_default=True, description="per client|request"
-    )
-    rate: float | None = Field(
-        default=None,
-        gt=0,
-        validate_default=True,
-        description="per total: manifest requests per second, over all clients",
-    )
-    burst: int | None = Field(default=None, ge=1, description="per total: default max(1, rate)")
-    window_seconds: float = Field(default=5.0, gt=0)
-    after: float = Field(default=0.0, ge=0)
-    seconds: float | None = Field(default=None, gt=0)
-    retry_after_seconds: int = Field(default=1, ge=0)
-    clients: Literal["all", "nodes"] = Field(
-        default="all",
-        description="nodes: only requests carrying X-Forwarded-For (kubesim's kubelets); the "
-        "worker's preflight, which sends none, is never limited.",
-    )
-
-    @field_validator("fraction")
-    @classmethod
-    def _fraction_for_per(cls, v: float | None, info: ValidationInfo) -> float | None:
-        if v is None and info.data.get("per", "client") != "total":
-            raise ValueError("fraction is required unless per is total")
-        return v
-
-    @field_validator("rate")
-    @classmethod
-    def _rate_for_total(cls, v: float | None, info: ValidationInfo) -> float | None:
-        if v is None and info.data.get("per") == "total":
-            raise ValueError("rate is required when per is total")
-        return v
-
-    @property
-    def bucket_size(self) -> float:
-        """per total: `burst`, else the rate rounded up (one second's worth)."""
-        return float(self.burst if self.burst is not None else max(1, math.ceil(self.rate or 1)))
-
-
 class RateLimitProxy:
     """The proxy's aiohttp app and its state, on one event loop."""
 
     def __init__(self, upstream: str, *, ca_file: str | None = None, seed: int = 0) -> None:
         self.upstream = upstream.rstrip("/")
         self.ca_file = ca_file
-        self.seed = seed
-        self.rng = random.Random(seed)
-        self.limit: Limit | None = None
-        self.start_at = 0.0
+        self.limiter = Limiter(seed)
         self.counts = {"requests": 0, "manifestRequests": 0, "limited": 0}
         self.limited_clients: set[str] = set()
-        self.tokens = 0.0  # per total: the bucket, refilled at `rate` since `filled_at`
-        self.filled_at = 0.0
         self.session: aiohttp.ClientSession | None = None
         self.runner: web.AppRunner | None = None
         self.url = ""
 
     # -- limit ------------------------------------------------------------------------------
+    @property
+    def limit(self) -> Limit | None:
+        return self.limiter.limit
+
     def set_limit(self, limit: Limit | None) -> None:
-        self.limit = limit
-        self.start_at = asyncio.get_running_loop().time() + (limit.after if limit else 0.0)
-        self.tokens = limit.bucket_size if limit else 0.0
-        self.filled_at = self.start_at
-
-    def active(self, now: float) -> bool:
-        lim = self.limit
-        if lim is None or now < self.start_at:
-            return False
-        return lim.seconds is None or now < self.start_at + lim.seconds
-
-    def limited(self, client: str, now: float) -> bool:
-        lim = self.limit
-        if lim is None or not self.active(now):
-            return False
-        if lim.per == "total":
-            return not self.take_token(now)
-        assert lim.fraction is not None
-        if lim.per == "request":
-            return self.rng.random() < lim.fraction
-        window = int((now - self.start_at) // lim.window_seconds)
-        h = hashlib.sha256(f"{self.seed}/{client}/{window}".encode()).digest()
-        return int.from_bytes(h[:8], "big") / 2**64 < lim.fraction
-
-    def take_token(self, now: float) -> bool:
-        """The aggregate token bucket: refill for the time since the last request, take one."""
-        lim = self.limit
-        assert lim is not None and lim.rate is not None
-        since = max(0.0, now - self.filled_at)
-        self.tokens = min(lim.bucket_size, self.tokens + since * lim.rate)
-        self.filled_at = max(now, self.filled_at)
-        if self.tokens >= 1.0:
-            self.tokens -= 1.0
-            return True
-        return False
+        self.limiter.set(limit, asyncio.get_running_loop().time())
 
     def stats(self) -> dict[str, Any]:
         now = asyncio.get_running_loop().time()
         return {
             **self.counts,
             "limitedClients": len(self.limited_clients),
-            "active": self.active(now),
+            "active": self.limiter.active(now),
             "limit": self.limit.model_dump(by_alias=True) if self.limit else None,
         }
 
@@ -224,7 +130,7 @@ class RateLimitProxy:
             forwarded = request.headers.get("X-Forwarded-For", "").split(",")[0].strip()
             client = forwarded or request.remote or ""
             exempt = self.limit is not None and self.limit.clients == "nodes" and not forwarded
-            if not exempt and self.limited(client, asyncio.get_running_loop().time()):
+            if not exempt and self.limiter.limited(client, asyncio.get_running_loop().time()):
                 self.counts["limited"] += 1
                 self.limited_clients.add(client)
                 assert self.limit is not None

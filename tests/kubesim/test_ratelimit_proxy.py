@@ -16,7 +16,8 @@ import pytest
 from activities.classify import classify_pod
 from activities.pullmessage import reason_from_message
 from common.models import FailureReason
-from kubesim.ratelimit_proxy import Limit, ProxyHandle, RateLimitProxy, start_proxy
+from kubesim.ratelimit_proxy import ProxyHandle, start_proxy
+from kubesim.ratelimits import Limit, Limiter
 from kubesim.testing import SimHandle, start_sim
 from tests.activities.registry import conftest as registries
 from tests.activities.registry.conftest import PASSWORD, USER, Served
@@ -157,15 +158,14 @@ def test_per_total_is_one_bucket_over_all_clients(
 
 
 def test_token_bucket_refills_at_rate_up_to_burst() -> None:
-    proxy = RateLimitProxy("http://127.0.0.1:1")
-    proxy.limit = Limit(per="total", rate=2, burst=3)
-    proxy.tokens, proxy.filled_at = 3.0, 100.0
-    assert [proxy.take_token(100.0) for _ in range(4)] == [True, True, True, False]
-    assert proxy.take_token(100.25) is False  # half a token
-    assert proxy.take_token(100.5) is True  # one token at 2/s
-    assert proxy.take_token(100.5) is False
+    limiter = Limiter()
+    limiter.set(Limit(per="total", rate=2, burst=3), now=100.0)
+    assert [limiter.take_token(100.0) for _ in range(4)] == [True, True, True, False]
+    assert limiter.take_token(100.25) is False  # half a token
+    assert limiter.take_token(100.5) is True  # one token at 2/s
+    assert limiter.take_token(100.5) is False
     # a long quiet spell fills the bucket to `burst`, never above
-    assert [proxy.take_token(200.0) for _ in range(4)] == [True, True, True, False]
+    assert [limiter.take_token(200.0) for _ in range(4)] == [True, True, True, False]
     assert Limit(per="total", rate=2.5).bucket_size == 3  # burst defaults to the rate
 
 
