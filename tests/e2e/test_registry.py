@@ -16,8 +16,6 @@ dev server, a real worker and kubesim, whose kubelet pulls from the same registr
 
 from __future__ import annotations
 
-import base64
-import json
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from contextlib import asynccontextmanager
@@ -25,8 +23,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
@@ -39,6 +35,7 @@ from common.settings import Settings
 from common.starting import start_prewarm_workflow
 from kubesim.testing import SimHandle, start_sim
 from tests.activities.registry.conftest import PASSWORD, USER, Served
+from tests.activities.registry.pullsecrets import create_pull_secret
 from tests.waiting import async_wait_until
 from tests.workflows.conftest import task_id
 from worker.main import build_worker
@@ -223,25 +220,11 @@ async def test_pin_digests_false_pulls_the_tags(
     assert all(pulled(job) == [multi] for job in jobs_of(sim, view.task_id))
 
 
-def pull_secret(sim: SimHandle, name: str, host: str) -> None:
-    auth = base64.b64encode(f"{USER}:{PASSWORD}".encode()).decode()
-    config = json.dumps({"auths": {host: {"auth": auth}}}).encode()
-    api = k8s.CoreV1Api(k8s_config.new_client_from_config(str(sim.kubeconfig_path)))
-    api.create_namespaced_secret(
-        "default",
-        k8s.V1Secret(
-            metadata=k8s.V1ObjectMeta(name=name),
-            type="kubernetes.io/dockerconfigjson",
-            data={".dockerconfigjson": base64.b64encode(config).decode()},
-        ),
-    )
-
-
 async def test_a_private_image_is_refused_without_credentials_and_pinned_with_them(
     dev_env: WorkflowEnvironment, sim: SimHandle, token_registry: Served
 ) -> None:
     private = f"{token_registry.registry.host}/private/single:1"
-    pull_secret(sim, "regcred-e2e", token_registry.registry.host)
+    create_pull_secret(sim, "regcred-e2e", token_registry.registry.host, USER, PASSWORD)
     base = {"images": [private], "batch_size": 10, "node_selector": {"pool": "reg"}}
     async with engine(dev_env, sim) as queue:
         refused = await run_task(dev_env, queue, TaskSpec(**base))

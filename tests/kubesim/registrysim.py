@@ -3,8 +3,6 @@ proxy: start it, run a pull Job on one node, read the kubelet's pull error."""
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -12,7 +10,7 @@ from kubernetes import client as k8s
 from kubernetes import config as k8s_config
 
 from kubesim.testing import SimHandle, start_sim
-from tests.activities.registry.conftest import USER, Served
+from tests.activities.registry.conftest import Served
 from tests.kubesim.conftest import FAST, job_body, job_pods, wait_for
 
 GROUPS = [
@@ -76,17 +74,3 @@ def waiting_reason(sim: SimHandle, job: str) -> str:
 def status_names(sim: SimHandle, node: str) -> list[list[str]]:
     (obj,) = [n for n in sim.objects("nodes") if n["metadata"]["name"] == node]
     return [i["names"] for i in obj["status"].get("images") or []]
-
-
-def pull_secret(sim: SimHandle, name: str, host: str, password: str) -> None:
-    auth = base64.b64encode(f"{USER}:{password}".encode()).decode()
-    cfg = json.dumps({"auths": {host: {"auth": auth}}}).encode()
-    api = k8s.CoreV1Api(k8s_config.new_client_from_config(str(sim.kubeconfig_path)))
-    api.create_namespaced_secret(
-        "default",
-        k8s.V1Secret(
-            metadata=k8s.V1ObjectMeta(name=name),
-            type="kubernetes.io/dockerconfigjson",
-            data={".dockerconfigjson": base64.b64encode(cfg).decode()},
-        ),
-    )

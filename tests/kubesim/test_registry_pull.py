@@ -13,10 +13,10 @@ from common.models import FailureReason
 from kubesim.testing import SimHandle
 from tests.activities.registry import conftest as registries
 from tests.activities.registry.conftest import PASSWORD, USER, Served
+from tests.activities.registry.pullsecrets import create_pull_secret
 from tests.kubesim.conftest import wait_for
 from tests.kubesim.registrysim import (
     pull_error,
-    pull_secret,
     registry_sim,
     run,
     status_names,
@@ -151,7 +151,7 @@ def test_token_auth_anonymous_and_pull_secrets(
     )
     assert reason_from_message(msg, private) == FailureReason.UNAUTHORIZED
     # the pod's pull secret unlocks it; the digest is the registry's
-    pull_secret(token_sim, "good", host, PASSWORD)
+    create_pull_secret(token_sim, "good", host, USER, PASSWORD)
     pod = succeeded(
         token_sim,
         run(token_sim, "private-good", private, "amd-1", imagePullSecrets=[{"name": "good"}]),
@@ -159,7 +159,7 @@ def test_token_auth_anonymous_and_pull_secrets(
     digest = token_registry.images["single"].digest
     assert pod["status"]["containerStatuses"][0]["imageID"] == f"{host}/private/single@{digest}"
     # a secret the token realm refuses: containerd's token error, one per credential tried
-    pull_secret(token_sim, "bad", host, "not-the-password")
+    create_pull_secret(token_sim, "bad", host, USER, "not-the-password")
     msg = pull_error(
         token_sim,
         run(token_sim, "private-bad", private, "arm-1", imagePullSecrets=[{"name": "bad"}]),

@@ -3,13 +3,9 @@ worker's Kubernetes client, against the TLS + htpasswd registry."""
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterator
 
 import pytest
-from kubernetes import client as k8s
-from kubernetes import config as k8s_config
 from temporalio.testing import ActivityEnvironment
 
 from activities.kube import Kube
@@ -18,6 +14,7 @@ from common.preflight import PreflightError, ResolveImagesInput
 from common.settings import Settings
 from kubesim.testing import SimHandle, start_sim
 from tests.activities.registry.conftest import PASSWORD, USER, Served
+from tests.activities.registry.pullsecrets import create_pull_secret
 
 pytestmark = pytest.mark.integration
 
@@ -28,26 +25,12 @@ def sim() -> Iterator[SimHandle]:
         yield handle
 
 
-def create_pull_secret(sim: SimHandle, name: str, host: str, password: str) -> None:
-    auth = base64.b64encode(f"{USER}:{password}".encode()).decode()
-    cfg = json.dumps({"auths": {host: {"auth": auth}}}).encode()
-    api = k8s.CoreV1Api(k8s_config.new_client_from_config(str(sim.kubeconfig_path)))
-    api.create_namespaced_secret(
-        "default",
-        k8s.V1Secret(
-            metadata=k8s.V1ObjectMeta(name=name),
-            type="kubernetes.io/dockerconfigjson",
-            data={".dockerconfigjson": base64.b64encode(cfg).decode()},
-        ),
-    )
-
-
 async def test_pull_secrets_from_the_cluster(
     sim: SimHandle, tls_registry: Served, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     host = tls_registry.registry.host
-    create_pull_secret(sim, "preflight-wrong", host, "not-the-password")
-    create_pull_secret(sim, "preflight-good", host, PASSWORD)
+    create_pull_secret(sim, "preflight-wrong", host, USER, "not-the-password")
+    create_pull_secret(sim, "preflight-good", host, USER, PASSWORD)
     assert tls_registry.registry.ca is not None
     settings = Settings(
         kubeconfig=sim.kubeconfig_path,
