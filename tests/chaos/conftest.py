@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from bench.harness import TemporalServer
 from tests.chaos.chaoslib import STACK_ENV, TIME_SCALE, Sim, group, scenario
 from tests.stack import Stack, run_stack
 
@@ -31,3 +32,14 @@ def chaos_stack(dev_address: str, tmp_path_factory: pytest.TempPathFactory) -> I
 @pytest.fixture(scope="module")
 def sim(chaos_stack: Stack) -> Sim:
     return Sim(chaos_stack.sim_url)
+
+
+@pytest.fixture
+def temporal(tmp_path: Path) -> Iterator[TemporalServer]:
+    """A Temporal server of the test's own (SQLite on disk), which the test may restart."""
+    server = TemporalServer(tmp_path / "temporal", db_file=tmp_path / "temporal.db")
+    server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -10,7 +10,6 @@ task and leaves no Job or Pod.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -32,16 +31,6 @@ from tests.stack import run_stack
 from tests.waiting import wait_until
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
-
-
-@pytest.fixture
-def temporal(tmp_path: Path) -> Iterator[TemporalServer]:
-    server = TemporalServer(tmp_path / "temporal", db_file=tmp_path / "temporal.db")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def joined_and_eligible(sim: Sim, names: list[str]) -> bool:

@@ -7,7 +7,6 @@ twice and no Job left.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
@@ -27,16 +26,6 @@ from tests.chaos.chaoslib import (
 from tests.stack import run_stack
 
 pytestmark = [pytest.mark.chaos, pytest.mark.integration]
-
-
-@pytest.fixture
-def temporal(tmp_path: Path) -> Iterator[TemporalServer]:
-    server = TemporalServer(tmp_path / "temporal", db_file=tmp_path / "temporal.db")
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 def test_temporal_restarted_mid_task(temporal: TemporalServer, tmp_path: Path) -> None:
