@@ -232,6 +232,10 @@ class BatchRun:
     # Judging pods (activities/podwatch.py watches them) --------------------------------
 
     async def _on_listed(self, pod: dict[str, Any]) -> None:
+        if self.source is not None:  # a pod of this unit whose node the heartbeat missed
+            node = ((pod.get("metadata") or {}).get("annotations") or {}).get(NODE_ANNOTATION)
+            if node and node not in self.index and self.source.adopt(node):
+                self._add(node, feed=False)
         node = self._node_of(pod)
         if node is not None and node not in self.started and node not in self.done:
             self.started[node] = time.monotonic()  # adopted: it was created before

@@ -25,7 +25,10 @@ one: the unit stops consuming events at that point).
 
 Heartbeat details carry, besides the batch's reported indexes, the resourceVersion of the
 last event consumed and the nodes taken so far, in one snapshot: a retried attempt takes the
-same nodes (adopting their Jobs) and resumes the watch from there.
+same nodes (adopting their Jobs) and resumes the watch from there. A node taken within a
+heartbeat of the worker's death may be missing from the snapshot while its Job already ran
+(and, the node being warm now, no watch or relist would offer it again): the retried attempt
+finds it by its pod (the unit's pod listing) and adopts it (`adopt`).
 """
 
 from __future__ import annotations
@@ -108,6 +111,14 @@ class FollowSource:
             self.taken = [str(n) for n in details[2].get("nodes") or []]
             self.full = len(self.taken) >= self.inp.max_nodes
         return list(self.taken)
+
+    def adopt(self, node: str) -> bool:
+        with self._lock:
+            if node in self.covered or node in self.taken:
+                return False
+            self.taken.append(node)
+            self.full = len(self.taken) >= self.inp.max_nodes
+            return True
 
     def snapshot(self) -> dict[str, Any]:
         with self._lock:

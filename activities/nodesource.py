@@ -21,6 +21,11 @@ class NodeSource(Protocol):
         """Call `add` for each new node; return when no more will come."""
         ...
 
+    def adopt(self, node: str) -> bool:
+        """A node found with a Job of this unit that the heartbeat details missed (an attempt
+        that died within a heartbeat of taking it): True when the source now has it."""
+        ...
+
     def snapshot(self) -> Any:
         """What a retried attempt resumes from (a JSON value, heartbeated)."""
         ...
