@@ -40,6 +40,7 @@ from activities.errors import (
 )
 from activities.jobspec import NODE_ANNOTATION, job_name, unit_selector
 from activities.kube import Kube
+from activities.nodesource import NodeSource
 from activities.nodeverdict import node_verdict
 from activities.nodewatch import NodeWatch
 from activities.outcomes import OutcomeBook, Signaller, outcome_of
@@ -79,8 +80,10 @@ class BatchRun:
         batch: PrewarmNodesInput,
         nodes: NodeWatch,
         signal: Signaller | None = None,
+        source: NodeSource | None = None,
     ) -> None:
         self.kube, self.settings, self.batch, self.nodes = kube, settings, batch, nodes
+        self.source = source
         self.extra = {"taskId": batch.task_id}
         self.gate = PacingGate(batch.in_flight, batch.pacing, self.extra)
         self.outcomes = OutcomeBook(
@@ -89,7 +92,9 @@ class BatchRun:
             signal or self._signal_workflow,
             self.extra,
             pacing=lambda: self.gate.window,
+            resume=source.snapshot if source is not None else None,
         )
+        self.outcomes.open = source is not None
         self.done = self.outcomes.done  # nodes with an outcome (reported or not)
         self.index = self.outcomes.index
         self.by_job = {job_name(batch.task_id, n): n for n in batch.nodes}
@@ -124,6 +129,8 @@ class BatchRun:
 
     async def run(self) -> PrewarmNodesResult:
         self.t0 = time.monotonic()
+        for node in self.source.restore() if self.source is not None else []:
+            self._add(node, feed=False)  # the earlier attempt's nodes, in its order
         restored = self.outcomes.restore()
         if restored is not None and self.gate.window is not None:
             self.gate.window = restored  # the window as the earlier attempt left it
@@ -139,7 +146,7 @@ class BatchRun:
         async with self.nodes.use():
             heartbeat = asyncio.create_task(self.outcomes.heartbeat_loop(), name="heartbeat")
             try:
-                if len(self.done) < len(self.batch.nodes):
+                if self.source is not None or len(self.done) < len(self.outcomes.nodes):
                     await self.pod_watch.relist()
                 await self._run_loops()
             finally:
@@ -174,6 +181,8 @@ class BatchRun:
             asyncio.create_task(self._tick_loop(), name="tick"),
             asyncio.create_task(self.outcomes.report_loop(), name="report"),
         ]
+        if self.source is not None:
+            tasks.append(asyncio.create_task(self._source_loop(), name="source"))
         done_wait = asyncio.create_task(self.outcomes.all_done.wait())
         try:
             self.outcomes.maybe_done()
@@ -198,7 +207,20 @@ class BatchRun:
     # Creating Jobs (activities/creating.py) ----------------------------------------------
 
     async def _create_loop(self) -> None:
-        await self.creator.run(self.outcomes.pending())
+        await self.creator.run(self.outcomes.pending(), more=self.source is not None)
+
+    async def _source_loop(self) -> None:
+        """Nodes from the source (NodeSource) while it runs; then the unit may end."""
+        assert self.source is not None
+        await self.source.run(self._add)
+        self.creator.close()
+        self.outcomes.close()
+
+    def _add(self, node: str, *, feed: bool = True) -> None:
+        if self.outcomes.add(node):
+            self.by_job[job_name(self.batch.task_id, node)] = node
+            if feed:
+                self.creator.feed(node)
 
     def _job_exists(self, node: str) -> None:
         # Only a Job known to exist is timed and checked (a GET before it exists would 404).
@@ -210,6 +232,10 @@ class BatchRun:
     # Judging pods (activities/podwatch.py watches them) --------------------------------
 
     async def _on_listed(self, pod: dict[str, Any]) -> None:
+        if self.source is not None:  # a pod of this unit whose node the heartbeat missed
+            node = ((pod.get("metadata") or {}).get("annotations") or {}).get(NODE_ANNOTATION)
+            if node and node not in self.index and self.source.adopt(node):
+                self._add(node, feed=False)
         node = self._node_of(pod)
         if node is not None and node not in self.started and node not in self.done:
             self.started[node] = time.monotonic()  # adopted: it was created before

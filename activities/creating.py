@@ -75,29 +75,38 @@ class JobCreator:
         self.extra = extra
         self.gate = gate or PacingGate(batch.in_flight, None)
         self.created = self.adopted = 0
+        self.queue = asyncio.Queue[str | None]()
+
+    def feed(self, node: str) -> None:
+        """One more node to create (follow mode feeds them while the unit runs)."""
+        self.queue.put_nowait(node)
+
+    def close(self) -> None:
+        """No node comes after these: each creator ends once the queue is drained."""
+        for _ in range(CREATORS):
+            self.queue.put_nowait(None)
 
     def release(self, node: str) -> None:
         self.gate.release(node)
 
-    async def run(self, nodes: list[str]) -> None:
-        pending = asyncio.Queue[str]()
+    async def run(self, nodes: list[str], *, more: bool = False) -> None:
+        """Create the Jobs of `nodes`, and, with `more`, of every node fed until `close()`."""
         for node in nodes:
-            pending.put_nowait(node)
-        workers = [
-            asyncio.create_task(self._creator(pending))
-            for _ in range(min(CREATORS, pending.qsize()))
-        ]
+            self.feed(node)
+        if not more:
+            self.close()
+        count = CREATORS if more else min(CREATORS, len(nodes))
+        workers = [asyncio.create_task(self._creator(self.queue)) for _ in range(count)]
         try:
             await asyncio.gather(*workers)
         finally:
             for w in workers:
                 w.cancel()
 
-    async def _creator(self, pending: asyncio.Queue[str]) -> None:
+    async def _creator(self, pending: asyncio.Queue[str | None]) -> None:
         while True:
-            try:
-                node = pending.get_nowait()
-            except asyncio.QueueEmpty:
+            node = await pending.get()
+            if node is None:
                 return
             if self.is_done(node):
                 continue

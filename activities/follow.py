@@ -1,37 +1,34 @@
-"""Follow mode's one node watch: the nodes that become eligible after the task's first sweep.
+"""Follow mode's unit: one long-lived activity that watches the nodes and prewarms each node
+that becomes eligible, at once.
 
-One call of `watch_nodes` is one *round*: it watches every node from the workflow's
-resourceVersion and returns, as soon as up to `max_nodes` have gathered (for
-`gather_seconds` after the first one) or `max_seconds` pass, the nodes that are now eligible
-and not yet covered by the task, with the resourceVersion the next round resumes from. The
-workflow prewarms them with the ordinary batch activity, records the resourceVersion in its
-state, and calls the next round. So the workflow, not the worker, holds the watch's position:
-a worker or Temporal restart resumes from it, and nothing that happened meanwhile is missed.
+A unit (`follow_nodes`) is the batch control loop of activities/batch.py fed by a node watch
+(`FollowSource`, a NodeSource) instead of a fixed list. The node watch and the unit's pod
+watch stay open together: a node that becomes eligible gets its Job as soon as its event
+arrives, with at most `in_flight` (batchSize) Jobs unfinished; its outcome and the node
+itself (`joined`) reach the workflow by the batch's outcome signal. The unit stops taking
+nodes at `until` or after `max_nodes`, finishes the Jobs in flight and returns the
+resourceVersion the next unit resumes from. So the watch and pod-watch requests are paid once
+per unit, not once per node, and no node waits for a batch to end.
 
-It follows client-go's reflector (staging/src/k8s.io/client-go/tools/cache/reflector.go):
-- `Reflector.watch`: each watch request resumes from the last resourceVersion seen, with
-  `allowWatchBookmarks` (a bookmark only moves the resourceVersion) and a timeout, and
-  `watchHandler` advances the resourceVersion with every event it consumed;
-- `Reflector.watch` / `isExpiredError`: a `410 Gone` ends the watch, and `ListAndWatch` starts
-  again with `Reflector.list`: a full (paginated) list, whose resourceVersion the next watch
-  starts from.
+The node watch follows client-go's reflector (staging/src/k8s.io/client-go/tools/cache/
+reflector.go): each watch request resumes from the last resourceVersion seen
+(`Reflector.watch`, with `allowWatchBookmarks` and a timeout; `watchHandler` advances the
+resourceVersion with every event consumed), and a `410 Gone` (`isExpiredError`) relists
+(`Reflector.list`, paginated) and watches from the list.
 
-The test is level-based, not edge-based: a node is returned when it is eligible now (matches
-the selector, Ready, not cordoned, no untolerated NoSchedule/NoExecute taint: the same rules
-as the sweep, `activities/selection.py`), is not already warm, and is not in `covered`. So it
-needs no memory of a node's earlier state: after a relist, every eligible node not covered is
-found, including the ones skipped at the start. A node that joins, turns Ready, is uncordoned
-or loses a taint is seen through the MODIFIED or ADDED event that made it eligible.
+The test is level-based: a node is taken when it is eligible now (matches the selector,
+Ready, not cordoned, no untolerated NoSchedule/NoExecute taint: activities/selection.py), not
+already warm, and not in `covered` (the nodes the task has). A covered node seen deleted (or
+missing from a relist) is returned in `gone`, so the workflow forgets it and a node that
+rejoins under the same name is prewarmed again (by the next unit, if it rejoins within this
+one: the unit stops consuming events at that point).
 
-A covered node seen deleted (or missing from a relist) is returned in `gone`: the workflow
-forgets it, so `covered` holds only nodes that exist, and a node that rejoins under the same
-name is prewarmed again.
-
-A round stops consuming events once it holds `max_nodes` nodes and returns the resourceVersion
-of the last event it consumed, so the next round sees every later event. After a relist that
-finds more than `max_nodes` nodes, it returns an empty resourceVersion: the next round relists,
-with the returned nodes now covered. Heartbeat details carry the resourceVersion up to which
-nothing is held back; a retried round resumes from there.
+Heartbeat details carry, besides the batch's reported indexes, the resourceVersion of the
+last event consumed and the nodes taken so far, in one snapshot: a retried attempt takes the
+same nodes (adopting their Jobs) and resumes the watch from there. A node taken within a
+heartbeat of the worker's death may be missing from the snapshot while its Job already ran
+(and, the node being warm now, no watch or relist would offer it again): the retried attempt
+finds it by its pod (the unit's pod listing) and adopts it (`adopt`).
 """
 
 from __future__ import annotations
@@ -41,135 +38,142 @@ import contextlib
 import logging
 import threading
 import time
+from collections.abc import Callable
+from datetime import UTC, datetime
 from typing import Any
 
 from temporalio import activity
 
+from activities.batch import BatchRun
 from activities.errors import KubernetesError, KubernetesGone
 from activities.kube import Kube
+from activities.nodewatch import NodeWatch
 from activities.selection import node_has_images, skip_reason
-from common.engine import ACTIVITY_WATCH_NODES, WatchNodesInput, WatchNodesResult
+from common.engine import (
+    ACTIVITY_FOLLOW_NODES,
+    FollowNodesInput,
+    FollowNodesResult,
+    PrewarmNodesInput,
+)
 from common.models import ImagePullPolicy
 from common.settings import Settings
 
 log = logging.getLogger(__name__)
 
-WATCH_SECONDS = 30  # one watch request; the round goes on with the next one
+WATCH_SECONDS = 30  # one watch request; the unit goes on with the next one
 LIST_PAGE = 500
 RETRY_SECONDS = 1.0
-HEARTBEAT_SECONDS = 1.0
 
 
-def eligible(node: dict[str, Any], watch: WatchNodesInput) -> bool:
+def eligible(node: dict[str, Any], inp: FollowNodesInput) -> bool:
     """Eligible for a Job now: matches the selector, not skipped, not already warm."""
     labels = (node.get("metadata") or {}).get("labels") or {}
-    if any(labels.get(k) != v for k, v in watch.node_selector.items()):
+    if any(labels.get(k) != v for k, v in inp.node_selector.items()):
         return False
-    if skip_reason(node, watch.spec, watch.resolved) is not None:
+    if skip_reason(node, inp.spec, inp.resolved) is not None:
         return False
-    warm_counts = watch.spec.image_pull_policy == ImagePullPolicy.IF_NOT_PRESENT
+    warm_counts = inp.spec.image_pull_policy == ImagePullPolicy.IF_NOT_PRESENT
     return not (
         warm_counts
-        and node_has_images(
-            node, list(watch.spec.images), watch.resolved, pin_digests=watch.pin_digests
-        )
+        and node_has_images(node, list(inp.spec.images), inp.resolved, pin_digests=inp.pin_digests)
     )
 
 
-class FollowRound:
-    """One round of `watch_nodes` (see the module docstring). `gather_scale` divides the
-    gathering window (ENGINE_TIME_SCALE, for time-scaled tests and benchmarks only)."""
+def _name(node: dict[str, Any]) -> str:
+    return str((node.get("metadata") or {}).get("name") or "")
 
-    def __init__(
-        self,
-        kube: Kube,
-        watch: WatchNodesInput,
-        resume_rv: str | None,
-        gather_scale: float = 1.0,
-    ) -> None:
-        self.kube = kube
-        self.watch = watch
-        self.gather = watch.gather_seconds / gather_scale
-        self.covered = set(watch.covered)
-        self.rv = watch.resource_version if resume_rv is None else resume_rv
-        self.safe_rv = self.rv  # nothing before it is held back (heartbeat details)
-        self.found: dict[str, None] = {}  # insertion-ordered set
-        self.gone: set[str] = set()  # covered nodes seen deleted
-        self.full = False
+
+class FollowSource:
+    """The unit's node watch, as a NodeSource (activities/nodesource.py)."""
+
+    def __init__(self, kube: Kube, inp: FollowNodesInput) -> None:
+        self.kube, self.inp = kube, inp
+        self.covered = set(inp.covered)
+        self.rv = inp.resource_version
+        self.taken: list[str] = []
+        self.gone: set[str] = set()  # covered or taken nodes seen deleted
+        self.full = False  # stop consuming events: the next unit sees them
         self.relists = 0
         self.events = 0
-        self.first_found: float | None = None
+        left = (inp.until - datetime.now(UTC)).total_seconds()
+        self.deadline = time.monotonic() + max(0.0, left)
+        self._add: Callable[[str], None] = lambda _node: None
         self._wake = asyncio.Event()
         self._lock = threading.Lock()  # the watch thread writes what the loop reads
         self._loop = asyncio.get_running_loop()
 
-    # Node tests -----------------------------------------------------------------------
+    # NodeSource ----------------------------------------------------------------------------
 
-    def _see(self, kind: str, node: dict[str, Any]) -> None:
-        name = (node.get("metadata") or {}).get("name") or ""
-        if name in self.covered and name not in self.gone:
-            if kind == "DELETED":
-                self.gone.add(name)
-            return
-        if not name:
-            return
-        if kind != "DELETED" and eligible(node, self.watch):
-            if name not in self.found:
-                self.found[name] = None
-                if self.first_found is None:
-                    self.first_found = time.monotonic()
-                self.full = len(self.found) >= self.watch.max_nodes
-        else:
-            self.found.pop(name, None)  # gone, or no longer eligible: not this round's business
+    def restore(self) -> list[str]:
+        details = activity.info().heartbeat_details
+        if len(details) > 2 and isinstance(details[2], dict):
+            self.rv = str(details[2].get("rv") or "")
+            self.taken = [str(n) for n in details[2].get("nodes") or []]
+            self.full = len(self.taken) >= self.inp.max_nodes
+        return list(self.taken)
 
-    # The round ------------------------------------------------------------------------
-
-    async def run(self) -> WatchNodesResult:
-        deadline = time.monotonic() + self.watch.max_seconds
-        beat = asyncio.create_task(self._heartbeat(), name="follow-heartbeat")
-        try:
-            while not self._done(deadline):
-                if not self.rv:
-                    if await self._relist(deadline):
-                        break  # more than a batch, or no list by the deadline: relist next round
-                    continue
-                try:
-                    await self._watch_until(deadline)
-                except KubernetesGone:
-                    log.info("follow: node watch expired (410 Gone): relisting")
-                    self.rv = ""
-                except KubernetesError as err:
-                    log.warning("follow: node watch failed (%s): retrying", err)
-                    await asyncio.sleep(RETRY_SECONDS)
-        finally:
-            beat.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await beat
+    def adopt(self, node: str) -> bool:
         with self._lock:
-            nodes, gone = sorted(self.found), sorted(self.gone)
-        return WatchNodesResult(
-            nodes=nodes,
-            gone=gone,
-            resource_version=self.rv,
-            relists=self.relists,
-            events=self.events,
-        )
-
-    def _done(self, deadline: float) -> bool:
-        now = time.monotonic()
-        if self.full or now >= deadline:
+            if node in self.covered or node in self.taken:
+                return False
+            self.taken.append(node)
+            self.full = len(self.taken) >= self.inp.max_nodes
             return True
-        return self.first_found is not None and now >= self.first_found + self.gather
 
-    def _stop_at(self, deadline: float) -> float:
-        """When the current wait must end: the round's deadline, or the end of gathering."""
-        if self.first_found is not None:
-            return min(deadline, self.first_found + self.gather)
-        return deadline
+    def snapshot(self) -> dict[str, Any]:
+        with self._lock:
+            return {"rv": self.rv, "nodes": list(self.taken)}
 
-    async def _relist(self, deadline: float) -> bool:
-        """Reflector.list: every node, paginated. True when it found more than a batch, or
-        could not list by the round's deadline: either way the next round relists."""
+    async def run(self, add: Callable[[str], None]) -> None:
+        self._add = add
+        while not self._done():
+            if not self.rv:
+                await self._relist()
+                continue
+            try:
+                await self._watch()
+            except KubernetesGone:
+                log.info("follow: node watch expired (410 Gone): relisting")
+                with self._lock:
+                    self.rv = ""
+            except KubernetesError as err:
+                log.warning("follow: node watch failed (%s): retrying", err)
+                await asyncio.sleep(RETRY_SECONDS)
+
+    # Node tests (under the lock) -------------------------------------------------------------
+
+    def _done(self) -> bool:
+        return self.full or time.monotonic() >= self.deadline
+
+    def _take(self, name: str) -> None:
+        self.taken.append(name)
+        self.full = len(self.taken) >= self.inp.max_nodes
+        self._loop.call_soon_threadsafe(self._add, name)
+
+    def _see(self, kind: str, node: dict[str, Any]) -> bool:
+        """One event; False when it is left for the next unit (not consumed)."""
+        name = _name(node)
+        if not name:
+            return True
+        mine = name in self.covered or name in self.taken
+        if kind == "DELETED":
+            if mine:
+                self.gone.add(name)
+            return True
+        if not eligible(node, self.inp):
+            return True
+        if name in self.gone:
+            self.full = True  # it rejoined during this unit: the next unit takes it
+            return False
+        if not mine:
+            self._take(name)
+        return True
+
+    # The watch -----------------------------------------------------------------------------
+
+    async def _relist(self) -> None:
+        """Reflector.list: every node, paginated; takes the eligible ones (up to the unit's
+        room: with more, the next unit relists)."""
         kube, cont, rv = self.kube, None, ""
         self.relists += 1
         fresh: list[str] = []
@@ -181,66 +185,56 @@ class FollowRound:
             try:
                 page = await kube.call("list", "nodes", kube.core.list_node, **kw)
             except KubernetesError as err:
-                if time.monotonic() >= deadline:
-                    log.warning("follow: node list failed (%s): the next round relists", err)
-                    self.rv = ""
-                    return True
+                if self._done():
+                    return
                 log.warning("follow: node list failed (%s): retrying", err)
                 await asyncio.sleep(RETRY_SECONDS)
-                kube, cont, fresh, listed = self.kube, None, [], set()
+                cont, rv, fresh, listed = None, "", [], set()
                 continue
             for node in page.get("items") or []:
-                name = (node.get("metadata") or {}).get("name") or ""
+                name = _name(node)
                 listed.add(name)
-                if name and name not in self.covered and eligible(node, self.watch):
+                if name and eligible(node, self.inp):
                     fresh.append(name)
             meta = page.get("metadata") or {}
             rv = rv or str(meta.get("resourceVersion") or "")
             cont = meta.get("continue")
             if not cont:
                 break
-        self.gone |= self.covered - listed  # deleted while no watch saw it
-        self.found = dict.fromkeys(sorted(set(fresh) | set(self.found)))
-        if len(self.found) > self.watch.max_nodes:
-            self.found = dict.fromkeys(list(self.found)[: self.watch.max_nodes])
-            self.rv = ""
-            return True
-        self.rv = rv
-        if self.found:
-            self.first_found = self.first_found or time.monotonic()
-            self.full = len(self.found) >= self.watch.max_nodes
-        else:
-            self.safe_rv = rv
-        return False
+        with self._lock:
+            self.gone |= (self.covered | set(self.taken)) - listed
+            new = [n for n in sorted(set(fresh)) if n not in self.covered and n not in self.taken]
+            room = self.inp.max_nodes - len(self.taken)
+            for name in new[:room]:
+                self._take(name)
+            self.rv = rv if len(new) <= room else ""
+            self.full = self.full or len(new) > room
 
     def _handler(self, stop: threading.Event) -> Any:
-        """The event handler of one watch request (it runs in the watch thread)."""
-
-        def on_event(event: dict[str, Any]) -> None:
+        def on_event(event: dict[str, Any]) -> None:  # in the watch thread
             with self._lock:
                 if stop.is_set() or self.full:
-                    return  # not consumed: the next round sees it again
+                    return  # not consumed: the next unit sees it again
                 obj = event.get("object") or {}
-                meta = obj.get("metadata") or {}
                 kind = str(event.get("type") or "")
-                had = bool(self.found)
                 if kind != "BOOKMARK":
                     self.events += 1
-                    self._see(kind, obj)
-                if meta.get("resourceVersion"):
-                    self.rv = str(meta["resourceVersion"])
-                    if not self.found:
-                        self.safe_rv = self.rv
-                if self.full or (self.found and not had):
+                    if not self._see(kind, obj):
+                        self._loop.call_soon_threadsafe(self._wake.set)
+                        return
+                rv = (obj.get("metadata") or {}).get("resourceVersion")
+                if rv:
+                    self.rv = str(rv)
+                if self.full:
                     self._loop.call_soon_threadsafe(self._wake.set)
 
         return on_event
 
-    async def _watch_until(self, deadline: float) -> None:
-        """Watch requests from self.rv until the round is done (full, gathered, deadline)."""
-        while not self._done(deadline):
+    async def _watch(self) -> None:
+        """Watch requests from self.rv until the unit stops taking nodes."""
+        while not self._done():
             self._wake.clear()
-            remaining = self._stop_at(deadline) - time.monotonic()
+            remaining = self.deadline - time.monotonic()
             stop = threading.Event()
             request = asyncio.create_task(
                 self.kube.watch(
@@ -255,9 +249,7 @@ class FollowRound:
             woken = asyncio.create_task(self._wake.wait())
             try:
                 await asyncio.wait(
-                    {request, woken},
-                    timeout=max(0.0, remaining),
-                    return_when=asyncio.FIRST_COMPLETED,
+                    {request, woken}, timeout=max(0.0, remaining), return_when="FIRST_COMPLETED"
                 )
             finally:
                 woken.cancel()
@@ -267,34 +259,46 @@ class FollowRound:
                     request.cancel()  # Kube.watch ends the request at once
                 with contextlib.suppress(asyncio.CancelledError):
                     await request
-            # A first node while waiting moves the stop time: loop with the new one.
-
-    async def _heartbeat(self) -> None:
-        while True:
-            activity.heartbeat(self.safe_rv)
-            await asyncio.sleep(HEARTBEAT_SECONDS)
 
 
 class FollowActivities:
     """The follow-mode activity, bound to the worker's Kubernetes connection."""
 
-    def __init__(self, kube: Kube, settings: Settings | None = None) -> None:
-        self.kube = kube
-        self.time_scale = settings.engine_time_scale if settings is not None else 1.0
+    def __init__(self, kube: Kube, settings: Settings, nodes: NodeWatch) -> None:
+        self.kube, self.settings, self.nodes = kube, settings, nodes
 
-    @activity.defn(name=ACTIVITY_WATCH_NODES)
-    async def watch_nodes(self, watch: WatchNodesInput) -> WatchNodesResult:
-        details = activity.info().heartbeat_details
-        resume = str(details[0]) if details and details[0] else None
-        result = await FollowRound(self.kube, watch, resume, self.time_scale).run()
-        log.info(
-            "follow: %d newly eligible nodes, %d events, %d relists",
-            len(result.nodes),
-            result.events,
-            result.relists,
-            extra={"taskId": watch.task_id},
+    @activity.defn(name=ACTIVITY_FOLLOW_NODES)
+    async def follow_nodes(self, inp: FollowNodesInput) -> FollowNodesResult:
+        source = FollowSource(self.kube, inp)
+        batch = PrewarmNodesInput(
+            task_id=inp.task_id,
+            unit=inp.unit,
+            total_units=inp.unit,
+            nodes=[],
+            spec=inp.pull,
+            in_flight=inp.in_flight,
+            pacing=inp.pacing,
         )
-        return result
+        run = BatchRun(self.kube, self.settings, batch, self.nodes, source=source)
+        result = await run.run()
+        log.info(
+            "follow unit %d: %d nodes, %d events, %d relists",
+            inp.unit,
+            len(run.outcomes.nodes),
+            source.events,
+            source.relists,
+            extra={"taskId": inp.task_id},
+        )
+        return FollowNodesResult(
+            unit=inp.unit,
+            joined=list(run.outcomes.nodes),
+            outcomes=result.outcomes,
+            resource_version=source.rv,
+            gone=sorted(source.gone),
+            pacing=result.pacing,
+            relists=source.relists,
+            events=source.events,
+        )
 
 
-__all__ = ["FollowActivities", "FollowRound", "eligible"]
+__all__ = ["FollowActivities", "FollowSource", "eligible"]

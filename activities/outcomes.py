@@ -69,6 +69,7 @@ class OutcomeBook:
         extra: dict[str, Any],
         *,
         pacing: Callable[[], AimdWindow | None] = lambda: None,
+        resume: Callable[[], Any] | None = None,
     ) -> None:
         self.batch_number, self.nodes, self.signal, self.extra = (
             batch_number,
@@ -86,6 +87,11 @@ class OutcomeBook:
         self.max_heartbeat_gap = 0.0
         self.pacing = pacing
         self.sent_window: int | None = None
+        # Follow mode (activities/follow.py): nodes arrive while the unit runs (`add`); the
+        # unit is done only once closed; `resume()` is a third heartbeat detail.
+        self.open = False
+        self.joined: list[str] = []
+        self.resume = resume
 
     def restore(self) -> AimdWindow | None:
         """Nodes reported by an earlier attempt (heartbeat details) are done: never re-pulled.
@@ -105,6 +111,19 @@ class OutcomeBook:
                 return None
         return None
 
+    def add(self, node: str) -> bool:
+        """A node that joined the open unit (False when it already has it)."""
+        if node in self.index:
+            return False
+        self.index[node] = len(self.nodes)
+        self.nodes.append(node)
+        self.joined.append(node)
+        return True
+
+    def close(self) -> None:
+        self.open = False
+        self.maybe_done()
+
     def pending(self) -> list[str]:
         return [n for n in self.nodes if n not in self.done]
 
@@ -114,7 +133,7 @@ class OutcomeBook:
         self.unsent.append(outcome)
 
     def maybe_done(self) -> None:
-        if len(self.done) >= len(self.nodes):
+        if not self.open and len(self.done) >= len(self.nodes):
             self.all_done.set()
 
     # Heartbeats and reports (never wait on Kubernetes) ---------------------------------------
@@ -122,10 +141,13 @@ class OutcomeBook:
     def heartbeat(self) -> None:
         indexes = sorted(self.index[n] for n in self.reported)
         window = self.pacing()
-        if window is None:
+        dumped = window.model_dump(mode="json", by_alias=True) if window is not None else None
+        if self.resume is not None:
+            activity.heartbeat(indexes, dumped, self.resume())
+        elif dumped is None:
             activity.heartbeat(indexes)
         else:
-            activity.heartbeat(indexes, window.model_dump(mode="json", by_alias=True))
+            activity.heartbeat(indexes, dumped)
 
     async def heartbeat_loop(self) -> None:
         last = time.monotonic()
@@ -146,20 +168,23 @@ class OutcomeBook:
         """Signal new outcomes to the workflow, then record them as reported (heartbeat)."""
         window = self.pacing()
         moved = window is not None and window.window != self.sent_window
-        if not self.unsent and not moved:
+        if not self.unsent and not self.joined and not moved:
             return
         sending, self.unsent = self.unsent, []
+        joined, self.joined = self.joined, []
         try:
             await self.signal(
                 NodeOutcomes(
                     unit=self.batch_number,
                     outcomes=sending,
                     pacing=window.model_copy() if window is not None else None,
+                    joined=joined,
                 )
             )
         except Exception as err:  # the activity result carries them anyway
             log.warning("could not signal outcomes: %s", err, extra=self.extra)
             self.unsent = sending + self.unsent
+            self.joined = joined + self.joined
             return
         self.sent_window = window.window if window is not None else None
         for outcome in sending:

@@ -54,11 +54,11 @@ class PrewarmActivities:
         self.kube = kube
         self.settings = settings
         self.nodes = NodeWatch(kube)  # one node watch for every batch this worker runs
-        self.follow = FollowActivities(kube, settings)
+        self.follow = FollowActivities(kube, settings, self.nodes)
 
     @property
     def all(self) -> list[Any]:
-        return [self.list_nodes, self.prewarm_nodes, self.cleanup_task, self.follow.watch_nodes]
+        return [self.list_nodes, self.prewarm_nodes, self.cleanup_task, self.follow.follow_nodes]
 
     # --- list_nodes ----------------------------------------------------------------------
 

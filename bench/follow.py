@@ -9,7 +9,7 @@ cloud provider's startup taints, turns Ready, loses its startup taint, leaves la
    task follows; for each, the time from its turning Ready to its image being present (the end
    of its first pull, kubesim's `GET /kubesim/pulls` `firstAt`, on the clock of the autoscaler
    report's `readyAt`), p50 and p99, against the pull time (fixed: `pullSeconds`). The overhead
-   is latency - pull; target <= 5 s, batching included. Its startup taint goes
+   is latency - pull; target <= 5 s, everything included. Its startup taint goes
    `taintsRemovedAfterSeconds` after Ready; the task's pods do not tolerate it, so that wait is
    in the latency too.
 2. **A simulated day**, at time scale 500 (the engine's timers scaled too, ENGINE_TIME_SCALE):
@@ -67,7 +67,7 @@ class Options:
         self.pull_seconds = 5.0 if small else 20.0
         # Phase 1: latency at time scale 1.
         self.latency_joins = 3 if small else 20
-        # Further apart than one batch lasts (gather, Job, pull): each join is its own batch.
+        # Joins 8 s apart: each node is taken and its Job created alone (no gathering).
         self.latency_join_every = 8.0
         self.latency_ready_after = 2.0
         self.latency_untaint_after = 1.0

@@ -5,7 +5,7 @@ schedule (1,000 joins a day, each Ready 30 s after joining, its startup taint go
 leaving 2 h after joining); one task follows the `compute` pool for the whole day. Reported:
 
 - Temporal history events per joined node (all runs), the most events in one run, the runs;
-- the largest watch round input (it carries the nodes the task has, `covered`) and the largest
+- the largest follow unit input (it carries the nodes the task has, `covered`) and the largest
   continue-as-new input (the state: resourceVersion, counters, `covered`);
 - Kubernetes requests per joined node (kubesim's counters, beyond the first sweep);
 - how many joined nodes got their image (pulls per joined node: exactly one each).
@@ -32,7 +32,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from common.engine import ACTIVITY_WATCH_NODES, PrewarmInput
+from common.engine import ACTIVITY_FOLLOW_NODES, PrewarmInput
 from common.models import FollowSpec, TaskSpec, TaskView
 from common.settings import Settings
 from common.starting import start_prewarm_workflow
@@ -72,7 +72,7 @@ async def history_cost(client: Client, handle: WorkflowHandle[Any, TaskView]) ->
         for e in history.events:
             if e.event_type == EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
                 attrs = e.activity_task_scheduled_event_attributes
-                if attrs.activity_type.name == ACTIVITY_WATCH_NODES:
+                if attrs.activity_type.name == ACTIVITY_FOLLOW_NODES:
                     rounds += 1
                     round_bytes = max(round_bytes, attrs.input.ByteSize())
         last = history.events[-1].workflow_execution_continued_as_new_event_attributes

@@ -30,7 +30,7 @@ from common.schedule_models import ScheduleWhen
 ACTIVITY_LIST_NODES = "list_nodes"
 ACTIVITY_PREWARM_NODES = "prewarm_nodes"
 ACTIVITY_CLEANUP = "cleanup_task"
-ACTIVITY_WATCH_NODES = "watch_nodes"
+ACTIVITY_FOLLOW_NODES = "follow_nodes"
 SIGNAL_NODE_OUTCOMES = "node_outcomes"
 
 # Messages longer than this are cut where they are produced (kubelet messages can be long).
@@ -138,6 +138,11 @@ class NodeOutcomes(WireModel):
     unit: int
     outcomes: list[NodeOutcome]
     pacing: AimdWindow | None = Field(default=None, description="The window after them.")
+    joined: list[str] = Field(
+        default_factory=list,
+        description="Follow mode: nodes the follow unit took since its last signal (the task "
+        "adds them: totalNodes and nodesAdded grow live).",
+    )
 
 
 class PrewarmNodesResult(WireModel):
@@ -148,39 +153,44 @@ class PrewarmNodesResult(WireModel):
     pacing: AimdWindow | None = None
 
 
-class WatchNodesInput(WireModel):
-    """One round of follow mode: watch the nodes from `resource_version` until up to
-    `max_nodes` newly eligible nodes have gathered (for `gather_seconds` after the first) or
-    `max_seconds` pass. `covered` are the nodes the task already has (pulled, failed, warm or
-    joined): never returned again. An empty `resource_version` relists (activities/follow.py).
-    """
+class FollowNodesInput(WireModel):
+    """One follow unit (activities/follow.py): watch the nodes from `resource_version` and
+    prewarm each newly eligible node at once, at most `in_flight` Jobs unfinished, until
+    `until` passes or `max_nodes` nodes were taken; then finish the Jobs in flight and return.
+    `covered` are the nodes the task already has: never taken again. An empty
+    `resource_version` relists."""
 
     task_id: str
+    unit: int = Field(ge=1, description="The unit's number: its Jobs' unit label.")
     node_selector: dict[str, str] = Field(default_factory=dict)
-    spec: PullSpec
+    spec: PullSpec = Field(description="The task's images: which nodes are already warm.")
+    pull: PullSpec = Field(description="What the Jobs pull (pinned by digest with pinDigests).")
     resource_version: str = ""
     covered: list[str] = Field(default_factory=list)
+    in_flight: int = Field(ge=1)
     max_nodes: int = Field(ge=1)
-    gather_seconds: float = Field(default=3.0, ge=0)
-    max_seconds: float = Field(gt=0)
+    until: UtcDatetime
+    pacing: AimdWindow | None = None
     # The preflight's answer (issue 16): a joined node is checked for platform and disk, and
     # counted warm by digest, as the first sweep's nodes were.
     resolved: list[ResolvedImage] = Field(default_factory=list)
     pin_digests: bool = False
 
 
-class WatchNodesResult(WireModel):
-    """Newly eligible nodes (sorted, at most `max_nodes`) and where the next round resumes.
-    An empty `resource_version` asks the next round to relist (a relist found more nodes
-    than one batch)."""
+class FollowNodesResult(WireModel):
+    """The unit's nodes (`joined`, in the order taken), the outcomes not signalled yet, and
+    where the next unit resumes. An empty `resource_version` asks the next unit to relist."""
 
-    nodes: list[str] = Field(default_factory=list)
+    unit: int
+    joined: list[str] = Field(default_factory=list)
+    outcomes: list[NodeOutcome] = Field(default_factory=list)
     resource_version: str = ""
     gone: list[str] = Field(
         default_factory=list,
         description="Covered nodes seen deleted: the workflow forgets them, so `covered` "
         "stays bounded and a node that rejoins under the same name is prewarmed again.",
     )
+    pacing: AimdWindow | None = None
     relists: int = 0
     events: int = 0
 

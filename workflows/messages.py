@@ -12,9 +12,9 @@ from temporalio.exceptions import TimeoutError as TemporalTimeoutError
 with workflow.unsafe.imports_passed_through():
     from common.engine import (
         ACTIVITY_CLEANUP,
+        ACTIVITY_FOLLOW_NODES,
         ACTIVITY_LIST_NODES,
         ACTIVITY_PREWARM_NODES,
-        ACTIVITY_WATCH_NODES,
         EngineState,
         NodeSelection,
         trim,
@@ -76,7 +76,7 @@ def failure_reason(err: BaseException) -> str:
             ACTIVITY_LIST_NODES: "listing nodes",
             ACTIVITY_PREWARM_NODES: "prewarming a batch",
             ACTIVITY_CLEANUP: "cleaning up",
-            ACTIVITY_WATCH_NODES: "watching nodes",
+            ACTIVITY_FOLLOW_NODES: "following nodes",
         }.get(err.activity_type, err.activity_type)
     cause: BaseException | None = err.cause if isinstance(err, ActivityError) else err
     if isinstance(cause, ApplicationError):

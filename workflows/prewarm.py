@@ -43,7 +43,7 @@ with workflow.unsafe.imports_passed_through():
     from common.temporal import QUERY_PROGRESS, WORKFLOW_NAME
     from workflows import preflight
     from workflows.failurelog import NO_OUTCOME, FailureLog, failed, missing_node, missing_range
-    from workflows.follow import PATCH_FOLLOW, follow
+    from workflows.follow import PATCH_FOLLOW, add_joined, follow
     from workflows.messages import (
         all_skipped_message,
         completion_message,
@@ -115,7 +115,7 @@ class PrewarmWorkflow:
         self._seen: set[str] = set()
         self._frozen = False
         self._stop_reason: str | None = None
-        self._handle: workflow.ActivityHandle[PrewarmNodesResult] | None = None
+        self._handle: workflow.ActivityHandle[Any] | None = None
         self._units_this_run = 0
         self._visibility = Visibility()
         self._failures = FailureLog(self._state.failed_node_details)
@@ -131,6 +131,8 @@ class PrewarmWorkflow:
         """Live outcomes from the running batch activity, so progress moves within a batch."""
         if self._frozen or batch.unit != self._current_batch:
             return
+        if batch.joined:
+            add_joined(self, batch.unit, batch.joined)  # follow mode: workflows/follow.py
         for outcome in batch.outcomes:
             self._record(outcome)
         if batch.pacing is not None and self._state.registry_aware:

@@ -1,9 +1,10 @@
-"""Follow mode's node watch (activities/follow.py) against a scripted node API.
+"""Follow mode's node watch (activities/follow.py, FollowSource) against a scripted node API.
 
 The fake keeps an event log with resourceVersions: a watch replays the events after the
 resourceVersion it is given, then streams new ones; a resourceVersion older than the
 compaction point gets 410 Gone, as the API server's watch cache answers. Each test asserts
-the nodes a round returns, the resourceVersion it resumes from, and the requests it made.
+the nodes a unit takes (in order), the resourceVersion the next unit resumes from, and the
+requests it made.
 """
 
 from __future__ import annotations
@@ -11,8 +12,10 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import threading
+import time
 from collections import Counter
 from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
 from types import SimpleNamespace
 from typing import Any
 
@@ -20,8 +23,8 @@ import pytest
 from temporalio.testing import ActivityEnvironment
 
 from activities.errors import KubernetesGone, KubernetesServerError
-from activities.follow import FollowActivities, FollowRound, eligible
-from common.engine import PullSpec, WatchNodesInput, WatchNodesResult
+from activities.follow import FollowSource, eligible
+from common.engine import FollowNodesInput, PullSpec
 from common.models import TaskSpec, Toleration
 from common.preflight import ImagePlatform, ResolvedImage
 
@@ -121,7 +124,7 @@ class NodeApi:
                 pass
 
 
-def watch_input(**kw: Any) -> WatchNodesInput:
+def follow_input(seconds: float = 1.0, **kw: Any) -> FollowNodesInput:
     spec = TaskSpec(
         images=[IMAGE],
         batch_size=10,
@@ -129,29 +132,60 @@ def watch_input(**kw: Any) -> WatchNodesInput:
     )
     values: dict[str, Any] = {
         "task_id": TASK,
+        "unit": 1,
         "node_selector": {"pool": "compute"},
         "spec": PullSpec.of(spec),
+        "pull": PullSpec.of(spec),
         "resource_version": "100",
+        "in_flight": 10,
         "max_nodes": 10,
-        "gather_seconds": 0.3,
-        "max_seconds": 5.0,
+        "until": datetime.now(UTC) + timedelta(seconds=seconds),
     }
     values.update(kw)
-    return WatchNodesInput(**values)
+    return FollowNodesInput(**values)
 
 
-async def run_round(
-    api: NodeApi, inp: WatchNodesInput, resume: str | None = None
-) -> WatchNodesResult:
+@dataclasses.dataclass
+class Unit:
+    """What one unit's node source did: the nodes handed to the batch, in order."""
+
+    nodes: list[str]
+    resource_version: str
+    gone: list[str]
+    relists: int
+    events: int
+    restored: list[str]
+
+
+async def run_unit(
+    api: NodeApi,
+    inp: FollowNodesInput,
+    details: list[Any] | None = None,
+    on_add: Callable[[str], None] | None = None,
+) -> Unit:
     env = ActivityEnvironment()
+    if details is not None:
+        env.info = dataclasses.replace(env.info, heartbeat_details=details)
+    added: list[str] = []
 
-    async def go() -> WatchNodesResult:
-        return await FollowRound(api, inp, resume).run()  # type: ignore[arg-type]
+    async def go() -> Unit:
+        source = FollowSource(api, inp)  # type: ignore[arg-type]
+        restored = source.restore()
+
+        def add(name: str) -> None:
+            added.append(name)
+            if on_add is not None:
+                on_add(name)
+
+        await source.run(add)
+        await asyncio.sleep(0)  # the adds the watch thread queued on the loop
+        assert source.snapshot() == {"rv": source.rv, "nodes": restored + added}
+        return Unit(added, source.rv, sorted(source.gone), source.relists, source.events, restored)
 
     return await env.run(go)
 
 
-async def test_a_joining_node_is_returned_with_the_resource_version_of_its_event() -> None:
+async def test_a_joining_node_is_taken_with_the_resource_version_of_its_event() -> None:
     api = NodeApi([node("compute-1")])
     api.put("ADDED", node("gpu-1", pool="gpu"))  # another pool
     api.put("ADDED", node("compute-2", ready=False))  # joins NotReady
@@ -160,7 +194,7 @@ async def test_a_joining_node_is_returned_with_the_resource_version_of_its_event
     api.put("ADDED", node("compute-5", images=[IMAGE]))  # already warm
     api.put("MODIFIED", node("compute-1"))  # covered by the sweep
     rv = api.put("ADDED", node("compute-6"))
-    result = await run_round(api, watch_input(covered=["compute-1"]))
+    result = await run_unit(api, follow_input(covered=["compute-1"]))
     assert result.nodes == ["compute-6"]
     assert result.resource_version == str(rv)
     assert result.relists == 0
@@ -182,25 +216,45 @@ async def test_nodes_skipped_at_the_start_count_once_they_become_eligible() -> N
     api.put(
         "MODIFIED", {**skipped[4], "metadata": {"name": "compute-5", "labels": {"pool": "compute"}}}
     )
-    result = await run_round(api, watch_input())
+    result = await run_unit(api, follow_input())
     # compute-5's taint is tolerated: it is eligible from its first event on.
     assert result.nodes == ["compute-1", "compute-2", "compute-3", "compute-4", "compute-5"]
 
 
-async def test_a_full_batch_stops_at_its_last_event_and_the_next_round_resumes_there() -> None:
+async def test_each_node_is_handed_over_as_its_event_arrives_with_no_gathering() -> None:
+    api = NodeApi([])
+    api.put("ADDED", node("compute-a"))
+    order: list[str] = []
+
+    def on_add(name: str) -> None:
+        order.append(f"add {name}")
+        if name == "compute-a":
+            order.append("join compute-b")
+            api.put("ADDED", node("compute-b"))
+
+    result = await run_unit(api, follow_input(seconds=1.0), on_add=on_add)
+    # compute-a went to the batch before compute-b even joined: no node waits for another.
+    assert order == ["add compute-a", "join compute-b", "add compute-b"]
+    assert result.nodes == ["compute-a", "compute-b"]
+    assert api.requests["watch"] == 1  # one watch request for both
+
+
+async def test_a_full_unit_stops_at_its_last_event_and_the_next_unit_resumes_there() -> None:
     api = NodeApi([])
     rvs = [api.put("ADDED", node(f"compute-{i}")) for i in range(5)]
-    first = await run_round(api, watch_input(max_nodes=2))
+    started = time.monotonic()
+    first = await run_unit(api, follow_input(seconds=30, max_nodes=2))
+    assert time.monotonic() - started < 20  # ended by its node count, not by `until`
     assert first.nodes == ["compute-0", "compute-1"]
     assert first.resource_version == str(rvs[1])
-    second = await run_round(
+    second = await run_unit(
         api,
-        watch_input(max_nodes=2, resource_version=first.resource_version, covered=first.nodes),
+        follow_input(max_nodes=2, resource_version=first.resource_version, covered=first.nodes),
     )
     assert second.nodes == ["compute-2", "compute-3"]
-    third = await run_round(
+    third = await run_unit(
         api,
-        watch_input(
+        follow_input(
             max_nodes=2,
             resource_version=second.resource_version,
             covered=first.nodes + second.nodes,
@@ -210,38 +264,37 @@ async def test_a_full_batch_stops_at_its_last_event_and_the_next_round_resumes_t
     assert api.requests["list"] == 0
 
 
-async def test_nodes_gather_for_a_few_seconds_into_one_batch() -> None:
-    api = NodeApi([])
-
-    async def joins() -> None:
-        api.put("ADDED", node("compute-a"))
-        await asyncio.sleep(0.3)
-        api.put("ADDED", node("compute-b"))
-
-    joiner = asyncio.create_task(joins())
-    result = await run_round(api, watch_input(gather_seconds=2.0, max_seconds=30.0))
-    await joiner
-    assert result.nodes == ["compute-a", "compute-b"]
-
-
-async def test_a_node_that_turns_ineligible_or_goes_away_before_the_round_ends_is_dropped() -> None:
+async def test_a_taken_node_that_goes_away_is_reported_gone() -> None:
     api = NodeApi([])
     api.put("ADDED", node("compute-1"))
     api.put("ADDED", node("compute-2"))
-    api.put("MODIFIED", node("compute-1", ready=False))
+    api.put("MODIFIED", node("compute-1", ready=False))  # its Job is judged by the batch
     api.put("DELETED", node("compute-2"))
     rv = api.put("ADDED", node("compute-3"))
-    result = await run_round(api, watch_input())
-    assert result.nodes == ["compute-3"]
+    result = await run_unit(api, follow_input())
+    assert result.nodes == ["compute-1", "compute-2", "compute-3"]
+    assert result.gone == ["compute-2"]
     assert result.resource_version == str(rv)
 
 
-async def test_410_gone_relists_and_finds_every_eligible_node_not_covered() -> None:
+async def test_a_node_that_rejoins_during_the_unit_is_left_to_the_next_unit() -> None:
+    api = NodeApi([])
+    api.put("ADDED", node("compute-1"))
+    deleted = api.put("DELETED", node("compute-1"))
+    api.put("ADDED", node("compute-1"))  # the autoscaler reuses the name
+    first = await run_unit(api, follow_input(seconds=30))
+    assert (first.nodes, first.gone) == (["compute-1"], ["compute-1"])
+    assert first.resource_version == str(deleted)  # the rejoin is not consumed
+    second = await run_unit(api, follow_input(resource_version=first.resource_version))
+    assert second.nodes == ["compute-1"]
+
+
+async def test_410_gone_relists_and_takes_every_eligible_node_not_covered() -> None:
     api = NodeApi([node("compute-1"), node("compute-2", ready=False), node("compute-3")])
-    api.put("MODIFIED", node("compute-2"))  # turns Ready while no round watches
+    api.put("MODIFIED", node("compute-2"))  # turns Ready while no unit watches
     api.put("ADDED", node("compute-4"))
     api.compact()
-    result = await run_round(api, watch_input(covered=["compute-1", "compute-3"]))
+    result = await run_unit(api, follow_input(covered=["compute-1", "compute-3"]))
     assert result.nodes == ["compute-2", "compute-4"]
     assert result.relists == 1
     assert api.requests["list"] == 1
@@ -249,46 +302,36 @@ async def test_410_gone_relists_and_finds_every_eligible_node_not_covered() -> N
     assert api.watch_rvs[1] == str(api.rv)  # ... the next one starts at the list
 
 
-async def test_a_relist_with_more_than_a_batch_asks_the_next_round_to_relist() -> None:
+async def test_a_relist_with_more_than_the_unit_takes_asks_the_next_unit_to_relist() -> None:
     api = NodeApi([node(f"compute-{i}") for i in range(5)])
-    first = await run_round(api, watch_input(resource_version="", max_nodes=3))
+    first = await run_unit(api, follow_input(resource_version="", max_nodes=3))
     assert first.nodes == ["compute-0", "compute-1", "compute-2"]
     assert first.resource_version == ""
-    second = await run_round(
-        api, watch_input(resource_version="", max_nodes=3, covered=first.nodes)
+    second = await run_unit(
+        api, follow_input(resource_version="", max_nodes=3, covered=first.nodes)
     )
     assert second.nodes == ["compute-3", "compute-4"]
     assert second.resource_version == str(api.rv)
     assert api.requests["list"] == 2
 
 
-async def test_a_quiet_round_ends_at_its_deadline_with_the_latest_resource_version() -> None:
+async def test_a_quiet_unit_ends_at_until_with_the_latest_resource_version() -> None:
     api = NodeApi([node("compute-1")])
-    rv = api.put("MODIFIED", node("compute-1"))  # covered: consumed, nothing found
-    beats: list[Any] = []
-    env = ActivityEnvironment()
-    env.on_heartbeat = lambda *a: beats.append(a)
-
-    async def go() -> WatchNodesResult:
-        return await FollowRound(
-            api, watch_input(covered=["compute-1"], max_seconds=1.5), None
-        ).run()  # type: ignore[arg-type]
-
-    result = await env.run(go)
+    rv = api.put("MODIFIED", node("compute-1"))  # covered: consumed, nothing taken
+    result = await run_unit(api, follow_input(covered=["compute-1"], seconds=1.0))
     assert result.nodes == []
     assert result.resource_version == str(rv)
     assert result.events == 1
-    assert beats and beats[-1] == (str(rv),)  # a retry would resume from there
 
 
-async def test_a_retried_round_resumes_from_its_heartbeat() -> None:
+async def test_a_retried_unit_takes_its_nodes_again_and_resumes_from_its_heartbeat() -> None:
     api = NodeApi([])
     api.put("ADDED", node("compute-1"))
     seen = api.put("MODIFIED", node("compute-1", ready=False))
     api.put("ADDED", node("compute-2"))
-    env = ActivityEnvironment()
-    env.info = dataclasses.replace(env.info, heartbeat_details=[str(seen)])
-    result = await env.run(FollowActivities(api).watch_nodes, watch_input())  # type: ignore[arg-type]
+    details = [[0], None, {"rv": str(seen), "nodes": ["compute-1"]}]
+    result = await run_unit(api, follow_input(), details=details)
+    assert result.restored == ["compute-1"]  # its Job is adopted, never created twice
     assert result.nodes == ["compute-2"]
     assert api.watch_rvs[0] == str(seen)
 
@@ -301,14 +344,18 @@ async def test_a_covered_node_deleted_is_reported_gone_and_prewarmed_again_when_
     api.put("DELETED", node("compute-2"))
     api.put("ADDED", node("compute-2"))  # the autoscaler reuses the name
     covered = ["compute-1", "compute-2", "compute-3"]
-    result = await run_round(api, watch_input(covered=covered))
+    result = await run_unit(api, follow_input(covered=covered))
     assert result.gone == ["compute-1", "compute-2"]
-    assert result.nodes == ["compute-2"]
+    assert result.nodes == []  # still covered in this unit: the next one takes it
+    second = await run_unit(
+        api, follow_input(covered=["compute-3"], resource_version=result.resource_version)
+    )
+    assert second.nodes == ["compute-2"]
     # A relist finds what no watch saw: compute-3 deleted while the history was compacted.
     api.put("DELETED", node("compute-3"))
     api.compact()
-    relisted = await run_round(
-        api, watch_input(covered=["compute-2", "compute-3"], resource_version="101")
+    relisted = await run_unit(
+        api, follow_input(covered=["compute-2", "compute-3"], resource_version="101")
     )
     assert relisted.relists == 1
     assert relisted.gone == ["compute-3"]
@@ -326,7 +373,7 @@ def test_a_joined_node_is_checked_against_the_preflight_like_the_sweeps_nodes() 
             ImagePlatform(os="linux", architecture="amd64", digest=digest, compressed_size=1)
         ],
     )
-    inp = watch_input(resolved=[resolved], pin_digests=True)
+    inp = follow_input(resolved=[resolved], pin_digests=True)
     amd64, arm64, warm = node("amd64"), node("arm64"), node("warm")
     for n, arch in ((amd64, "amd64"), (arm64, "arm64"), (warm, "amd64")):
         n["metadata"]["labels"]["kubernetes.io/arch"] = arch
@@ -334,16 +381,16 @@ def test_a_joined_node_is_checked_against_the_preflight_like_the_sweeps_nodes() 
     warm["status"]["images"] = [{"names": [f"registry.example.com/team/app@{digest}"]}]
     assert [eligible(n, inp) for n in (amd64, arm64, warm)] == [True, False, False]
     # Without the preflight's answer, only the node checks apply: arm64 would get a Job.
-    assert eligible(arm64, watch_input()) is True
+    assert eligible(arm64, follow_input()) is True
 
 
-async def test_a_relist_that_keeps_failing_ends_the_round_and_the_next_one_relists() -> None:
+async def test_a_relist_that_keeps_failing_ends_the_unit_and_the_next_one_relists() -> None:
     api = NodeApi([node("compute-1")])
     api.list_errors = 1000
-    failed = await run_round(api, watch_input(resource_version="", max_seconds=1.5))
+    failed = await run_unit(api, follow_input(resource_version="", seconds=1.5))
     assert (failed.nodes, failed.resource_version) == ([], "")
-    assert api.requests["list"] >= 2  # retried within the round
+    assert api.requests["list"] >= 2  # retried within the unit
     api.list_errors = 1  # the API recovers: one more failure, then the list answers
-    recovered = await run_round(api, watch_input(resource_version=""))
+    recovered = await run_unit(api, follow_input(resource_version=""))
     assert recovered.nodes == ["compute-1"]
     assert recovered.resource_version == str(api.rv)

@@ -25,7 +25,7 @@ from temporalio.client import Client, WorkflowHandle
 from temporalio.testing import WorkflowEnvironment
 
 from activities.jobspec import task_selector
-from common.engine import ACTIVITY_WATCH_NODES, PrewarmInput
+from common.engine import ACTIVITY_FOLLOW_NODES, PrewarmInput
 from common.models import FollowSpec, TaskPhase, TaskSpec, TaskStatus, TaskView
 from common.settings import Settings
 from common.starting import start_prewarm_workflow
@@ -98,19 +98,25 @@ async def progress(handle: WorkflowHandle[Any, TaskView]) -> TaskView:
 async def until_view(
     handle: WorkflowHandle[Any, TaskView], pred: Callable[[TaskView], bool], within: float = 90
 ) -> TaskView:
+    last: list[TaskView] = []
+
     async def check() -> TaskView | None:
         view = await progress(handle)
+        last[:] = [view]
         return view if pred(view) else None
 
     result: TaskView = await async_wait_until(
-        check, within, interval=0.3, message="the task never reached the expected state"
+        check,
+        within,
+        interval=0.3,
+        message=lambda: f"the task never reached the expected state: {last[0] if last else None}",
     )
     return result
 
 
 async def follow_cost(handle: WorkflowHandle[Any, TaskView]) -> dict[str, int]:
-    """History of the follow phase: events from the first watch round to the cancel request
-    (or the end), the most events in one run, and the bytes of the watch rounds' inputs."""
+    """History of the follow phase: events from the first follow unit to the cancel request
+    (or the end), the most events in one run, and the bytes of the units' inputs."""
     events = [e async for e in handle.fetch_history_events()]
     scheduled = EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED
     ends = {
@@ -121,20 +127,20 @@ async def follow_cost(handle: WorkflowHandle[Any, TaskView]) -> dict[str, int]:
         i
         for i, e in enumerate(events)
         if e.event_type == scheduled
-        and e.activity_task_scheduled_event_attributes.activity_type.name == ACTIVITY_WATCH_NODES
+        and e.activity_task_scheduled_event_attributes.activity_type.name == ACTIVITY_FOLLOW_NODES
     )
     last = next(i for i, e in enumerate(events) if e.event_type in ends)
-    rounds = [
+    units = [
         e.activity_task_scheduled_event_attributes
         for e in events
         if e.event_type == scheduled
-        and e.activity_task_scheduled_event_attributes.activity_type.name == ACTIVITY_WATCH_NODES
+        and e.activity_task_scheduled_event_attributes.activity_type.name == ACTIVITY_FOLLOW_NODES
     ]
     return {
         "follow_events": last - first,
         "run_events": len(events),
-        "rounds": len(rounds),
-        "round_input_bytes": max(a.input.ByteSize() for a in rounds),
+        "units": len(units),
+        "unit_input_bytes": max(a.input.ByteSize() for a in units),
     }
 
 
@@ -210,9 +216,9 @@ async def test_follow_prewarms_nodes_joining_during_and_after_the_sweep_until_de
         report = f"follow history: {cost}, {cost['follow_events'] / 6:.1f} events per joined node"
         if sys.__stderr__ is not None:
             sys.__stderr__.write(report + "\n")
-        # Each joined batch is a watch round and a batch activity (a few events each, plus the
-        # batch's live-outcome signals): bounded per joined node, far below a run's budget.
-        assert cost["follow_events"] <= 40 * 6, cost
+        # One unit (a few events) and its live signals (the joined nodes, then their
+        # outcomes, at most one a second): a few events per joined node.
+        assert cost["follow_events"] <= 8 * 6, cost
         await async_wait_until(
             lambda: (
                 not sim.objects("jobs", label_selector=selector)
@@ -251,11 +257,19 @@ async def test_a_worker_killed_while_following_loses_no_joined_node(
     try:
         handle = await submit(dev_env.client, queue, spec(FollowSpec()))
         await until_view(handle, lambda v: v.phase == TaskPhase.FOLLOWING)
-        await asyncio.sleep(1)  # let the first watch round start: the kill lands mid-round
+        # A node joins and its Job is created: the kill lands mid-unit, with a Job in flight.
+        first = sim.join_nodes(1, "compute", **JOIN)
+        await async_wait_until(
+            lambda: any(
+                j["metadata"]["annotations"]["prewarm.ips.io/node"] == first[0]
+                for j in sim.objects("jobs", label_selector=task_selector(handle.id))
+            ),
+            60,
+        )
         proc.send_signal(signal.SIGKILL)
         proc.wait(10)
         # With no worker: nodes join, and the watch history is compacted (410 on resume).
-        joined = sim.join_nodes(3, "compute", **JOIN)
+        joined = first + sim.join_nodes(3, "compute", **JOIN)
         await async_wait_until(
             lambda: all(_ready(n) and not n["spec"].get("taints") for n in sim.objects("nodes")
                         if n["metadata"]["name"] in joined),
@@ -267,12 +281,12 @@ async def test_a_worker_killed_while_following_loses_no_joined_node(
             handle,
             lambda v: (
                 v.following is not None
-                and v.following.nodes_added == 3
-                and v.progress.completed_nodes == 7
+                and v.following.nodes_added == 4
+                and v.progress.completed_nodes == 8
             ),
             within=150,
         )
-        assert view.progress.total_nodes == 7
+        assert view.progress.total_nodes == 8
         assert pulls(sim, joined) == {n: 1 for n in joined}
         await handle.cancel()
         final = await asyncio.wait_for(handle.result(), 60)
@@ -281,5 +295,41 @@ async def test_a_worker_killed_while_following_loses_no_joined_node(
             proc.kill()
             proc.wait(10)
     assert final.status == TaskStatus.CANCELLED, log.read_text()[-3000:]
-    # The restarted worker resumed the round and, the history being compacted, relisted.
+    # The restarted worker resumed the unit (adopting the Job in flight) and, the history
+    # being compacted, relisted.
     assert "(410 Gone): relisting" in log.read_text()
+
+
+async def test_a_spread_out_join_costs_at_most_two_kubernetes_requests(
+    dev_env: WorkflowEnvironment, sim: SimHandle
+) -> None:
+    """Issue 15's target, as a count: 20 nodes joining one by one (each joins once the one
+    before was taken) cost at most 2 Kubernetes requests each, everything included (the
+    unit's Job creates, its pod, Event and node watches and their renewals)."""
+    async with engine(dev_env, sim) as queue:
+        handle = await submit(dev_env.client, queue, spec(FollowSpec()))
+        await until_view(
+            handle, lambda v: v.phase == TaskPhase.FOLLOWING and v.progress.completed_nodes == 4
+        )
+        before = sim.stats()
+        joined: list[str] = []
+        for _ in range(20):
+            joined += sim.join_nodes(1, "compute", **JOIN)
+            await until_view(handle, lambda v, c=len(joined): v.progress.total_nodes >= 4 + c)
+        await until_view(handle, lambda v: v.progress.completed_nodes == 24, within=120)
+        after = sim.stats()
+        await handle.cancel()
+        final = await asyncio.wait_for(handle.result(), 60)
+    assert final.status == TaskStatus.CANCELLED
+    assert pulls(sim, joined) == {n: 1 for n in joined}
+    spent = after["requestsTotal"] - before["requestsTotal"]
+    by_kind = {
+        f"{verb} {resource}": sum(codes.values())
+        - sum(before["requests"].get(verb, {}).get(resource, {}).values())
+        for verb, resources in after["requests"].items()
+        for resource, codes in resources.items()
+    }
+    report = f"follow: {spent} requests for 20 joins ({spent / 20:.2f} a node): {by_kind}"
+    if sys.__stderr__ is not None:
+        sys.__stderr__.write(report + "\n")
+    assert spent <= 2 * 20, report

@@ -4,9 +4,9 @@
 
 A real task with `follow` (local Temporal dev server, in-process worker, kubesim with
 autoscaler joins): a first sweep, nodes joining during it and while following, continue-as-new
-every 3 units (rounds and batches), the end of its duration. Writes follow-runN.json to
-tests/workflows/histories/ and prints the events per joined node. Re-run it and commit the files
-whenever the follow phase's commands change (gated with workflow.patched()).
+every 3 units (the sweep's batches, then the follow units), the end of its duration. Writes
+follow-runN.json to tests/workflows/histories/ and prints the events per joined node. Re-run it
+and commit the files whenever the follow phase's commands change.
 """
 
 from __future__ import annotations

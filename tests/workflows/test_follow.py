@@ -1,10 +1,11 @@
 """Follow mode in PrewarmWorkflow (workflows/follow.py), with the activities mocked by name.
 
-The watch round is scripted: each call pops the next result (nodes + resourceVersion), or, with
-nothing scripted, waits a little and returns an empty round at the same resourceVersion. The
-tests assert what each round was given (resourceVersion, covered nodes), the batches of joined
-nodes, the counters, the phase, continue-as-new carrying the follow state, cancel and the end
-of the duration, and the history events per joined node.
+The follow unit is scripted: each call pops the next script entry (the nodes it takes, gone
+nodes, resourceVersion), signals the nodes as joined and then their outcomes, as the real unit
+does, and returns; with nothing scripted it waits a little and returns an empty unit at the
+same resourceVersion. The tests assert what each unit was given (resourceVersion, covered
+nodes, unit number), the counters growing live, the phase, continue-as-new carrying the follow
+state, cancel and the end of the duration.
 """
 
 from __future__ import annotations
@@ -23,48 +24,82 @@ from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
 from common.engine import (
-    ACTIVITY_WATCH_NODES,
+    ACTIVITY_FOLLOW_NODES,
+    SIGNAL_NODE_OUTCOMES,
     EngineState,
+    FollowNodesInput,
+    FollowNodesResult,
+    NodeOutcome,
+    NodeOutcomes,
     NodeSelection,
     PrewarmInput,
-    WatchNodesInput,
-    WatchNodesResult,
 )
 from common.models import FollowSpec, TaskPhase, TaskSpec, TaskStatus, TaskView
 from common.settings import Settings
 from tests.waiting import async_wait_until
 from tests.workflows.conftest import MockEngine, node_names, selection, start
 from worker.main import build_worker
+from workflows.follow import UNIT_NODES
 
 pytestmark = pytest.mark.integration
 
 
 @dataclass
-class Rounds:
-    """The scripted watch_nodes activity."""
+class Take:
+    """One scripted unit: the nodes it takes, the covered nodes it saw deleted, its rv."""
 
-    script: list[WatchNodesResult] = field(default_factory=list)
-    inputs: list[WatchNodesInput] = field(default_factory=list)
+    nodes: list[str] = field(default_factory=list)
+    resource_version: str = ""
+    gone: list[str] = field(default_factory=list)
+    hold: asyncio.Event | None = None  # joined signalled, outcomes held until set
+
+
+@dataclass
+class Rounds:
+    """The scripted follow_nodes activity."""
+
+    script: list[Take] = field(default_factory=list)
+    inputs: list[FollowNodesInput] = field(default_factory=list)
     quiet_seconds: float = 0.3
     started: asyncio.Event = field(default_factory=asyncio.Event)
     cancelled: int = 0
 
     def activity(self) -> Any:
-        @activity.defn(name=ACTIVITY_WATCH_NODES)
-        async def watch_nodes(inp: WatchNodesInput) -> WatchNodesResult:
+        @activity.defn(name=ACTIVITY_FOLLOW_NODES)
+        async def follow_nodes(inp: FollowNodesInput) -> FollowNodesResult:
             self.inputs.append(inp)
             self.started.set()
             if self.script:
-                return self.script.pop(0)
+                take = self.script.pop(0)
+                handle = activity.client().get_workflow_handle(inp.task_id)
+                await handle.signal(
+                    SIGNAL_NODE_OUTCOMES,
+                    NodeOutcomes(unit=inp.unit, outcomes=[], joined=take.nodes),
+                )
+                if take.hold is not None:
+                    await take.hold.wait()
+                outcomes = [NodeOutcome(node_name=n, ok=True) for n in take.nodes]
+                await handle.signal(
+                    SIGNAL_NODE_OUTCOMES, NodeOutcomes(unit=inp.unit, outcomes=outcomes[:1])
+                )
+                return FollowNodesResult(
+                    unit=inp.unit,
+                    joined=take.nodes,
+                    outcomes=outcomes[1:],  # the rest travel in the result
+                    resource_version=take.resource_version,
+                    gone=take.gone,
+                )
             try:
-                activity.heartbeat()
-                await asyncio.sleep(min(self.quiet_seconds, inp.max_seconds))
+                end = asyncio.get_running_loop().time() + self.quiet_seconds
+                while asyncio.get_running_loop().time() < end:
+                    activity.heartbeat()  # as the real unit does: a cancel reaches it
+                    await asyncio.sleep(0.1)
             except asyncio.CancelledError:
                 self.cancelled += 1
                 raise
-            return WatchNodesResult(resource_version=inp.resource_version)
+            return FollowNodesResult(unit=inp.unit, resource_version=inp.resource_version)
 
-        return watch_nodes
+        return follow_nodes
 
 
 @pytest.fixture
@@ -114,15 +149,14 @@ async def wait_view(
     return result
 
 
-async def test_joined_nodes_are_prewarmed_in_batches_and_the_task_completes_at_its_end(
+async def test_joined_nodes_are_prewarmed_by_follow_units_and_the_task_completes_at_its_end(
     env: WorkflowEnvironment,
 ) -> None:
     mock = MockEngine(selection=listed(3))
     rounds = Rounds(
         script=[
-            WatchNodesResult(nodes=["join-a", "join-b"], resource_version="12"),
-            # join-a again (a relist): counted once; node-001 was in the sweep.
-            WatchNodesResult(nodes=["join-a", "join-c", "node-001"], resource_version="15"),
+            Take(nodes=["join-a", "join-b"], resource_version="12"),
+            Take(nodes=["join-c"], resource_version="15"),
         ]
     )
 
@@ -135,19 +169,17 @@ async def test_joined_nodes_are_prewarmed_in_batches_and_the_task_completes_at_i
 
     mid, final = await with_worker(env, mock, rounds, body)
     assert mid.status == TaskStatus.RUNNING and mid.phase == TaskPhase.FOLLOWING
-    assert [c.nodes for c in mock.calls] == [
-        ["node-000", "node-001"],
-        ["node-002"],
-        ["join-a", "join-b"],
-        ["join-c"],
-    ]
+    # The sweep's batches only: joined nodes are pulled by the follow units themselves.
+    assert [c.nodes for c in mock.calls] == [["node-000", "node-001"], ["node-002"]]
     first, second, third = rounds.inputs[:3]
     assert first.resource_version == "10"  # the sweep's own listing
     assert first.covered == node_names(3)
-    assert first.max_nodes == 2
+    assert (first.unit, first.in_flight, first.max_nodes) == (3, 2, UNIT_NODES)
     assert second.resource_version == "12"
     assert second.covered == [*node_names(3), "join-a", "join-b"]
+    assert second.unit == 4
     assert third.resource_version == "15"
+    assert third.unit == 5  # unit 4 took a node: the next unit has the next number
     assert third.covered == [*node_names(3), "join-a", "join-b", "join-c"]
     assert final.status == TaskStatus.COMPLETED
     assert final.phase is None
@@ -162,13 +194,15 @@ async def test_joined_nodes_are_prewarmed_in_batches_and_the_task_completes_at_i
 async def test_the_phase_is_sweeping_then_following_and_percentage_counts_known_nodes(
     env: WorkflowEnvironment,
 ) -> None:
-    mock = MockEngine(selection=listed(2), hold_unit=2, signal_first=0)
-    rounds = Rounds(script=[WatchNodesResult(nodes=["join-a", "join-b"], resource_version="11")])
+    mock = MockEngine(selection=listed(2))
+    hold = asyncio.Event()
+    rounds = Rounds(script=[Take(nodes=["join-a", "join-b"], resource_version="11", hold=hold)])
 
     async def body(queue: str) -> tuple[TaskView, TaskView]:
         handle = await start(env.client, queue, spec(FollowSpec()))
+        # The joined nodes count as soon as the unit signals them, before any outcome.
         holding = await wait_view(handle, lambda v: v.progress.total_nodes == 4)
-        mock.release.set()
+        hold.set()
         await wait_view(handle, lambda v: v.progress.completed_nodes == 4)
         await handle.cancel()
         return holding, await handle.result()
@@ -181,7 +215,7 @@ async def test_the_phase_is_sweeping_then_following_and_percentage_counts_known_
     assert final.following is not None and final.following.nodes_added == 2
 
 
-async def test_delete_while_watching_cancels_the_round_and_cleans_up(
+async def test_delete_while_following_cancels_the_unit_and_cleans_up(
     env: WorkflowEnvironment,
 ) -> None:
     mock = MockEngine(selection=listed(1))
@@ -204,7 +238,7 @@ async def test_with_follow_no_matching_node_at_the_start_waits_for_nodes(
     env: WorkflowEnvironment,
 ) -> None:
     mock = MockEngine(selection=NodeSelection(matched=0, resource_version="7"))
-    rounds = Rounds(script=[WatchNodesResult(nodes=["join-a"], resource_version="9")])
+    rounds = Rounds(script=[Take(nodes=["join-a"], resource_version="9")])
 
     async def body(queue: str) -> TaskView:
         handle = await start(env.client, queue, spec(FollowSpec(duration_seconds=10)))
@@ -222,8 +256,8 @@ async def test_nodes_gone_leave_covered_so_a_rejoining_name_is_prewarmed_again(
     mock = MockEngine(selection=listed(2))
     rounds = Rounds(
         script=[
-            WatchNodesResult(gone=["node-000"], resource_version="11"),
-            WatchNodesResult(nodes=["node-000"], resource_version="12"),
+            Take(gone=["node-000"], resource_version="11"),
+            Take(nodes=["node-000"], resource_version="12"),
         ]
     )
 
@@ -235,14 +269,14 @@ async def test_nodes_gone_leave_covered_so_a_rejoining_name_is_prewarmed_again(
     assert rounds.inputs[1].covered == ["node-001"]
     assert rounds.inputs[2].covered == ["node-001", "node-000"]
     assert final.following is not None and final.following.nodes_added == 1
-    assert [c.nodes for c in mock.calls][-1] == ["node-000"]
+    assert final.progress.completed_nodes == 3  # node-000 twice: the sweep's and the rejoined
 
 
 async def test_continue_as_new_carries_the_resource_version_covered_and_counters(
     env: WorkflowEnvironment,
 ) -> None:
     mock = MockEngine(selection=listed(2))
-    joins = [WatchNodesResult(nodes=[f"join-{i}"], resource_version=str(20 + i)) for i in range(4)]
+    joins = [Take(nodes=[f"join-{i}"], resource_version=str(20 + i)) for i in range(4)]
     rounds = Rounds(script=list(joins))
 
     async def body(queue: str) -> tuple[TaskView, WorkflowHandle[Any, TaskView]]:
