@@ -5,13 +5,18 @@ kubesim's autoscaler (kubesim/autoscaler.py: a node joins NotReady with the not-
 cloud provider's startup taints, turns Ready, loses its startup taint, leaves later):
 
 1. **Latency**, at time scale 1 (the wall clock is the cluster's, so the worker's and Temporal's
-   own delays count as they would in production): `latencyJoins` nodes join one by one while the
-   task follows; for each, the time from its turning Ready to its image being present (the end
-   of its first pull, kubesim's `GET /kubesim/pulls` `firstAt`, on the clock of the autoscaler
-   report's `readyAt`), p50 and p99, against the pull time (fixed: `pullSeconds`). The overhead
-   is latency - pull; target <= 5 s, everything included. Its startup taint goes
-   `taintsRemovedAfterSeconds` after Ready; the task's pods do not tolerate it, so that wait is
-   in the latency too.
+   own delays count as they would in production). Once the task's phase turns `following` (the
+   first sweep is over), `latencyJoins` nodes join one by one (the bench calls kubesim's
+   `POST /kubesim/autoscaler/join`, `latencyJoinEvery` s apart); for each, the time from its
+   turning Ready to its image being present (the end of its first pull, kubesim's
+   `GET /kubesim/pulls` `firstAt`, on the clock of the autoscaler report's `readyAt`), p50 and
+   p99, against the pull time (fixed: `pullSeconds`). The overhead is latency - pull; target
+   <= 5 s, everything included. Its startup taint goes `taintsRemovedAfterSeconds` after Ready;
+   the task's pods do not tolerate it, so that wait is in the latency too.
+   Reported apart (`duringSweep`): `sweepJoins` nodes that join while the first sweep runs. They
+   wait for it (follow mode starts after the first sweep, and the sweep holds batchSize pulls in
+   flight), so their Ready-to-present time is the sweep's remaining time plus a pull; what the
+   engine adds is the time from the phase turning `following` to their pull's start.
 2. **A simulated day**, at time scale 500 (the engine's timers scaled too, ENGINE_TIME_SCALE):
    1,000 nodes join (one every 86.4 s), each Ready 30 s after joining, untainted 10 s later,
    leaving 2 h after joining. Reported: Kubernetes requests per joined node after the first
@@ -69,6 +74,7 @@ class Options:
         self.latency_joins = 3 if small else 20
         # Joins 8 s apart: each node is taken and its Job created alone (no gathering).
         self.latency_join_every = 8.0
+        self.sweep_joins = 1 if small else 3  # joined while the first sweep runs (apart)
         self.latency_ready_after = 2.0
         self.latency_untaint_after = 1.0
         # Phase 2: the simulated day.
@@ -130,10 +136,14 @@ class RssSeries:
 
 
 async def follow_task(
-    stack: Stack, server: TemporalServer, duration: float
+    stack: Stack,
+    server: TemporalServer,
+    duration: float,
+    on_following: asyncio.Event | None = None,
+    poll: float = 1.0,
 ) -> tuple[dict[str, Any], dict[str, Any], dict[str, Any]]:
     """POST one follow task over the pool; returns (final view, kubesim stats when the first
-    sweep ended, its history stats)."""
+    sweep ended, its history stats). `on_following` is set when the phase turns `following`."""
     spec = {
         "images": [IMAGE],
         "batchSize": 10,
@@ -155,10 +165,12 @@ async def follow_task(
         except Exception:  # not started yet, or between runs (continue-as-new)
             view = {}
         if not swept and view.get("phase") == "following":
+            if on_following is not None:
+                on_following.set()
             swept = await asyncio.to_thread(sim_stats, stack)
         if view.get("status") in ("completed", "failed", "cancelled"):
             break
-        await asyncio.sleep(1.0)
+        await asyncio.sleep(poll)
     view["taskId"] = task_id
     return view, swept, await history_stats(client, task_id)
 
@@ -187,36 +199,78 @@ def _spread(values: list[float]) -> dict[str, float | None]:
     }
 
 
-async def latency_phase(opts: Options, server: TemporalServer, work: Path) -> dict[str, Any]:
-    start = 10.0  # joins begin once the first sweep is over
-    autoscaler = {
-        "joinEverySeconds": opts.latency_join_every,
-        "maxJoins": opts.latency_joins,
-        "startSeconds": start,
+def _join(stack: Stack, opts: Options) -> None:
+    """One node joins now, like an autoscaler's (kubesim's control endpoint)."""
+    body = {
+        "count": 1,
+        "group": "pool",
         "readyAfterSeconds": opts.latency_ready_after,
         "taintsRemovedAfterSeconds": opts.latency_untaint_after,
     }
+    response = httpx.post(f"{sim_url(stack)}/kubesim/autoscaler/join", json=body, timeout=30)
+    response.raise_for_status()
+
+
+async def _joins(stack: Stack, opts: Options, following: asyncio.Event) -> tuple[float, set[str]]:
+    """`sweepJoins` nodes during the first sweep, then, once the phase is `following`,
+    `latencyJoins` nodes `latencyJoinEvery` s apart. Returns the wall time the phase was seen
+    turning `following` and the names of the nodes that joined before."""
+    await asyncio.sleep(2.0)  # the task has started its sweep
+    for _ in range(opts.sweep_joins):
+        await asyncio.to_thread(_join, stack, opts)
+    during = {n["name"] for n in _control(stack, "/kubesim/autoscaler")["nodes"]}
+    await following.wait()
+    following_wall = time.time()
+    for i in range(opts.latency_joins):
+        if i:
+            await asyncio.sleep(opts.latency_join_every)
+        await asyncio.to_thread(_join, stack, opts)
+    return following_wall, during
+
+
+async def latency_phase(opts: Options, server: TemporalServer, work: Path) -> dict[str, Any]:
+    # No join schedule: the bench joins the nodes itself (`_joins`), after the sweep.
+    autoscaler = {"readyAfterSeconds": opts.latency_ready_after,
+                  "taintsRemovedAfterSeconds": opts.latency_untaint_after}  # fmt: skip
     duration = (
-        start + opts.latency_joins * opts.latency_join_every + opts.latency_ready_after
+        opts.latency_joins * opts.latency_join_every + opts.latency_ready_after
         + opts.latency_untaint_after + opts.pull_seconds + 20
     )  # fmt: skip
     with run_stack(
         server.address, work, scenario=scenario(opts, autoscaler), time_scale=1.0,
         extra_env=engine_env(1.0),
     ) as stack:  # fmt: skip
-        view, _, _ = await follow_task(stack, server, duration)
+        following = asyncio.Event()
+        joins = asyncio.create_task(_joins(stack, opts, following))
+        view, _, _ = await follow_task(stack, server, duration, following, poll=0.25)
+        if not following.is_set():
+            joins.cancel()
+            raise RuntimeError(f"the follow task never reached its follow phase: {view}")
+        following_wall, during = await joins
         nodes = present_after(stack)
-    ready = [n["presentAt"] - n["readyAt"] for n in nodes if n["presentAt"] is not None]
-    untainted = [n["presentAt"] - n["untaintedAt"] for n in nodes
-                 if n["presentAt"] is not None and n["untaintedAt"] is not None]  # fmt: skip
+    after = [n for n in nodes if n["name"] not in during and n["presentAt"] is not None]
+    ready = [n["presentAt"] - n["readyAt"] for n in after]
+    untainted = [n["presentAt"] - n["untaintedAt"] for n in after
+                 if n["untaintedAt"] is not None]  # fmt: skip
+    swept = [n for n in nodes if n["name"] in during and n["presentAt"] is not None]
+    # Time scale 1: a node's wall clock is its simulated one plus (readyWall - readyAt).
+    pull_start = [n["presentAt"] + n["readyWall"] - n["readyAt"] - opts.pull_seconds
+                  for n in swept]  # fmt: skip
     return {
         "status": view.get("status"),
-        "joined": len(nodes),
-        "warmed": len(ready),
+        "joined": len(nodes) - len(during),
+        "warmed": len(after),
         "readyToPresentSeconds": _spread(ready),
         "untaintedToPresentSeconds": _spread(untainted),
         "overheadSeconds": _spread([x - opts.pull_seconds for x in ready]),
         "samples": sorted(round(x, 2) for x in ready),
+        "duringSweep": {
+            "joined": len(during),
+            "warmed": len(swept),
+            "readyToPresentSeconds": _spread([n["presentAt"] - n["readyAt"] for n in swept]),
+            # From the phase seen turning `following` (polled every 0.25 s) to the pull's start.
+            "followingToPullStartSeconds": _spread([s - following_wall for s in pull_start]),
+        },
     }
 
 
