@@ -167,7 +167,7 @@ async def follow_task(
         if not swept and view.get("phase") == "following":
             if on_following is not None:
                 on_following.set()
-            swept = await asyncio.to_thread(sim_stats, stack)
+            swept = {**await asyncio.to_thread(sim_stats, stack), "followingWall": time.time()}
         if view.get("status") in ("completed", "failed", "cancelled"):
             break
         await asyncio.sleep(poll)
@@ -307,7 +307,9 @@ async def day_phase(opts: Options, server: TemporalServer, work: Path) -> dict[s
     joined = len(nodes)
     warmed = [n for n in nodes if n["presentAt"] is not None]
     after_sweep = int(end["requestsTotal"]) - int(swept.get("requestsTotal", 0))
-    sim_latency = [(n["presentAt"] - n["readyAt"]) for n in warmed]
+    # Nodes Ready once the task follows (before, they waited for the task or its sweep).
+    since = float(swept.get("followingWall", 0.0))
+    sim_latency = [(n["presentAt"] - n["readyAt"]) for n in warmed if n["readyWall"] >= since]
     return {
         "status": view.get("status"),
         "following": view.get("following"),

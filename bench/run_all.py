@@ -86,6 +86,8 @@ ROWS: list[Row] = [
      "latency.readyToPresentSeconds.p50", "-", None, " s"),
     ("Follow: overhead past the pull, p99 (batching and startup taint included)", "follow",
      "latency.overheadSeconds.p99", "≤ 5 s", lambda v: v <= 5, " s"),
+    ("Follow: joined during the first sweep, phase `following` to its pull's start, p99",
+     "follow", "latency.duringSweep.followingToPullStartSeconds.p99", "-", None, " s"),
     ("Follow, simulated day: Kubernetes requests per joined node", "follow",
      "day.k8sRequestsPerJoinedNode", "≤ 2", lambda v: v <= 2, ""),
     ("Follow, simulated day: history events per joined node", "follow",

@@ -67,6 +67,9 @@ def test_bench_small_run_writes_wellformed_results(tmp_path: Path) -> None:
     assert lat["status"] == day["status"] == "completed"
     assert lat["joined"] == lat["warmed"] == 3  # every joined node got its image
     assert lat["readyToPresentSeconds"]["p50"] >= fol["options"]["pull_seconds"]
+    sweep = lat["duringSweep"]  # joined while the first sweep ran: warmed after it
+    assert sweep["joined"] == sweep["warmed"] == 1
+    assert sweep["followingToPullStartSeconds"]["p50"] is not None
     assert day["joined"] == day["warmed"] == 10 and day["historyEvents"] > 0
     assert day["k8sRequestsPerJoinedNode"] > 0 and day["rssSamples"]
 
