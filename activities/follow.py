@@ -61,7 +61,6 @@ from common.settings import Settings
 log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 30  # one watch request; the unit goes on with the next one
-LIST_PAGE = 500
 RETRY_SECONDS = 1.0
 
 
@@ -174,33 +173,27 @@ class FollowSource:
     async def _relist(self) -> None:
         """Reflector.list: every node, paginated; takes the eligible ones (up to the unit's
         room: with more, the next unit relists)."""
-        kube, cont, rv = self.kube, None, ""
+        kube = self.kube
         self.relists += 1
-        fresh: list[str] = []
-        listed: set[str] = set()
-        while True:
-            kw: dict[str, Any] = {"limit": LIST_PAGE}
-            if cont:
-                kw["_continue"] = cont
+        while True:  # a failed page lists again from the first: one snapshot or none
+            fresh: list[str] = []
+            listed: set[str] = set()
+            pages = kube.list_pages("nodes", kube.core.list_node)
             try:
-                page = await kube.call("list", "nodes", kube.core.list_node, **kw)
+                async for page in pages:
+                    for node in page.get("items") or []:
+                        name = _name(node)
+                        listed.add(name)
+                        if name and eligible(node, self.inp):
+                            fresh.append(name)
             except KubernetesError as err:
                 if self._done():
                     return
                 log.warning("follow: node list failed (%s): retrying", err)
                 await asyncio.sleep(RETRY_SECONDS)
-                cont, rv, fresh, listed = None, "", [], set()
                 continue
-            for node in page.get("items") or []:
-                name = _name(node)
-                listed.add(name)
-                if name and eligible(node, self.inp):
-                    fresh.append(name)
-            meta = page.get("metadata") or {}
-            rv = rv or str(meta.get("resourceVersion") or "")
-            cont = meta.get("continue")
-            if not cont:
-                break
+            rv = pages.resource_version
+            break
         with self._lock:
             self.gone |= (self.covered | set(self.taken)) - listed
             new = [n for n in sorted(set(fresh)) if n not in self.covered and n not in self.taken]

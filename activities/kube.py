@@ -13,7 +13,7 @@ import json
 import logging
 import socket
 import threading
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import ThreadPoolExecutor
 from functools import partial
 from typing import Any
@@ -47,6 +47,7 @@ log = logging.getLogger(__name__)
 REQUEST_TIMEOUT = (5.0, 60.0)  # connect, read
 ATTEMPTS = 5
 THREADS = 32
+LIST_PAGE = 500  # items per page of a paginated list (`limit`)
 # A running batch holds two watches (its pods, its FailedCreate Events) and the worker one node
 # watch: above twice the worker's MAX_CONCURRENT_ACTIVITIES plus one (worker/main.py; asserted
 # by tests/workflows/test_timeouts.py).
@@ -154,6 +155,20 @@ class Kube:
         K8S_REQUESTS.labels(verb, resource, str(status)).inc()
         return body
 
+    def list_pages(
+        self,
+        resource: str,
+        fn: Callable[..., Any],
+        *args: Any,
+        page_size: int = LIST_PAGE,
+        **kwargs: Any,
+    ) -> Pages:
+        """One paginated list: `async for page in kube.list_pages(...)` yields each page dict.
+
+        See `Pages`. kwargs (label_selector, ...) go unchanged with every page's request.
+        """
+        return Pages(self, resource, fn, args, kwargs, page_size)
+
     async def watch(
         self,
         resource: str,
@@ -255,6 +270,54 @@ class Kube:
                 resp.release_conn()
 
 
+class Pages:
+    """A paginated list, as an async iterator over its pages (one `list` request, each through
+    `Kube.call` with its retries, per page): asks `limit=page_size` and follows
+    `metadata.continue` until a page has none. Typed errors from a page propagate; a caller that
+    retries starts a fresh iteration, which lists again from the first page.
+
+    `resource_version` is the first page's `metadata.resourceVersion`, known once that page is
+    yielded: a paginated list is one consistent snapshot, served at that resourceVersion
+    (every continued page carries the same one), so it is where a watch resumes from.
+    """
+
+    def __init__(
+        self,
+        kube: Kube,
+        resource: str,
+        fn: Callable[..., Any],
+        args: tuple[Any, ...],
+        kwargs: dict[str, Any],
+        page_size: int,
+    ) -> None:
+        if page_size < 1:
+            raise ValueError(f"page_size must be at least 1, got {page_size}")
+        self.kube, self.resource, self.fn = kube, resource, fn
+        self.args, self.kwargs, self.page_size = args, kwargs, page_size
+        self.resource_version = ""
+        self.pages = 0  # pages fetched by the latest iteration
+
+    def __aiter__(self) -> AsyncIterator[dict[str, Any]]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[dict[str, Any]]:
+        self.resource_version, self.pages = "", 0
+        cont: str | None = None
+        while True:
+            kw: dict[str, Any] = {**self.kwargs, "limit": self.page_size}
+            if cont:
+                kw["_continue"] = cont
+            page = await self.kube.call("list", self.resource, self.fn, *self.args, **kw)
+            meta = page.get("metadata") or {}
+            if not self.pages:
+                self.resource_version = str(meta.get("resourceVersion") or "")
+            self.pages += 1
+            yield page
+            cont = meta.get("continue")
+            if not cont:
+                return
+
+
 def _interrupt(resp: Any) -> None:
     """Wake a thread blocked reading a watch response: shut its socket down."""
     sock = getattr(getattr(resp, "connection", None), "sock", None)
@@ -275,4 +338,4 @@ def _read_json(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> tuple[int, 
     return resp.status, parsed if isinstance(parsed, dict) else {"items": parsed}
 
 
-__all__ = ["Kube", "KubeConfigError", "KubernetesError", "load_api_client"]
+__all__ = ["LIST_PAGE", "Kube", "KubeConfigError", "KubernetesError", "Pages", "load_api_client"]

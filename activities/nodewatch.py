@@ -25,7 +25,6 @@ from activities.kube import Kube
 log = logging.getLogger(__name__)
 
 WATCH_SECONDS = 30
-LIST_PAGE = 500
 LINGER_SECONDS = 60.0  # keep watching this long after the last batch ends (the next one starts)
 RETRY_SECONDS = 1.0
 
@@ -137,22 +136,14 @@ class NodeWatch:
     async def _list(self) -> str:
         kube = self.kube
         fresh: dict[str, NodeReady] = {}
-        cont: str | None = None
-        while True:
-            kw: dict[str, Any] = {"limit": LIST_PAGE}
-            if cont:
-                kw["_continue"] = cont
-            page = await kube.call("list", "nodes", kube.core.list_node, **kw)
+        pages = kube.list_pages("nodes", kube.core.list_node)
+        async for page in pages:
             for node in page.get("items") or []:
                 fresh[(node.get("metadata") or {}).get("name", "")] = ready_of(node)
-            meta = page.get("metadata") or {}
-            cont = meta.get("continue")
-            if not cont:
-                break
         self.nodes = fresh
         self.synced = True
         self.lists += 1
-        return str(meta.get("resourceVersion") or "")
+        return pages.resource_version  # the first page's: a paginated list is one snapshot
 
     async def _watch(self, rv: str, stop: threading.Event) -> str:
         last = [rv]

@@ -41,7 +41,6 @@ from common.settings import Settings
 
 log = logging.getLogger(__name__)
 
-LIST_PAGE = 500
 SKIPPED_LISTED = 1000  # more skipped nodes than this are listed GROUP_SIZE to an entry
 MISSING_LISTED = 100  # more missing nodeNames than this are reported GROUP_SIZE to a range
 GROUP_SIZE = 1000
@@ -74,26 +73,15 @@ class PrewarmActivities:
         kube = self.kube
         selector = ",".join(f"{k}={v}" for k, v in sorted(listing.spec.node_selector.items()))
         items: list[dict[str, Any]] = []
-        cont: str | None = None
-        rv = ""  # the first page's: a paginated list is one snapshot
+        kw: dict[str, Any] = {"label_selector": selector} if selector else {}
+        pages = kube.list_pages("nodes", kube.core.list_node, **kw)
         try:
-            while True:
-                kw: dict[str, Any] = {"limit": LIST_PAGE}
-                if selector:
-                    kw["label_selector"] = selector
-                if cont:
-                    kw["_continue"] = cont
-                page = await kube.call("list", "nodes", kube.core.list_node, **kw)
+            async for page in pages:
                 items += [
                     slim_node(n, listing.spec, listing.resolved, pin_digests=listing.pin_digests)
                     for n in page.get("items") or []
                 ]
                 activity.heartbeat(len(items))
-                meta = page.get("metadata") or {}
-                rv = rv or str(meta.get("resourceVersion") or "")
-                cont = meta.get("continue")
-                if not cont:
-                    break
         except KubernetesError as err:
             raise to_application_error(err, "listing nodes") from None
         listed = len(items)
@@ -102,7 +90,7 @@ class PrewarmActivities:
                 select_nodes(items, listing.spec, listing.resolved, pin_digests=listing.pin_digests)
             )
         )
-        selection.resource_version = rv
+        selection.resource_version = pages.resource_version  # the first page's: one snapshot
         del items
         NODES_PROCESSED.labels("skipped").inc(selection.skipped_count or len(selection.skipped))
         NODES_PROCESSED.labels("warm").inc(selection.warm)

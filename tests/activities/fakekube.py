@@ -17,6 +17,7 @@ from typing import Any
 
 from activities.errors import KubernetesNotFound
 from activities.jobspec import NODE_ANNOTATION, job_name
+from activities.kube import Kube
 from tests.waiting import async_wait_until
 
 TASK = "task-20260101-000000-0000fake"
@@ -85,6 +86,8 @@ class FakeKube:
         self.rv = 10
 
     # Kube's interface ---------------------------------------------------------------------
+
+    list_pages = Kube.list_pages  # the real pagination, over the fake's `call`
 
     async def call(
         self, verb: str, resource: str, fn: Callable[..., Any], *args: Any, **kwargs: Any

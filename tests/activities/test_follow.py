@@ -24,6 +24,7 @@ from temporalio.testing import ActivityEnvironment
 
 from activities.errors import KubernetesGone, KubernetesServerError
 from activities.follow import FollowSource, eligible
+from activities.kube import Kube
 from common.engine import FollowNodesInput, PullSpec
 from common.models import TaskSpec, Toleration
 from common.preflight import ImagePlatform, ResolvedImage
@@ -83,6 +84,8 @@ class NodeApi:
 
     def compact(self) -> None:
         self.compacted = self.rv
+
+    list_pages = Kube.list_pages  # the real pagination, over this `call`
 
     async def call(
         self, verb: str, resource: str, fn: Callable[..., Any], *args: Any, **kw: Any
