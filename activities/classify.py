@@ -25,7 +25,15 @@ _CREATE_WAITING = frozenset({"CreateContainerError", "CreateContainerConfigError
 # A created container that could not start is not retried under restartPolicy Never.
 _START_WAITING = frozenset({"RunContainerError", "StartError"})
 _INVALID_NAME = "InvalidImageName"
-TERMINAL_PULL_REASONS = frozenset({FailureReason.IMAGE_NOT_FOUND, FailureReason.UNAUTHORIZED})
+# The kubelet would retry these forever with the same answer: the node fails at once. An image
+# without the node's platform cannot be pulled on that node by any retry either.
+TERMINAL_PULL_REASONS = frozenset(
+    {
+        FailureReason.IMAGE_NOT_FOUND,
+        FailureReason.UNAUTHORIZED,
+        FailureReason.NO_MATCHING_PLATFORM,
+    }
+)
 
 
 @dataclass(frozen=True)

@@ -13,7 +13,9 @@ The image is matched on its parsed reference (common/imageref.py), never as a su
 code (401, 404, 429, ...) is read from the error part only, after every URL, every quoted string
 and every mention of the image's repository are blanked out: a runtime error quotes the
 reference several times and a registry URL ends in the tag, so an image tagged `:401` or
-`:404` must not read as Unauthorized or ImageNotFound.
+`:404` must not read as Unauthorized or ImageNotFound. An index without the node's platform
+(containerd `core/images/image.go`, `Manifest`: "no match for platform in manifest: not found")
+is NoMatchingPlatform, not ImageNotFound: the image exists, only not for this node's os/arch.
 """
 
 from __future__ import annotations
@@ -34,6 +36,10 @@ _PREFIXES = (
 
 # Order matters: a 429 body can mention authorization; an unauthorized pull can say "not found".
 _CODES: tuple[tuple[re.Pattern[str], FailureReason], ...] = (
+    # containerd's images.Manifest: the index has no entry for the node's os/arch, wrapped in
+    # NotFound (`no match for platform in manifest: not found`). First: the registry served the
+    # index, so in the kubelet's aggregate over credentials ([401, platform]) it is the cause.
+    (re.compile(r"no match for platform in manifest", re.I), FailureReason.NO_MATCHING_PLATFORM),
     (
         re.compile(r"\b429\b|too ?many ?requests|code = ResourceExhausted", re.I),
         FailureReason.RATE_LIMITED,

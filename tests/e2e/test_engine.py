@@ -36,6 +36,7 @@ NOT_FOUND = "registry.example.com/ips-test/not-found:1"
 PRIVATE = "registry.example.com/ips-test/private:1"
 DISTROLESS = "registry.example.com/ips-test/distroless:1"
 LARGE = "registry.example.com/ips-test/large:1"
+AMD64_ONLY = "registry.example.com/ips-test/amd64-only:1"
 TIME_SCALE = 50.0
 
 
@@ -122,6 +123,38 @@ async def test_not_found_image_fails_fast(dev_env: WorkflowEnvironment, sim: Sim
     assert all("not found" in d.message.lower() for d in view.failed_node_details)
     assert elapsed < 60, "a not-found image must not wait out timeoutSeconds (600 s)"
     # Failed Jobs are deleted at once, so the kubelet stops its back-off loop.
+    await until(lambda: not sim.objects("jobs", label_selector=task_selector(view.task_id)))
+
+
+async def test_image_without_the_node_platform_fails_fast_as_no_matching_platform(
+    dev_env: WorkflowEnvironment, sim: SimHandle
+) -> None:
+    """No preflight (the worker cannot reach registry.example.com): the arm64 nodes pull the
+    amd64-only image by tag and containerd answers "no match for platform in manifest"."""
+
+    def usable(n: dict[str, Any], pool: str) -> bool:
+        return (
+            n["metadata"]["labels"].get("pool") == pool
+            and _ready(n)
+            and (not n["spec"].get("unschedulable", False))
+        )
+
+    arm = nodes_where(sim, lambda n: usable(n, "general"))
+    amd = nodes_where(sim, lambda n: usable(n, "compute"))
+    targets = arm[-3:] + amd[5:7]
+    spec = TaskSpec(images=[AMD64_ONLY], batch_size=5, node_names=targets, timeout_seconds=600)
+    async with engine(dev_env, sim) as queue:
+        started = time.monotonic()
+        view = await run_task(dev_env.client, queue, spec)
+        elapsed = time.monotonic() - started
+    assert view.status == TaskStatus.COMPLETED, view.message
+    assert any(w.startswith(f"preflight skipped for {AMD64_ONLY}") for w in view.warnings)
+    assert (view.progress.completed_nodes, view.progress.failed_nodes) == (2, 3)
+    assert {d.node_name for d in view.failed_node_details} == set(arm[-3:])
+    assert {d.reason for d in view.failed_node_details} == {FailureReason.NO_MATCHING_PLATFORM}
+    assert {d.image for d in view.failed_node_details} == {AMD64_ONLY}
+    assert all("no match for platform in manifest" in d.message for d in view.failed_node_details)
+    assert elapsed < 60, "an image without the node's platform must not wait out timeoutSeconds"
     await until(lambda: not sim.objects("jobs", label_selector=task_selector(view.task_id)))
 
 

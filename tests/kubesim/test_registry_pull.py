@@ -108,6 +108,9 @@ def test_platform_the_index_lacks(tls_sim: SimHandle, tls_registry: Served) -> N
         f'rpc error: code = NotFound desc = failed to pull and unpack image "{image}": '
         "no match for platform in manifest: not found"
     )
+    assert reason_from_message(f'Failed to pull image "{image}": {msg}', image) == (
+        FailureReason.NO_MATCHING_PLATFORM
+    )
     succeeded(tls_sim, run(tls_sim, "amd64only-amd", image, "amd-1"))
 
 

@@ -11,6 +11,10 @@ class FailureReason(StrEnum):
     """One code per failed node; operators troubleshoot by this (docs/operations.md)."""
 
     IMAGE_NOT_FOUND = "ImageNotFound"
+    # The image exists but offers no build for the node's OS/architecture (containerd's
+    # "no match for platform in manifest"); the same wire string as SkipReason's, which the
+    # registry preflight gives before any Job.
+    NO_MATCHING_PLATFORM = "NoMatchingPlatform"
     UNAUTHORIZED = "Unauthorized"
     RATE_LIMITED = "RateLimited"
     IMAGE_PULL_BACKOFF = "ImagePullBackOff"
