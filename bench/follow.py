@@ -46,6 +46,7 @@ import psutil
 from bench.harness import (
     WORKER_IMAGE,
     TemporalServer,
+    follow_payloads,
     history_stats,
     percentile,
     run_stack,
@@ -304,8 +305,11 @@ async def day_phase(opts: Options, server: TemporalServer, work: Path) -> dict[s
             view, swept, history = await follow_task(stack, server, duration)
         end = await asyncio.to_thread(sim_stats, stack)
         nodes = present_after(stack)
+        pulls = await asyncio.to_thread(_control, stack, "/kubesim/pulls")
+    payloads = await follow_payloads(await server.client(), view["taskId"])
     joined = len(nodes)
     warmed = [n for n in nodes if n["presentAt"] is not None]
+    twice = {p["node"] for p in pulls if p["image"] == IMAGE and p["count"] > 1}
     after_sweep = int(end["requestsTotal"]) - int(swept.get("requestsTotal", 0))
     # Nodes Ready once the task follows (before, they waited for the task or its sweep).
     since = float(swept.get("followingWall", 0.0))
@@ -315,12 +319,17 @@ async def day_phase(opts: Options, server: TemporalServer, work: Path) -> dict[s
         "following": view.get("following"),
         "joined": joined,
         "warmed": len(warmed),
+        # Each joined node pulls the image once: a second pull is a node warmed twice.
+        "pulledTwice": sum(1 for n in nodes if n["name"] in twice),
         "k8sRequestsAfterSweep": after_sweep,
         "k8sRequestsPerJoinedNode": round(after_sweep / max(joined, 1), 3),
         "historyEvents": history["events"],
         "historyEventsPerJoinedNode": round(history["events"] / max(joined, 1), 2),
         "maxEventsPerRun": history["maxEventsPerRun"],
         "runs": history["runs"],
+        # The follow units and the largest inputs in the history: a unit's (the nodes the task
+        # has) and a continue-as-new's (the state carried to the next run).
+        **payloads,
         "workerRss": {
             **_flatness(rss.points),
             "peakMiB": max((m for _, m in rss.points), default=None),

@@ -28,7 +28,14 @@ from typing import Any
 import httpx
 from temporalio.client import Client
 
-from bench.observation import RssSampler, history_stats, sim_stats, sim_url, vm_hwm
+from bench.observation import (
+    RssSampler,
+    follow_payloads,
+    history_stats,
+    sim_stats,
+    sim_url,
+    vm_hwm,
+)
 from bench.report import (
     RESULTS_DIR,
     ROOT,
@@ -49,6 +56,7 @@ __all__ = [
     "Stack",
     "TaskRun",
     "TemporalServer",
+    "follow_payloads",
     "free_port",
     "history_stats",
     "ideal_batch_curve",

@@ -1,5 +1,5 @@
 """What a benchmark observes besides the task itself: kubesim's request counts, the workflow
-history's size, and a process's peak resident memory."""
+history's size (and what a follow-mode task's carries), and a process's peak resident memory."""
 
 from __future__ import annotations
 
@@ -12,9 +12,11 @@ from typing import Any
 import httpx
 import psutil
 import yaml
-from temporalio.client import Client
+from temporalio.api.enums.v1 import EventType
+from temporalio.client import Client, WorkflowHandle
 
 from bench.engine_bench import run_history
+from common.engine import ACTIVITY_FOLLOW_NODES
 from tests.stack import Stack
 
 
@@ -30,14 +32,47 @@ def sim_stats(stack: Stack) -> dict[str, Any]:
     return dict(response.json())
 
 
+async def _first_run(client: Client, task_id: str) -> WorkflowHandle[Any, Any]:
+    """The task's workflow from its first run (the head of its continue-as-new chain)."""
+    desc = await client.get_workflow_handle(task_id).describe()
+    first = desc.raw_description.workflow_execution_info.first_run_id or desc.run_id
+    return client.get_workflow_handle(task_id, first_execution_run_id=first)
+
+
 async def history_stats(client: Client, task_id: str) -> dict[str, Any]:
     """Events of every run of the task's workflow, following the continue-as-new chain
     (bench.engine_bench.run_history)."""
-    desc = await client.get_workflow_handle(task_id).describe()
-    first = desc.raw_description.workflow_execution_info.first_run_id or desc.run_id
-    handle = client.get_workflow_handle(task_id, first_execution_run_id=first)
-    lengths = await run_history(client, handle)
+    lengths = await run_history(client, await _first_run(client, task_id))
     return {"runs": len(lengths), "events": sum(lengths), "maxEventsPerRun": max(lengths)}
+
+
+async def follow_payloads(client: Client, task_id: str) -> dict[str, int]:
+    """What a follow-mode task's history carries, over every run: its follow units (each a
+    `follow_nodes` activity), the largest unit input (it holds the nodes the task has,
+    `covered`), and the largest continue-as-new input (the state handed to the next run:
+    resourceVersion, counters, `covered`), in bytes as recorded in the history."""
+    handle = await _first_run(client, task_id)
+    units, unit_bytes, carried_bytes = 0, 0, 0
+    run_id: str | None = handle.first_execution_run_id
+    while run_id is not None:
+        h = client.get_workflow_handle(task_id, run_id=run_id)
+        events = [e async for e in h.fetch_history_events()]
+        for e in events:
+            if e.event_type != EventType.EVENT_TYPE_ACTIVITY_TASK_SCHEDULED:
+                continue
+            attrs = e.activity_task_scheduled_event_attributes
+            if attrs.activity_type.name == ACTIVITY_FOLLOW_NODES:
+                units += 1
+                unit_bytes = max(unit_bytes, attrs.input.ByteSize())
+        carried = events[-1].workflow_execution_continued_as_new_event_attributes
+        run_id = carried.new_execution_run_id or None
+        if run_id is not None:
+            carried_bytes = max(carried_bytes, carried.input.ByteSize())
+    return {
+        "followUnits": units,
+        "maxFollowUnitInputBytes": unit_bytes,
+        "maxContinueAsNewInputBytes": carried_bytes,
+    }
 
 
 @dataclass

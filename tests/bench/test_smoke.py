@@ -72,6 +72,9 @@ def test_bench_small_run_writes_wellformed_results(tmp_path: Path) -> None:
     assert sweep["followingToPullStartSeconds"]["p50"] is not None
     assert day["joined"] == day["warmed"] == 10 and day["historyEvents"] > 0
     assert day["k8sRequestsPerJoinedNode"] > 0 and day["rssSamples"]
+    assert day["pulledTwice"] == 0  # each joined node warmed once
+    assert day["followUnits"] >= 1 and day["maxFollowUnitInputBytes"] > 0
+    assert day["maxContinueAsNewInputBytes"] >= 0
 
     pngs = {p.name for p in out.glob("*.png")}
     if importlib.util.find_spec("matplotlib") is None:
