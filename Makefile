@@ -16,7 +16,7 @@ export PATH := $(CURDIR)/$(BIN):$(PATH)
 $(STAMP): pyproject.toml client/python/pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev]' -e ./client/python
+	$(BIN)/python -m pip install --quiet -e '.[dev,bench]' -e ./client/python
 	@touch $(STAMP)
 
 install: $(STAMP)
@@ -62,7 +62,6 @@ client-models: ## copy the wire models into the client package (plain files, not
 	for f in $(CLIENT_MODELS); do cp $$f $(CLIENT_DIR)/$${f#common/}; done
 
 bench: $(STAMP)
-	$(BIN)/python -m pip install --quiet -e '.[bench]'
 	$(BIN)/python -m bench.run_all
 
 clean:

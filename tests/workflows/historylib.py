@@ -3,7 +3,7 @@ a local Temporal dev server (the installed `temporal` CLI: never a download), ku
 in-process worker on the `history` task queue, and writing a workflow's runs as JSON files.
 
     async with history_rig(nodes=14, time_scale=50, seed=1, out=OUT) as rig:
-        handle = await start_prewarm_workflow(rig.client, rig.task_queue, inp)
+        handle = await rig.start(task_id, spec, EngineState(units_per_run=2))
         await rig.save(handle, "batch-can")  # batch-can-run1.json, -run2.json, ...
 
 Each generator keeps only its scenarios; `parse_args` gives every one the same `--out DIR`
@@ -27,7 +27,10 @@ from temporalio.client import Client, WorkflowHandle, WorkflowHistory
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
+from common.engine import EngineState, PrewarmInput
+from common.models import TaskSpec
 from common.settings import Settings
+from common.starting import start_prewarm_workflow
 from common.temporal import ALL_SEARCH_ATTRIBUTE_KEYS
 from kubesim.testing import SimHandle, start_sim
 from worker.main import build_worker
@@ -90,6 +93,15 @@ class Rig:
     sim: SimHandle
     out: Path
     task_queue: str = TASK_QUEUE
+
+    async def start(
+        self, task_id: str, spec: TaskSpec, state: EngineState | None = None
+    ) -> WorkflowHandle[Any, Any]:
+        """Start a prewarm workflow on the rig's queue, created now."""
+        inp = PrewarmInput(
+            task_id=task_id, spec=spec, created_at=datetime.now(UTC), state=state or EngineState()
+        )
+        return await start_prewarm_workflow(self.client, self.task_queue, inp)
 
     def write(self, file_name: str, history: WorkflowHistory) -> Path:
         path = self.out / file_name

@@ -15,12 +15,10 @@ from __future__ import annotations
 import asyncio
 import sys
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from common.engine import EngineState, PrewarmInput
+from common.engine import EngineState
 from common.models import FollowSpec, TaskSpec
-from common.starting import start_prewarm_workflow
 
 from .historylib import OUT, history_rig, parse_args, stamp
 
@@ -41,16 +39,7 @@ async def main(out: Path = OUT) -> None:
             follow=FollowSpec(duration_seconds=25),
         )
         tid = f"task-{stamp()}-0000f011"
-        h = await start_prewarm_workflow(
-            rig.client,
-            rig.task_queue,
-            PrewarmInput(
-                task_id=tid,
-                spec=spec,
-                created_at=datetime.now(UTC),
-                state=EngineState(units_per_run=3),
-            ),
-        )
+        h = await rig.start(tid, spec, EngineState(units_per_run=3))
         rig.sim.join_nodes(1, "compute", ready_after=20, taints_removed_after=20)
         deadline = time.monotonic() + 5
         while time.monotonic() < deadline:  # noqa: ASYNC110

@@ -18,12 +18,10 @@ import asyncio
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
-from common.engine import EngineState, PrewarmInput
+from common.engine import EngineState
 from common.models import TaskSpec
-from common.starting import start_prewarm_workflow
 
 from .historylib import OUT, Rig, history_rig, parse_args, stamp
 
@@ -41,16 +39,7 @@ async def main(tag: str = "", out: Path = OUT) -> None:
             node_selector={"pool": "compute"},
         )
         tid = f"task-{when}-0000aaaa"
-        h = await start_prewarm_workflow(
-            rig.client,
-            rig.task_queue,
-            PrewarmInput(
-                task_id=tid,
-                spec=spec,
-                created_at=datetime.now(UTC),
-                state=EngineState(units_per_run=2),
-            ),
-        )
+        h = await rig.start(tid, spec, EngineState(units_per_run=2))
         print(tid, (await h.result()).progress)
         await rig.save(h, f"batch-can{suffix}")
         # 2. Rolling, cancelled mid-window.
@@ -60,11 +49,7 @@ async def main(tag: str = "", out: Path = OUT) -> None:
             strategy="rolling",
         )
         tid = f"task-{when}-0000bbbb"
-        h = await start_prewarm_workflow(
-            rig.client,
-            rig.task_queue,
-            PrewarmInput(task_id=tid, spec=spec, created_at=datetime.now(UTC)),
-        )
+        h = await rig.start(tid, spec)
         deadline = time.monotonic() + 30
         while not rig.sim.objects("jobs") and time.monotonic() < deadline:  # noqa: ASYNC110
             await asyncio.sleep(0.2)
@@ -100,13 +85,7 @@ async def _registry_runs(rig: Rig, suffix: str) -> None:
             ]
             for name, hex8, images in runs:
                 spec = TaskSpec(images=[f"{reg.host}/team/{i}" for i in images], batch_size=4)
-                h = await start_prewarm_workflow(
-                    rig.client,
-                    rig.task_queue,
-                    PrewarmInput(
-                        task_id=f"task-{when}-{hex8}", spec=spec, created_at=datetime.now(UTC)
-                    ),
-                )
+                h = await rig.start(f"task-{when}-{hex8}", spec)
                 view = await h.result()
                 print(h.id, view.status, view.message, view.progress.skipped_nodes)
                 await rig.save(h, f"{name}{suffix}")
