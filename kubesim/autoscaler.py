@@ -36,7 +36,7 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from kubesim import node_lifecycle, nodes, scheduler
+from kubesim import node_lifecycle, node_pressure, nodes, scheduler
 from kubesim.node_objects import node_conditions
 from kubesim.scenario import Autoscaler, Taint
 from kubesim.store import now_iso
@@ -225,13 +225,15 @@ def _kubelet_ready(cluster: Cluster, record: Joined, untaint_after: float) -> No
     node_state = cluster.nodes.get(record.name)
     if node is None or node_state is None:
         return
-    node["status"]["conditions"] = node_conditions(True, now_iso())
+    conds = node_conditions(True, now_iso(), disk_pressure=node_state.disk_pressure)
+    node["status"]["conditions"] = conds
     cluster.store.update("Node", node)  # the kubelet's status update
     node_state.down.clear()
     node_state.ready.set()
     record.ready, record.ready_wall = cluster.now(), time.time()
     # The node lifecycle controller's pass: both not-ready taints off, in one patch.
     _write_taints(cluster, record.name, lambda t: t["key"] != NOT_READY, [])
+    node_pressure.taint_pass(cluster, record.name)
     scheduler.retry_unschedulable(cluster)
     if record.startup_taints:
         record.timers.append(cluster.later(untaint_after, _remove_startup_taints, cluster, record))

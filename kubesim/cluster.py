@@ -12,7 +12,7 @@ import random
 from collections import Counter, deque
 from typing import Any
 
-from kubesim import autoscaler, controller_pace, events, gc, kubelet, scheduler
+from kubesim import autoscaler, controller_pace, events, gc, kubelet, node_pressure, scheduler
 from kubesim import jobs as job_controller
 from kubesim import nodes as node_controller
 from kubesim.scenario import Faults, Scenario
@@ -110,6 +110,11 @@ class Cluster:
 
     def set_node_cordoned(self, name: str, cordoned: bool) -> None:
         return node_controller.set_node_cordoned(self, name, cordoned)
+
+    def set_node_disk_pressure(self, name: str, pressure: bool) -> None:
+        """The kubelet reports DiskPressure True/False, the node lifecycle controller adds or
+        removes the `node.kubernetes.io/disk-pressure:NoSchedule` taint (node_pressure.py)."""
+        return node_pressure.set_disk_pressure(self, name, pressure)
 
     def node_patched(self, name: str) -> None:
         """After an API write to a node: keep the kubelet's view in step."""

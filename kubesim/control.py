@@ -1,5 +1,6 @@
-"""The control endpoints under /kubesim/: stats, faults, node readiness, cordon, add and delete,
-pull counts and history compaction. Tests and `kubesim.testing` drive the simulation here.
+"""The control endpoints under /kubesim/: stats, faults, node readiness, cordon, disk pressure,
+add and delete, pull counts and history compaction. Tests and `kubesim.testing` drive the
+simulation here.
 """
 
 from __future__ import annotations
@@ -87,6 +88,13 @@ class Control:
         name = request.match_info["name"]
         self._node_or_404(name)
         self.api.cluster.set_node_cordoned(name, await self._flag(request, "cordoned"))
+        return json_resp(self.api.reads.entry(RESOURCES[("", "v1")]["nodes"], None, name).raw)
+
+    async def control_node_disk_pressure(self, request: web.Request) -> web.Response:
+        name = request.match_info["name"]
+        self._node_or_404(name)
+        pressure = await self._flag(request, "diskPressure")
+        self.api.cluster.set_node_disk_pressure(name, pressure)
         return json_resp(self.api.reads.entry(RESOURCES[("", "v1")]["nodes"], None, name).raw)
 
     async def control_delete_node(self, request: web.Request) -> web.Response:

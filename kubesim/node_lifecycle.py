@@ -19,13 +19,15 @@
   (termination.py waits for the kubelet).
 - When the kubelet is back, the conditions and taints return to normal and pending evictions
   are cancelled (`handleNodeUpdate` -> `cancelWorkWithEvent`).
+- DiskPressure follows the conditions (node_pressure.py): `Unknown` drops the disk-pressure
+  taint, a kubelet that is back reports the eviction manager's verdict again.
 """
 
 from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from kubesim import kubelet, nodes, podgc
+from kubesim import kubelet, node_pressure, nodes, podgc
 from kubesim.node_objects import node_conditions
 from kubesim.store import now_iso
 
@@ -39,8 +41,8 @@ EVICT_REASON = "DeletionByTaintManager"
 EVICT_MESSAGE = "Taint manager: deleting due to NoExecute taint"
 
 
-def _not_ready_conditions(ts: str) -> list[dict[str, Any]]:
-    conds = node_conditions(True, ts)
+def _not_ready_conditions(ts: str, disk_pressure: bool) -> list[dict[str, Any]]:
+    conds = node_conditions(True, ts, disk_pressure=disk_pressure)
     conds[-1].update(
         status="False",
         reason="KubeletNotReady",
@@ -61,7 +63,7 @@ def _set_node(
     if taint_key:
         for effect in ("NoSchedule", "NoExecute"):
             taints.append({"key": taint_key, "effect": effect, "timeAdded": ts})
-    nodes.set_taints(node, taints)
+    nodes.set_taints(node, node_pressure.with_condition_taint(taints, conds, ts))
     cluster.store.update("Node", node)
     taint_pass(cluster, name)
 
@@ -80,7 +82,8 @@ def kubelet_down(cluster: Cluster, name: str, mode: str = "unreachable") -> None
     if old is not None:
         old.cancel()
     if mode == "notReady":
-        _set_node(cluster, name, _not_ready_conditions(now_iso()), NOT_READY)
+        conds = _not_ready_conditions(now_iso(), node_state.disk_pressure)
+        _set_node(cluster, name, conds, NOT_READY)
         return
     grace = cluster.scenario.control_plane.node_monitor_grace_period_seconds
     timers[name] = cluster.later(grace, _grace_expired, cluster, name)
@@ -99,7 +102,8 @@ def kubelet_up(cluster: Cluster, name: str) -> None:
     t = cluster.monitor_timers.pop(name, None)
     if t is not None:
         t.cancel()
-    _set_node(cluster, name, node_conditions(True, now_iso()), None)
+    conds = node_conditions(True, now_iso(), disk_pressure=node_state.disk_pressure)
+    _set_node(cluster, name, conds, None)
     node_state.down.clear()
     node_state.ready.set()
     if not node_state.reachable.is_set():

@@ -1,7 +1,7 @@
 """The Node objects a scenario expands to, and the Ready condition set they carry.
 
-Placement (which nodes are NotReady, cordoned or already hold an image) comes from one
-`random.Random(seed)`, so the same scenario and seed always give the same cluster.
+Placement (which nodes are NotReady, cordoned, under disk pressure or already hold an image)
+comes from one `random.Random(seed)`, so the same scenario and seed always give the same cluster.
 """
 
 from __future__ import annotations
@@ -10,6 +10,10 @@ import random
 from typing import Any
 
 from kubesim.scenario import Scenario
+
+# The node lifecycle controller's NoSchedule taint for DiskPressure=True (kubernetes/kubernetes
+# pkg/controller/nodelifecycle/node_lifecycle_controller.go `nodeConditionToTaintKeyStatusMap`).
+DISK_PRESSURE_TAINT = "node.kubernetes.io/disk-pressure"
 
 
 def _pick(rng: random.Random, pool: list[int], count: int, fraction: float, size: int) -> set[int]:
@@ -35,6 +39,10 @@ def build_nodes(scenario: Scenario, seed: int, created: str) -> list[dict[str, A
         not_ready = _pick(rng, ids, group.not_ready, group.not_ready_fraction, group.count)
         rest = [i for i in ids if i not in not_ready]
         cordoned = _pick(rng, rest, group.cordoned, group.cordoned_fraction, group.count)
+        usable = [i for i in rest if i not in cordoned]
+        pressure = _pick(
+            rng, usable, group.disk_pressure, group.disk_pressure_fraction, group.count
+        )
         warm: dict[int, list[str]] = {}
         for img in group.images:
             if img.count is None and img.fraction is None:
@@ -69,6 +77,8 @@ def build_nodes(scenario: Scenario, seed: int, created: str) -> list[dict[str, A
                 spec["unschedulable"] = True
                 taints.append(_taint("node.kubernetes.io/unschedulable", "NoSchedule", created))
             ready = i not in not_ready
+            if i in pressure:
+                taints.append(_taint(DISK_PRESSURE_TAINT, "NoSchedule", created))
             if not ready:
                 taints.append(_taint("node.kubernetes.io/unreachable", "NoSchedule", created))
                 taints.append(_taint("node.kubernetes.io/unreachable", "NoExecute", created))
@@ -91,7 +101,7 @@ def build_nodes(scenario: Scenario, seed: int, created: str) -> list[dict[str, A
                 "status": {
                     "capacity": dict(group.capacity),
                     "allocatable": dict(group.capacity),
-                    "conditions": node_conditions(ready, created),
+                    "conditions": node_conditions(ready, created, disk_pressure=i in pressure),
                     "addresses": [
                         {"type": "InternalIP", "address": ip},
                         {"type": "Hostname", "address": name},
@@ -121,7 +131,10 @@ def build_nodes(scenario: Scenario, seed: int, created: str) -> list[dict[str, A
     return nodes
 
 
-def node_conditions(ready: bool, ts: str) -> list[dict[str, Any]]:
+def node_conditions(ready: bool, ts: str, *, disk_pressure: bool = False) -> list[dict[str, Any]]:
+    """The kubelet's conditions (pkg/kubelet/nodestatus/setters.go): `ready` False means the
+    node lifecycle controller's Unknown set; `disk_pressure` the eviction manager's verdict."""
+
     def cond(type_: str, status: str, reason: str, message: str) -> dict[str, Any]:
         return {
             "type": type_,
@@ -140,9 +153,7 @@ def node_conditions(ready: bool, ts: str) -> list[dict[str, Any]]:
                 "KubeletHasSufficientMemory",
                 "kubelet has sufficient memory available",
             ),
-            cond(
-                "DiskPressure", "False", "KubeletHasNoDiskPressure", "kubelet has no disk pressure"
-            ),
+            disk_pressure_condition(disk_pressure, ts),
             cond(
                 "PIDPressure",
                 "False",
@@ -158,3 +169,19 @@ def node_conditions(ready: bool, ts: str) -> list[dict[str, Any]]:
         cond("PIDPressure", "Unknown", "NodeStatusUnknown", gone),
         cond("Ready", "Unknown", "NodeStatusUnknown", gone),
     ]
+
+
+def disk_pressure_condition(pressure: bool, ts: str) -> dict[str, Any]:
+    """`DiskPressureCondition` (pkg/kubelet/nodestatus/setters.go): its reasons and messages."""
+    if pressure:
+        reason, message = "KubeletHasDiskPressure", "kubelet has disk pressure"
+    else:
+        reason, message = "KubeletHasNoDiskPressure", "kubelet has no disk pressure"
+    return {
+        "type": "DiskPressure",
+        "status": "True" if pressure else "False",
+        "lastHeartbeatTime": ts,
+        "lastTransitionTime": ts,
+        "reason": reason,
+        "message": message,
+    }

@@ -71,6 +71,9 @@ def add_node_object(cluster: Cluster, node: dict[str, Any]) -> None:
     ready = asyncio.Event()
     node_state = NodeState(node["metadata"]["name"], meta["group"], meta["bandwidth"], ready)
     node_state.reachable.set()
+    node_state.disk_pressure = any(
+        c["type"] == "DiskPressure" and c["status"] == "True" for c in node["status"]["conditions"]
+    )
     if node["status"]["conditions"][-1]["status"] == "True":
         ready.set()
     else:
@@ -110,6 +113,8 @@ def joining_nodes(cluster: Cluster, count: int, group: str | None = None) -> lis
             "cordoned": 0,
             "not_ready_fraction": 0.0,
             "cordoned_fraction": 0.0,
+            "disk_pressure": 0,
+            "disk_pressure_fraction": 0.0,
             "images": [],
         }
     )

@@ -4,8 +4,8 @@ The node groups and the autoscaler are in scenario_nodes.py (node_objects.py exp
 groups into Node objects), the control plane's timings, admission and timeline in
 scenario_control.py, the models' base in scenario_base.py; this module re-exports them all.
 
-Placement (which nodes are NotReady, cordoned or already hold an image) comes from one
-`random.Random(seed)`, so the same scenario and seed always give the same cluster.
+Placement (which nodes are NotReady, cordoned, under disk pressure or already hold an image)
+comes from one `random.Random(seed)`, so the same scenario and seed always give the same cluster.
 """
 
 from __future__ import annotations

@@ -78,9 +78,20 @@ class TimelineStep(_Model):
 
     at: float = Field(ge=0)
     action: Literal[
-        "notReady", "unreachable", "partitioned", "ready", "deleteNode", "cordon", "uncordon"
+        "notReady",
+        "unreachable",
+        "partitioned",
+        "ready",
+        "deleteNode",
+        "cordon",
+        "uncordon",
+        "diskPressure",
+        "noDiskPressure",
     ]
     node: str
     seconds: float | None = Field(
-        default=None, gt=0, description="notReady/unreachable: the node is back after this."
+        default=None,
+        gt=0,
+        description="notReady/unreachable/partitioned: the node is back after this; "
+        "diskPressure: the pressure clears after this.",
     )

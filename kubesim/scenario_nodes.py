@@ -1,5 +1,6 @@
-"""The scenario's nodes: node groups (their shape, taints, warm images, what is NotReady or
-cordoned at the start) and the autoscaler's nodes that join and leave later."""
+"""The scenario's nodes: node groups (their shape, taints, warm images, what is NotReady,
+cordoned or under disk pressure at the start) and the autoscaler's nodes that join and leave
+later."""
 
 from __future__ import annotations
 
@@ -43,6 +44,13 @@ class NodeGroup(_Model):
     not_ready_fraction: float = Field(default=0.0, ge=0, le=1)
     cordoned: int = Field(default=0, ge=0)
     cordoned_fraction: float = Field(default=0.0, ge=0, le=1)
+    disk_pressure: int = Field(
+        default=0,
+        ge=0,
+        description="Ready, uncordoned nodes under DiskPressure at the start (condition True, "
+        "node.kubernetes.io/disk-pressure:NoSchedule taint).",
+    )
+    disk_pressure_fraction: float = Field(default=0.0, ge=0, le=1)
     images: list[WarmImage] = []
     pull_bandwidth: int = 100 * 1000**2
     capacity: dict[str, str] = {"cpu": "8", "memory": "32Gi", "pods": "110"}

@@ -71,6 +71,7 @@ class Api:
         r.add_post("/kubesim/nodes", self.control.control_add_nodes)
         r.add_post("/kubesim/nodes/{name}/ready", self.control.control_node_ready)
         r.add_post("/kubesim/nodes/{name}/cordon", self.control.control_node_cordon)
+        r.add_post("/kubesim/nodes/{name}/disk-pressure", self.control.control_node_disk_pressure)
         r.add_delete("/kubesim/nodes/{name}", self.control.control_delete_node)
         r.add_post("/kubesim/autoscaler/join", self.control.control_join_nodes)
         r.add_post("/kubesim/autoscaler/leave", self.control.control_leave_nodes)

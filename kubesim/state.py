@@ -38,6 +38,8 @@ class NodeState:
     # Cleared while a network partition cuts the kubelet off the API server: it keeps working
     # but writes nothing (statuses, events, node status) until the partition heals.
     reachable: asyncio.Event = field(default_factory=asyncio.Event)
+    # The eviction manager's verdict (node_pressure.py): the kubelet reports DiskPressure=True.
+    disk_pressure: bool = False
 
 
 @dataclass(eq=False)

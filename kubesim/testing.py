@@ -134,6 +134,11 @@ class SimHandle:
     def set_node_cordoned(self, name: str, cordoned: bool) -> None:
         self.call(lambda: self.cluster.set_node_cordoned(name, cordoned))
 
+    def set_node_disk_pressure(self, name: str, pressure: bool) -> None:
+        """The kubelet reports DiskPressure=True (False), then the node lifecycle controller
+        adds (removes) the `node.kubernetes.io/disk-pressure:NoSchedule` taint: two writes."""
+        self.call(lambda: self.cluster.set_node_disk_pressure(name, pressure))
+
     def add_nodes(self, count: int, group: str | None = None) -> list[str]:
         """Nodes that join Ready at once."""
         return self.call(lambda: self.cluster.add_nodes(count, group))

@@ -1,4 +1,5 @@
-"""The scenario's timeline: node faults at given simulated times (flaps, deletions, cordons)."""
+"""The scenario's timeline: node faults at given simulated times (flaps, deletions, cordons,
+disk pressure)."""
 
 from __future__ import annotations
 
@@ -23,6 +24,10 @@ def _run(cluster: Cluster, step: TimelineStep) -> None:
             cluster.later(step.seconds, _back, cluster, step.node)
     elif step.action == "ready":
         cluster.set_node_ready(step.node, True)
+    elif step.action in ("diskPressure", "noDiskPressure"):
+        cluster.set_node_disk_pressure(step.node, step.action == "diskPressure")
+        if step.action == "diskPressure" and step.seconds is not None:
+            cluster.later(step.seconds, _pressure_cleared, cluster, step.node)
     elif step.action == "deleteNode":
         cluster.delete_node(step.node)
     else:
@@ -32,3 +37,8 @@ def _run(cluster: Cluster, step: TimelineStep) -> None:
 def _back(cluster: Cluster, node: str) -> None:
     if node in cluster.nodes:
         cluster.set_node_ready(node, True)
+
+
+def _pressure_cleared(cluster: Cluster, node: str) -> None:
+    if node in cluster.nodes:
+        cluster.set_node_disk_pressure(node, False)

@@ -131,6 +131,9 @@ def exercise(sim: SimHandle) -> None:
     sim.set_node_ready("b-2", True)
     wait_for(lambda: not job_pods(sim, "ev"), what="terminated after the kubelet is back")
     sim.set_node_cordoned("a-1", True)
+    # DiskPressure: the condition and the node lifecycle controller's taint, on and off
+    sim.set_node_disk_pressure("a-3", True)
+    sim.set_node_disk_pressure("a-3", False)
     # a node joining like an autoscaler's: NotReady, startup taints, Ready, untainted, gone
     startup = [{"key": "ignore-taint.cluster-autoscaler.kubernetes.io/x", "effect": "NoSchedule"}]
     sim.join_nodes(1, "a", ready_after=1, taints_removed_after=1, startup_taints=startup)
