@@ -32,19 +32,17 @@ Writes bench/results/follow.json and follow.png (RSS over the day, the latency d
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import statistics
 import sys
-import threading
 import time
 from pathlib import Path
 from typing import Any
 
 import httpx
-import psutil
 
 from bench.harness import (
     WORKER_IMAGE,
+    RssSampler,
     TemporalServer,
     follow_payloads,
     history_stats,
@@ -108,32 +106,6 @@ def scenario(opts: Options, autoscaler: dict[str, Any]) -> dict[str, Any]:
         ],
         "autoscaler": {"group": "pool", "readyJitter": 0, "lifetimeJitter": 0, **autoscaler},
     }
-
-
-class RssSeries:
-    """The worker's RSS every `interval` s: [(wall s since start, MiB)]."""
-
-    def __init__(self, pid: int, interval: float = 1.0) -> None:
-        self.pid, self.interval = pid, interval
-        self.points: list[tuple[float, float]] = []
-        self._stop = threading.Event()
-        self._thread = threading.Thread(target=self._loop, name="rss-series", daemon=True)
-
-    def _loop(self) -> None:
-        proc, t0 = psutil.Process(self.pid), time.monotonic()
-        while not self._stop.is_set():
-            with contextlib.suppress(psutil.Error):
-                rss = proc.memory_info().rss / 1024**2
-                self.points.append((round(time.monotonic() - t0, 1), round(rss, 1)))
-            self._stop.wait(self.interval)
-
-    def __enter__(self) -> RssSeries:
-        self._thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        self._thread.join(5)
 
 
 async def follow_task(
@@ -301,7 +273,7 @@ async def day_phase(opts: Options, server: TemporalServer, work: Path) -> dict[s
         server.address, work, scenario=scenario(opts, autoscaler), time_scale=scale,
         extra_env=engine_env(scale),
     ) as stack:  # fmt: skip
-        with RssSeries(stack.procs["worker"].popen.pid) as rss:
+        with RssSampler(stack.procs["worker"].popen.pid, interval=1.0) as rss:
             view, swept, history = await follow_task(stack, server, duration)
         end = await asyncio.to_thread(sim_stats, stack)
         nodes = present_after(stack)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import contextlib
 import threading
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -77,21 +78,25 @@ async def follow_payloads(client: Client, task_id: str) -> dict[str, int]:
 
 @dataclass
 class RssSampler:
-    """Peak resident memory of one process, sampled every `interval` s, and its VmHWM."""
+    """Resident memory of one process, sampled every `interval` s: the peak (and its VmHWM),
+    and the series `points`, [(seconds since the start, MiB)]."""
 
     pid: int
     interval: float = 0.2
     peak_bytes: int = 0
+    points: list[tuple[float, float]] = field(default_factory=list)
     _stop: threading.Event = field(default_factory=threading.Event)
     _thread: threading.Thread | None = None
 
     def __enter__(self) -> RssSampler:
-        proc = psutil.Process(self.pid)
+        proc, t0 = psutil.Process(self.pid), time.monotonic()
 
         def loop() -> None:
             while not self._stop.is_set():
                 with contextlib.suppress(psutil.Error):
-                    self.peak_bytes = max(self.peak_bytes, proc.memory_info().rss)
+                    rss = proc.memory_info().rss
+                    self.peak_bytes = max(self.peak_bytes, rss)
+                    self.points.append((round(time.monotonic() - t0, 1), round(rss / 1024**2, 1)))
                 self._stop.wait(self.interval)
 
         self._thread = threading.Thread(target=loop, name="rss", daemon=True)
