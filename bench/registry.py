@@ -16,8 +16,9 @@ real worker (`build_worker`), kubesim with 1,000 nodes whose kubelet pulls from 
 - `pacing`: 1,000 nodes, `rolling` with batchSize 100, behind the 429 fault proxy
   (kubesim/ratelimit_proxy.py) answering 429 to 30 % of the clients (per node, redrawn every
   5 s) for a while, from the moment the preflight and listing are done. Three runs: no 429s;
-  30 % with the AIMD window; 30 % with a fixed window (the gate ignores the window: what the
-  engine did before issue 16). Reported: makespan, failed nodes, the window over time.
+  30 % with the AIMD window; 30 % with a fixed window (the task's `pacing: fixed`: 429s never
+  shrink the Jobs in flight, as the engine did before issue 16). Reported: makespan, failed
+  nodes, the window over time.
   That is the `per-node` case (`--case per-node`, the default): a per-address quota.
 - `pacing --case aggregate`: the same three runs against an aggregate limit: one token bucket
   over all nodes (`per: total`), AGGREGATE_RATE manifest requests per second (a pull makes 3,
@@ -49,12 +50,10 @@ from temporalio.client import Client
 from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.testing import WorkflowEnvironment
 
-from activities import batch as batch_module
 from activities.jobspec import task_selector
-from activities.pacing_gate import PacingGate
 from bench.harness import RESULTS_DIR, write_result
 from common.engine import PrewarmInput
-from common.models import Strategy, TaskSpec, TaskStatus, TaskView
+from common.models import Pacing, Strategy, TaskSpec, TaskStatus, TaskView
 from common.settings import Settings
 from common.starting import start_prewarm_workflow
 from common.temporal import ALL_SEARCH_ATTRIBUTE_KEYS, QUERY_PROGRESS
@@ -103,7 +102,7 @@ def scenario(nodes: int, registry_url: str) -> dict[str, Any]:
 
 
 @asynccontextmanager
-async def engine(sim: SimHandle, *, fixed_window: bool = False) -> AsyncIterator[Client]:
+async def engine(sim: SimHandle) -> AsyncIterator[Client]:
     """A dev server and an in-process worker, its timers and rate limits scaled as kubesim."""
     from worker.main import build_worker
 
@@ -122,16 +121,10 @@ async def engine(sim: SimHandle, *, fixed_window: bool = False) -> AsyncIterator
         metrics_port=0,
         temporal_metrics_port=0,
     )
-    original = batch_module.PacingGate
-    if fixed_window:  # the engine before issue 16: the in-flight limit ignores the window
-        batch_module.PacingGate = lambda in_flight, window, extra=None: PacingGate(  # type: ignore[misc,assignment]
-            in_flight, None, extra
-        )
     try:
         async with await build_worker(env.client, settings, task_queue="bench-registry"):
             yield env.client
     finally:
-        batch_module.PacingGate = original  # type: ignore[misc]
         await env.shutdown()
 
 
@@ -222,8 +215,9 @@ async def pacing_run(
 ) -> dict[str, Any]:
     with registry() as reg, start_proxy(reg.url, seed=7) as proxy:
         with start_sim(scenario=scenario(nodes, proxy.url), time_scale=TIME_SCALE, seed=3) as sim:
-            async with engine(sim, fixed_window=fixed_window) as client:
-                return await _measure(label, sim, proxy, client, nodes, limit, limit_seconds)
+            async with engine(sim) as client:
+                pace = Pacing.FIXED if fixed_window else Pacing.ADAPTIVE
+                return await _measure(label, sim, proxy, client, nodes, limit, limit_seconds, pace)
 
 
 async def _measure(
@@ -234,12 +228,14 @@ async def _measure(
     nodes: int,
     limit: dict[str, Any] | None,
     limit_seconds: float,
+    pacing: Pacing,
 ) -> dict[str, Any]:
     spec = TaskSpec(
         images=[f"{proxy.host}/team/multi:1"],
         batch_size=100,
         strategy=Strategy.ROLLING,
         timeout_seconds=1800,
+        pacing=pacing,
     )
     t0 = time.monotonic()
     handle = await start(client, spec)

@@ -7,7 +7,7 @@ from collections import Counter
 from datetime import UTC, datetime
 
 from ips_client import TaskList, TaskStatus, TaskView
-from ips_client.models import FailedNodeDetail, TaskPhase
+from ips_client.models import FailedNodeDetail, Pacing, TaskPhase
 from rich.console import Console, RenderableType
 from rich.progress_bar import ProgressBar
 from rich.table import Table
@@ -103,9 +103,13 @@ def batch_text(view: TaskView) -> str:
 
 def window_text(view: TaskView) -> str:
     """`window 4/10`: the Jobs kept in flight at most now (halved on a registry's 429s) over
-    the task's limit; empty for tasks from before the registry preflight."""
+    the task's limit, `window 10/10 fixed` with `pacing: fixed` (it never moves); empty for
+    tasks from before the registry preflight."""
     window = view.progress.in_flight_window
-    return "" if window is None else f"window {window}/{view.batch_size}"
+    if window is None:
+        return ""
+    fixed = " fixed" if view.pacing == Pacing.FIXED else ""
+    return f"window {window}/{view.batch_size}{fixed}"
 
 
 def final_text(view: TaskView) -> str:
@@ -174,7 +178,7 @@ def render_task(view: TaskView, console: Console) -> None:
         f"batch size {view.batch_size}, strategy {view.strategy.value}, "
         f"timeout {view.timeout_seconds}s, pull policy {view.image_pull_policy.value}, "
         f"max failure ratio {view.max_failure_ratio:g}, "
-        f"pin digests {'on' if view.pin_digests else 'off'}",
+        f"pin digests {'on' if view.pin_digests else 'off'}, pacing {view.pacing.value}",
     )
     if view.resolved_images:
         info.add_row("Resolved", "\n".join(f"{r.image} {r.digest}" for r in view.resolved_images))

@@ -24,7 +24,7 @@ from ips_client import (
     task_path,
 )
 from ips_client._core import list_params
-from ips_client.models import ImagePullPolicy, Strategy, TaintEffect
+from ips_client.models import ImagePullPolicy, Pacing, Strategy, TaintEffect
 from rich.console import Console
 from rich.markup import escape
 
@@ -244,6 +244,14 @@ def create(
             help="Pull name@sha256:... as the registry resolved it (default), or the tags.",
         ),
     ] = True,
+    pacing: Annotated[
+        Pacing,
+        typer.Option(
+            "--pacing",
+            help="adaptive: a registry's 429 halves the Jobs in flight (default); "
+            "fixed: always --batch-size in flight (429'd pods just retry).",
+        ),
+    ] = Pacing.ADAPTIVE,
     follow_for: Annotated[
         str | None,
         typer.Option(
@@ -275,6 +283,8 @@ def create(
         fields["node_names"] = node
     if not pin_digests:  # sent only when off: an API from before it rejects unknown fields
         fields["pin_digests"] = False
+    if pacing != Pacing.ADAPTIVE:  # likewise sent only when not the default
+        fields["pacing"] = pacing
     if follow_for is not None:
         fields["follow"] = follow_option(follow_for)
     with api_client(url, token) as client:

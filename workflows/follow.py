@@ -43,6 +43,7 @@ with workflow.unsafe.imports_passed_through():
     )
     from common.models import FailureReason, Progress
     from workflows.failurelog import NO_OUTCOME, failed
+    from workflows.preflight import adaptive, unit_window
     from workflows.timeouts import batch_budget
     from workflows.visibility import Visibility
 
@@ -142,7 +143,7 @@ async def _run_unit(host: FollowHost, until: datetime) -> FollowNodesResult | No
             in_flight=spec.batch_size,
             max_nodes=UNIT_NODES,
             until=until,
-            pacing=state.pacing if state.registry_aware else None,
+            pacing=unit_window(spec, state),
             resolved=list(state.resolved_images) if state.registry_aware else [],
             pin_digests=state.registry_aware and spec.pin_digests,
         ),
@@ -203,7 +204,7 @@ def record_unit(host: FollowHost, result: FollowNodesResult) -> None:
     for node in result.joined:
         if node not in host._seen:  # defensive: the activity reports every node it took
             host._record(failed(node, FailureReason.CONTAINER_FAILED, NO_OUTCOME, now))
-    if result.pacing is not None and state.registry_aware:
+    if result.pacing is not None and adaptive(host._input.spec, state):
         state.pacing = result.pacing
     if result.joined:
         state.units_done = result.unit

@@ -4,7 +4,8 @@
 `verdict` reads its answer: a `NotFound` or `Unauthorized` image stops the task before any Job,
 with the registry's own message; an `Unreachable` one (or a preflight that failed outright) is a
 warning, and the task pulls without preflight for it. `pinned_images` gives the references the
-pull pods use when `pinDigests` is on.
+pull pods use when `pinDigests` is on. `adaptive` says whether the task paces its pulls with
+the AIMD window (not `pacing: fixed`), `unit_window` is the window a unit starts from.
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ from temporalio import workflow
 from temporalio.exceptions import ActivityError, is_cancelled_exception
 
 with workflow.unsafe.imports_passed_through():
-    from common.engine import trim
+    from common.engine import EngineState, trim
+    from common.models import Pacing, TaskSpec
+    from common.pacing import AimdWindow
     from common.preflight import (
         ACTIVITY_RESOLVE_IMAGES,
         PreflightError,
@@ -75,3 +78,20 @@ def pinned_images(images: list[str], resolved: list[ResolvedImage]) -> list[str]
     unreachable registry: the kubelet resolves the tag itself)."""
     by_image = {r.image: r.pinned for r in resolved if r.error is None and r.pinned}
     return [by_image.get(image) or image for image in images]
+
+
+def adaptive(spec: TaskSpec, state: EngineState) -> bool:
+    """The task paces its pulls with the AIMD window: registry-aware (it ran the preflight)
+    and not `pacing: fixed`."""
+    return state.registry_aware and spec.pacing != Pacing.FIXED
+
+
+def unit_window(spec: TaskSpec, state: EngineState) -> AimdWindow | None:
+    """The AIMD window a unit's activity starts from, or None: a fixed `in_flight` whatever
+    the registry answers. None for a task from before the preflight, and for `pacing: fixed`:
+    the activity then never shrinks its gate and reports no window back (the workflow would
+    ignore one: `adaptive`), so the progress keeps the preflight's window, batchSize.
+
+    Only the activity's input differs, never a command, so no patch is needed: histories
+    from before `pacing` carry the default, adaptive, and replay as they ran."""
+    return state.pacing if adaptive(spec, state) else None

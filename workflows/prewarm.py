@@ -135,7 +135,7 @@ class PrewarmWorkflow:
             add_joined(self, batch.unit, batch.joined)  # follow mode: workflows/follow.py
         for outcome in batch.outcomes:
             self._record(outcome)
-        if batch.pacing is not None and self._state.registry_aware:
+        if batch.pacing is not None and preflight.adaptive(self._input.spec, self._state):
             self._state.pacing = batch.pacing
         self._check_failure_ratio()
         self._upsert_counters(force=False)
@@ -280,7 +280,7 @@ class PrewarmWorkflow:
                 nodes=nodes,
                 spec=self._pull_spec(),
                 in_flight=in_flight,
-                pacing=state.pacing if state.registry_aware else None,
+                pacing=preflight.unit_window(spec, state),
             ),
             result_type=PrewarmNodesResult,
             cancellation_type=workflow.ActivityCancellationType.WAIT_CANCELLATION_COMPLETED,
@@ -297,7 +297,7 @@ class PrewarmWorkflow:
             self._handle = None
         for outcome in result.outcomes:
             self._record(outcome)
-        if result.pacing is not None and state.registry_aware:
+        if result.pacing is not None and preflight.adaptive(spec, state):
             state.pacing = result.pacing
         now = workflow.now()
         for node in nodes:

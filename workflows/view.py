@@ -33,6 +33,7 @@ def task_view(task_input: PrewarmInput, state: EngineState) -> TaskView:
         timeout_seconds=spec.timeout_seconds,
         max_failure_ratio=spec.max_failure_ratio,
         pin_digests=spec.pin_digests,
+        pacing=spec.pacing,
         progress=state.progress.model_copy(
             update={"in_flight_window": state.pacing.window if state.pacing else None}
         ),

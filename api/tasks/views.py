@@ -176,6 +176,7 @@ async def recorded_view(
         view.timeout_seconds = spec.timeout_seconds
         view.max_failure_ratio = spec.max_failure_ratio
         view.pin_digests = spec.pin_digests
+        view.pacing = spec.pacing
     if state is not None:
         view.failed_node_details = state.failed_node_details
         view.skipped_node_details = state.skipped_node_details

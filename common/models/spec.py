@@ -30,6 +30,13 @@ class Strategy(StrEnum):
     ROLLING = "rolling"
 
 
+class Pacing(StrEnum):
+    """How many Jobs a task keeps in flight (issue 16; docs/engine.md, "When AIMD helps")."""
+
+    ADAPTIVE = "adaptive"  # an AIMD window: a registry's 429 halves it, successes grow it back
+    FIXED = "fixed"  # always batchSize: a 429 makes that pod retry, never shrinks the window
+
+
 class ImagePullPolicy(StrEnum):
     IF_NOT_PRESENT = "IfNotPresent"
     ALWAYS = "Always"
@@ -122,6 +129,12 @@ class TaskSpec(WireModel):
         default=True,
         description="Pull `name@sha256:...`, the digest the registry resolved before any Job, "
         "so every node gets the same bits; false pulls the references as given.",
+    )
+    pacing: Pacing = Field(
+        default=Pacing.ADAPTIVE,
+        description="`adaptive`: a registry's 429 halves the Jobs in flight and successes grow "
+        "them back to batchSize; `fixed`: always batchSize in flight (the 429'd pods retry as "
+        "the kubelet does), for registries that throttle by rate rather than punish 429s.",
     )
     follow: FollowSpec | None = Field(
         default=None,

@@ -118,3 +118,47 @@ async def test_a_429_halves_the_jobs_in_flight_and_the_window_reaches_the_workfl
     assert any(len(b) == 2 and b[1]["window"] == 4 for b in beats)  # heartbeat carries it
     outcomes = [o for s in signals for o in s.outcomes] + result.outcomes
     assert len(outcomes) == 12 and all(o.ok for o in outcomes)
+
+
+async def test_without_a_window_a_429_keeps_the_batch_size_in_flight() -> None:
+    """`pacing: fixed` (the workflow passes no window): the 429'd pod retries as the kubelet
+    does, the Jobs in flight stay at `in_flight`, and no window travels to the workflow."""
+    nodes = [f"node-{i:02d}" for i in range(10)]
+    kube = FakeKube(nodes)
+    spec = PullSpec.of(TaskSpec(images=[IMAGE], batch_size=8, timeout_seconds=600))
+    inp = PrewarmNodesInput(task_id=TASK, unit=1, total_units=1, nodes=nodes, spec=spec,
+                            in_flight=8, pacing=None)  # fmt: skip
+    signals: list[NodeOutcomes] = []
+
+    async def signal(batch: NodeOutcomes) -> None:
+        signals.append(batch)
+
+    async def succeed(node: str) -> None:
+        await kube.emit("pods", "MODIFIED", kube.pod(node, {"phase": "Succeeded"}))
+        await kube.until(lambda: node in run.outcomes.done)
+
+    watch = NodeWatch(kube)  # type: ignore[arg-type]
+    run = BatchRun(kube, Settings(metrics_port=0), inp, watch, signal=signal)  # type: ignore[arg-type]
+    task = asyncio.create_task(ActivityEnvironment().run(run.run))
+    try:
+        await kube.until(lambda: len(kube.jobs) == 8)
+        for n in nodes[:3]:  # three pods throttled at once, still retrying
+            rate = kube.pod(n, kube.waiting("ErrImagePull", RATE_MESSAGE))
+            await kube.emit("pods", "MODIFIED", rate)
+        await asyncio.sleep(0.3)
+        assert run.gate.limit == 8 and run.gate.window is None and run.gate.history == []
+        await succeed(nodes[3])  # one slot frees: the next Job at once, 429s or not
+        await kube.until(lambda: len(kube.jobs) == 9)
+        await succeed(nodes[4])
+        await kube.until(lambda: len(kube.jobs) == 10)
+        for n in [*nodes[:3], *nodes[5:]]:
+            await succeed(n)
+        result = await asyncio.wait_for(task, 20)
+    finally:
+        if not task.done():
+            task.cancel()
+        await asyncio.gather(task, return_exceptions=True)
+        watch.close()
+    assert result.pacing is None and all(s.pacing is None for s in signals)
+    outcomes = [o for s in signals for o in s.outcomes] + result.outcomes
+    assert len(outcomes) == 10 and all(o.ok for o in outcomes)

@@ -32,6 +32,9 @@ BAD_BODIES: list[tuple[str, Any, str]] = [
     ("unknown field", {**GOOD, "batchsize": 3}, "batchsize: unknown field"),
     ("timeout out of range", {**GOOD, "timeoutSeconds": 5}, "timeoutSeconds:"),
     ("bad strategy", {**GOOD, "strategy": "yolo"}, "strategy: Input should be 'batch'"),
+    ("bad pacing", {**GOOD, "pacing": "slow"}, "pacing: Input should be 'adaptive' or 'fixed'"),
+    ("pacing not a string", {**GOOD, "pacing": 1}, "pacing: Input should be 'adaptive'"),
+    ("pacing upper case", {**GOOD, "pacing": "Fixed"}, "pacing: Input should be 'adaptive'"),
     ("bad ratio", {**GOOD, "maxFailureRatio": 2}, "maxFailureRatio:"),
     ("bad node name", {**GOOD, "nodeNames": ["Node_1"]}, "nodeNames[0]:"),
     (

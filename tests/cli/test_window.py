@@ -95,3 +95,36 @@ def test_create_no_pin_digests_sends_false_and_the_default_sends_nothing(
     off, default = (json.loads(r.content) for r in fake[0].requests)
     assert off["pinDigests"] is False
     assert "pinDigests" not in default  # an API from before it would reject the field
+
+
+def test_create_pacing_fixed_sends_it_and_the_default_sends_nothing(fake: list[FakeAPI]) -> None:
+    created = {k: task("pending")[k] for k in ("taskId", "status", "images", "batchSize")}
+    fake.append(FakeAPI(httpx.Response(201, json={**created, "createdAt": "2026-01-16T15:12:34Z"})))
+    base = ("create", "--image", "nginx:1", "--batch-size", "2")
+    assert run(*base, "--pacing", "fixed").exit_code == 0
+    assert run(*base, "--pacing", "adaptive").exit_code == 0
+    assert run(*base).exit_code == 0
+    fixed, adaptive, default = (json.loads(r.content) for r in fake[0].requests)
+    assert fixed["pacing"] == "fixed"
+    assert "pacing" not in adaptive and "pacing" not in default  # an older API rejects it
+
+
+def test_create_rejects_an_unknown_pacing_before_any_request(fake: list[FakeAPI]) -> None:
+    fake.append(FakeAPI())
+    out = run("create", "--image", "nginx:1", "--batch-size", "2", "--pacing", "slow")
+    assert out.exit_code == 2
+    assert "--pacing" in out.output and "'slow' is not one of" in out.output
+    assert fake[0].requests == []
+
+
+def test_get_and_watch_show_a_fixed_pacing(fake: list[FakeAPI]) -> None:
+    fixed = registry_task(completed=1, window=2)
+    fixed["pacing"] = "fixed"
+    fake.append(FakeAPI(fixed))
+    out = run("get", "task-20260116-151234-a1b2c3d4")
+    assert out.exit_code == 0, out.output
+    assert "pacing fixed" in out.stdout and "window 2/2 fixed" in out.stdout
+    adaptive = registry_task(completed=1, window=2)
+    fake[0] = FakeAPI(adaptive)
+    out = run("get", "task-20260116-151234-a1b2c3d4")
+    assert "pacing adaptive" in out.stdout and "window 2/2 fixed" not in out.stdout

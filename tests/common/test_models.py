@@ -9,6 +9,7 @@ from pydantic import ValidationError
 
 from common.models import (
     FailedNodeDetail,
+    Pacing,
     Progress,
     TaskSpec,
     TaskStatus,
@@ -100,6 +101,7 @@ def test_spec_dedupes_images_keeping_order_and_defaults() -> None:
     assert spec.strategy == "batch"
     assert spec.image_pull_policy == "IfNotPresent"
     assert spec.node_selector == {}
+    assert spec.pacing == Pacing.ADAPTIVE  # today's behaviour unless asked
     dumped = spec.model_dump(mode="json")
     assert dumped["batchSize"] == 10 and "batch_size" not in dumped
 
@@ -116,6 +118,8 @@ def test_spec_dedupes_images_keeping_order_and_defaults() -> None:
         ({"images": ["nginx"], "batchSize": 1, "timeoutSeconds": 7201}, "timeoutSeconds"),
         ({"images": ["nginx"], "batchSize": 1, "maxFailureRatio": 1.5}, "maxFailureRatio"),
         ({"images": ["nginx"], "batchSize": 1, "strategy": "fast"}, "strategy"),
+        ({"images": ["nginx"], "batchSize": 1, "pacing": "aimd"}, "pacing"),
+        ({"images": ["nginx"], "batchSize": 1, "pacing": None}, "pacing"),
         ({"images": ["nginx"], "batchSize": 1, "nodeSelector": {"bad key!": "x"}}, "nodeSelector"),
         ({"images": ["Bad:Ref"], "batchSize": 1}, "images"),
         ({"images": ["nginx"], "batchSize": 1, "batchsize": 3}, "batchsize"),
@@ -198,3 +202,11 @@ def test_field_path_is_the_api_notation(
     loc: tuple[int | str, ...], camel: bool, expected: str
 ) -> None:
     assert field_path(loc, camel=camel) == expected
+
+
+@pytest.mark.parametrize("value", ["adaptive", "fixed"])
+def test_spec_takes_either_pacing_and_keeps_it_on_the_wire(value: str) -> None:
+    spec = TaskSpec.model_validate({"images": ["nginx"], "batchSize": 4, "pacing": value})
+    assert spec.pacing == Pacing(value)
+    assert spec.model_dump(mode="json")["pacing"] == value
+    assert TaskSpec.model_validate(spec.model_dump(mode="json")) == spec  # the workflow's input

@@ -34,7 +34,7 @@ from common.engine import (
     NodeSelection,
     PrewarmInput,
 )
-from common.models import FollowSpec, TaskPhase, TaskSpec, TaskStatus, TaskView
+from common.models import FollowSpec, Pacing, TaskPhase, TaskSpec, TaskStatus, TaskView
 from common.settings import Settings
 from tests.waiting import async_wait_until
 from tests.workflows.conftest import MockEngine, node_names, selection, start
@@ -189,6 +189,28 @@ async def test_joined_nodes_are_prewarmed_by_follow_units_and_the_task_completes
     assert final.finished_at is not None
     assert (final.finished_at - final.following.since).total_seconds() >= 10
     assert mock.cleanups == []
+
+
+@pytest.mark.parametrize("pacing", list(Pacing))
+async def test_follow_units_get_the_window_only_with_adaptive_pacing(
+    env: WorkflowEnvironment, pacing: Pacing
+) -> None:
+    mock = MockEngine(selection=listed(2))
+    rounds = Rounds(script=[Take(nodes=["join-a"], resource_version="12")])
+
+    async def body(queue: str) -> TaskView:
+        task = spec(FollowSpec(duration_seconds=10), pacing=pacing)
+        handle = await start(env.client, queue, task)
+        return await handle.result()
+
+    final = await with_worker(env, mock, rounds, body)
+    assert final.status == TaskStatus.COMPLETED and final.pacing == pacing
+    assert final.progress.in_flight_window == 2  # batchSize: no 429 in either case
+    windows = [i.pacing for i in [*mock.calls, *rounds.inputs]]
+    if pacing == Pacing.FIXED:
+        assert windows and all(w is None for w in windows)
+    else:
+        assert windows and all(w is not None and w.ceiling == 2 for w in windows)
 
 
 async def test_the_phase_is_sweeping_then_following_and_percentage_counts_known_nodes(

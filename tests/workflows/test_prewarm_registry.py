@@ -11,17 +11,20 @@ from typing import Any
 import pytest
 from temporalio.api.enums.v1 import EventType
 from temporalio.client import WorkflowHandle
+from temporalio.contrib.pydantic import pydantic_data_converter
 from temporalio.exceptions import ApplicationError
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Replayer
 
 from common.engine import EngineState
-from common.models import TaskSpec, TaskStatus, TaskView
+from common.models import Pacing, TaskSpec, TaskStatus, TaskView
 from common.pacing import AimdWindow
 from common.preflight import ACTIVITY_RESOLVE_IMAGES, PreflightError, ResolvedImage
 from common.settings import Settings
 from tests.waiting import async_wait_until
 from tests.workflows.conftest import MockEngine, digest_of, resolved_image, selection, start
 from worker.main import build_worker
+from workflows.prewarm import PrewarmWorkflow
 
 pytestmark = pytest.mark.integration  # the time-skipping server
 
@@ -150,6 +153,44 @@ async def test_the_window_from_the_batch_reaches_the_view_and_the_next_unit(
     assert second.pacing is not None and second.pacing.window == 5  # where unit 1 left it
     assert second.pacing.decreases == 1
     assert view.progress.in_flight_window == 5
+
+
+async def test_fixed_pacing_passes_no_window_and_keeps_batch_size_in_flight(
+    env: WorkflowEnvironment,
+) -> None:
+    """`pacing: fixed`: no unit gets a window (the activity keeps batchSize in flight whatever
+    the registry answers), a window reported anyway moves nothing, and the run replays."""
+    halved = AimdWindow(ceiling=10, window=5, cooldown=10, decreases=1)
+    mock = MockEngine(selection=selection(20), hold_unit=1, signal_first=2, unit_pacing={1: halved})
+
+    async def during(handle: WorkflowHandle[Any, TaskView]) -> None:
+        async def signalled() -> bool:
+            view = await handle.query("progress", result_type=TaskView)
+            return view.progress.completed_nodes == 2
+
+        await async_wait_until(signalled, 10, message="the first outcomes never arrived")
+        view = await handle.query("progress", result_type=TaskView)
+        assert view.progress.in_flight_window == 10 and view.pacing == Pacing.FIXED
+        mock.release.set()
+
+    spec = TaskSpec(images=[GOOD], batch_size=10, pacing=Pacing.FIXED)
+    handles: list[WorkflowHandle[Any, TaskView]] = []
+
+    async def keep(handle: WorkflowHandle[Any, TaskView]) -> None:
+        handles.append(handle)
+        await during(handle)
+
+    view, scheduled = await run(env, mock, spec, keep)
+    assert view.status == TaskStatus.COMPLETED, view.message
+    assert len(mock.calls) == 2 and all(c.pacing is None for c in mock.calls)
+    assert all(c.in_flight == 10 for c in mock.calls)
+    assert view.progress.in_flight_window == 10 and view.pacing == Pacing.FIXED
+    # The same commands as an adaptive task (only the batch input differs): no patch needed.
+    assert scheduled == [ACTIVITY_RESOLVE_IMAGES, "list_nodes", "prewarm_nodes", "prewarm_nodes"]
+    history = await handles[0].fetch_history()
+    replayer = Replayer(workflows=[PrewarmWorkflow], data_converter=pydantic_data_converter)
+    replayed = await replayer.replay_workflow(history, raise_on_replay_failure=False)
+    assert replayed.replay_failure is None, replayed.replay_failure
 
 
 async def test_the_preflight_runs_once_and_its_answer_and_window_cross_continue_as_new(

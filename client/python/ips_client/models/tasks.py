@@ -8,7 +8,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from .failures import FailedNodeDetail, SkippedNodeDetail
 from .follow import Following, FollowSpec, TaskPhase
-from .spec import ImagePullPolicy, Strategy
+from .spec import ImagePullPolicy, Pacing, Strategy
 from .wire import UtcDatetime, WireModel
 
 
@@ -106,6 +106,7 @@ class TaskView(WireModel):
     timeout_seconds: int = 600
     max_failure_ratio: float = 1.0
     pin_digests: bool = True
+    pacing: Pacing = Pacing.ADAPTIVE
     progress: Progress = Field(default_factory=Progress)
     failed_node_details: list[FailedNodeDetail] = Field(default_factory=list)
     skipped_node_details: list[SkippedNodeDetail] = Field(default_factory=list)
