@@ -281,11 +281,16 @@ async def _measure(
     }
 
 
-async def pacing(nodes: int, limit_seconds: float, rounds: int, case: str) -> dict[str, Any]:
+async def pacing(
+    nodes: int, limit_seconds: float, rounds: int, case: str, rate: float | None = None
+) -> dict[str, Any]:
     """Each configuration `rounds` times, the order reversed every other round: the machine's
-    load drifts (2 shared cores), so one run of each compares little."""
+    load drifts (2 shared cores), so one run of each compares little. `rate` replaces the
+    aggregate case's AGGREGATE_RATE (and its burst)."""
     runs = []
-    limit = CASES[case]["limit"]
+    limit = dict(CASES[case]["limit"])
+    if rate is not None and limit["per"] == "total":
+        limit.update(rate=rate, burst=max(1, int(rate)))
     for r in range(rounds):
         for label, limited, fixed in configs(case) if r % 2 == 0 else configs(case)[::-1]:
             run = await pacing_run(
@@ -304,7 +309,7 @@ async def pacing(nodes: int, limit_seconds: float, rounds: int, case: str) -> di
     return {
         "case": case,
         "limit": limit,
-        "title": CASES[case]["title"],
+        "title": CASES[case]["title"].replace(f"{AGGREGATE_RATE:g} ", f"{limit.get('rate', 0):g} "),
         "nodes": nodes,
         "batchSize": 100,
         "strategy": "rolling",
@@ -367,6 +372,9 @@ def main() -> int:
     parser.add_argument("--limit-seconds", type=float, default=20.0)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--case", choices=sorted(CASES), default="per-node")
+    parser.add_argument(
+        "--rate", type=float, help=f"the aggregate case's requests/s (default {AGGREGATE_RATE:g})"
+    )
     parser.add_argument("--results-dir", type=Path, default=RESULTS_DIR)
     args = parser.parse_args()
     missing = missing_tools()
@@ -379,7 +387,7 @@ def main() -> int:
         result = asyncio.run(typo(nodes, runs=5))
         name = f"registry-typo{suffix}"
     else:
-        result = asyncio.run(pacing(nodes, args.limit_seconds, args.rounds, args.case))
+        result = asyncio.run(pacing(nodes, args.limit_seconds, args.rounds, args.case, args.rate))
         case = "" if args.case == "per-node" else f"-{args.case}"
         name = f"registry-pacing{case}{suffix}"
         png = plot_pacing(result, args.results_dir / f"{name}.png")

@@ -27,7 +27,9 @@ def test_registry_bench_small_run_writes_wellformed_results(what: str, tmp_path:
     if command == "pacing":
         args += ["--rounds", "1", "--limit-seconds", "5"]
     if what == "pacing-aggregate":
-        args += ["--case", "aggregate"]
+        # 5 requests/s (burst 5): under any load the fixed window asks for more within 5 s
+        # than the bucket holds (at the bench's 30/s, a slow machine may never overshoot it).
+        args += ["--case", "aggregate", "--rate", "5"]
     proc = subprocess.run(args, cwd=ROOT, capture_output=True, text=True, timeout=300)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
     result = json.loads((tmp_path / f"registry-{what}-small.json").read_text())
@@ -41,7 +43,8 @@ def test_registry_bench_small_run_writes_wellformed_results(what: str, tmp_path:
         assert result["limit"]["per"] == "total"
         assert result["runs"][2]["proxy"]["limit"]["rate"] == result["limit"]["rate"]
         assert result["failedNodesTotal"] == {r["label"]: 0 for r in result["runs"]}
-        # 100 pulls at once ask more than the bucket's 30 tokens: the fixed window overshoots
+        assert result["limit"]["rate"] == 5
+        # 100 pulls at once ask more than the bucket's 5 tokens: the fixed window overshoots
         assert result["runs"][2]["proxy"]["limited"] > 0
         if importlib.util.find_spec("matplotlib"):  # the bench extra
             assert (tmp_path / "registry-pacing-aggregate-small.png").exists()
