@@ -16,7 +16,7 @@ from temporalio.service import RetryConfig, RPCError
 from api.auth import Principal, Role
 from api.errors import Forbidden, TemporalUnavailable, Unauthorized
 from api.search_attributes import SearchAttributeRegistration
-from api.store import TaskStore
+from api.store import TaskReads, TaskStore
 from common.settings import Settings
 from common.temporal import connect
 
@@ -95,9 +95,18 @@ SettingsDep = Annotated[Settings, Depends(get_settings)]
 TemporalClient = Annotated[Client, Depends(get_client)]
 
 
-def get_store(request: Request, settings: SettingsDep) -> TaskStore:
+def get_task_reads(request: Request) -> TaskReads:
+    """The process's shared reads (single-flight and the short cache), made with the app."""
+    reads: TaskReads = request.app.state.task_reads
+    return reads
+
+
+TaskReadsDep = Annotated[TaskReads, Depends(get_task_reads)]
+
+
+def get_store(request: Request, settings: SettingsDep, reads: TaskReadsDep) -> TaskStore:
     connector: TemporalConnector = request.app.state.temporal
-    return TaskStore(connector.get, settings)
+    return TaskStore(connector.get, settings, reads)
 
 
 Store = Annotated[TaskStore, Depends(get_store)]
