@@ -37,7 +37,7 @@ router = APIRouter(
 )
 
 
-def get_schedule_store(
+async def get_schedule_store(
     request: Request, settings: SettingsDep, reads: TaskReadsDep
 ) -> ScheduleStore:
     return ScheduleStore(request.app.state.temporal.get, settings, reads)
