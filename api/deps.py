@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Annotated
 
 from fastapi import Depends, Request
@@ -16,7 +16,7 @@ from temporalio.service import RetryConfig, RPCError
 from api.auth import Principal, Role
 from api.errors import Forbidden, TemporalUnavailable, Unauthorized
 from api.search_attributes import SearchAttributeRegistration
-from api.store import TaskStore
+from api.store import TaskReads, TaskStore
 from common.settings import Settings
 from common.temporal import connect
 
@@ -81,7 +81,7 @@ class TemporalConnector:
             log.warning("could not check the search attributes yet: %s", err or "timed out")
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     settings: Settings = request.app.state.settings
     return settings
 
@@ -91,13 +91,24 @@ async def get_client(request: Request) -> Client:
     return await connector.get()
 
 
+# The dependencies are `async def` though none awaits: FastAPI runs a plain `def` dependency
+# in its thread pool, a thread hop per dependency per request (most of a cached GET's cost).
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 TemporalClient = Annotated[Client, Depends(get_client)]
 
 
-def get_store(request: Request, settings: SettingsDep) -> TaskStore:
+async def get_task_reads(request: Request) -> TaskReads:
+    """The process's shared reads (single-flight and the short cache), made with the app."""
+    reads: TaskReads = request.app.state.task_reads
+    return reads
+
+
+TaskReadsDep = Annotated[TaskReads, Depends(get_task_reads)]
+
+
+async def get_store(request: Request, settings: SettingsDep, reads: TaskReadsDep) -> TaskStore:
     connector: TemporalConnector = request.app.state.temporal
-    return TaskStore(connector.get, settings)
+    return TaskStore(connector.get, settings, reads)
 
 
 Store = Annotated[TaskStore, Depends(get_store)]
@@ -108,7 +119,7 @@ _bearer = HTTPBearer(
 )
 
 
-def get_principal(
+async def get_principal(
     request: Request,
     _credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
 ) -> Principal:
@@ -125,8 +136,8 @@ def get_principal(
 CallerDep = Annotated[Principal, Depends(get_principal)]
 
 
-def require_role(needed: Role) -> Callable[[Principal], Principal]:
-    def check(principal: CallerDep) -> Principal:
+def require_role(needed: Role) -> Callable[[Principal], Awaitable[Principal]]:
+    async def check(principal: CallerDep) -> Principal:
         if not principal.may(needed):
             raise Forbidden(
                 f"this token has role {principal.role.label}; this call needs {needed.label}"

@@ -1,7 +1,8 @@
 """The FastAPI application: `create_app` for tests, `serve` for `ips api`.
 
 The API holds no task state: every answer comes from Temporal, so restarts and replicas
-behind a load balancer change nothing a client sees.
+behind a load balancer change nothing a client sees (but for a running task's view or a list
+page reused for TASK_VIEW_CACHE_SECONDS, half a second by default: api/shared_reads.py).
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from api.deps import TemporalConnector
 from api.errors import TemporalUnavailable, install_error_handlers
 from api.middleware import BodyLimitMiddleware, MetricsMiddleware
 from api.routers import health, metrics, schedules, tasks
+from api.store import TaskReads
 from common.observability import setup_logging
 from common.settings import Settings, load_settings
 
@@ -104,6 +106,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     )
     app.state.settings = settings
     app.state.temporal = TemporalConnector(settings)
+    app.state.task_reads = TaskReads(settings)
     app.state.auth = auth
     install_error_handlers(app)
     app.include_router(health.router)
@@ -122,7 +125,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
             allow_origins=settings.cors_origins,
             allow_methods=["GET", "POST", "PATCH", "DELETE"],
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key"],
-            expose_headers=["Location"],
+            expose_headers=["Location", "Age", "Cache-Status"],
         )
     app.add_middleware(MetricsMiddleware)
     if auth.enabled:

@@ -34,7 +34,7 @@ from temporalio.service import RPCError, RPCStatusCode
 from api.auth import ANONYMOUS, Principal, Role
 from api.errors import ApiError, BadRequest, Forbidden, describe_validation_errors
 from api.schedule_rules import check_interval
-from api.store import TaskStore
+from api.store import TaskReads, TaskStore
 from api.tasks.rpc import temporal_errors
 from common import temporal as t
 from common.engine import LauncherInput
@@ -127,11 +127,16 @@ class ScheduleStore:
 
     client: Client
 
-    def __init__(self, get_client: Callable[[], Awaitable[Client]], settings: Settings) -> None:
+    def __init__(
+        self,
+        get_client: Callable[[], Awaitable[Client]],
+        settings: Settings,
+        reads: TaskReads | None = None,
+    ) -> None:
         self._get_client = get_client
         self.settings = settings
         self.queue = settings.temporal_task_queue
-        self.tasks = TaskStore(get_client, settings)
+        self.tasks = TaskStore(get_client, settings, reads)
 
     async def _connect(self) -> None:
         if not hasattr(self, "client"):
@@ -321,8 +326,11 @@ class ScheduleStore:
         just ended (the launcher closes a moment after its child; issue 15)."""
         handle, desc = await self._owned(schedule_id, caller)
         overlap = trigger_overlap(desc.schedule.policy.overlap)
-        async with temporal_errors("triggering the schedule"):
-            await handle.trigger(overlap=overlap, rpc_timeout=RPC_TIMEOUT)
+        try:
+            async with temporal_errors("triggering the schedule"):
+                await handle.trigger(overlap=overlap, rpc_timeout=RPC_TIMEOUT)
+        finally:  # a run starts (and under cancel_older, one is cancelled): reread the tasks
+            self.tasks.reads.tasks_written()
         log.info("schedule %s triggered", schedule_id)
 
     async def delete(self, schedule_id: str, caller: Principal = ANONYMOUS) -> int:
@@ -332,7 +340,10 @@ class ScheduleStore:
         async with temporal_errors("deleting the schedule"):
             await handle.delete(rpc_timeout=RPC_TIMEOUT)
         log.info("schedule %s deleted", schedule_id)
-        return await self._cancel_runs(schedule_id)
+        try:
+            return await self._cancel_runs(schedule_id)
+        finally:  # its runs were cancelled: reread the tasks
+            self.tasks.reads.tasks_written()
 
     async def _cancel_runs(self, schedule_id: str) -> int:
         """Ask every running launcher and task of the schedule to cancel. Visibility lags a

@@ -85,6 +85,15 @@ def _stats(latencies: list[float], seconds: float) -> dict[str, Any]:
     }
 
 
+def _cache_status(header: str | None) -> str:
+    """`hit`, `collapsed` (joined a lookup in flight) or `miss`, from the API's Cache-Status
+    (RFC 9211, docs/api.md "Shared reads"); `none` from an API that does not send it."""
+    if header is None:
+        return "none"
+    params = {p.strip().split("=")[0] for p in header.split(";")[1:]}
+    return "hit" if "hit" in params else "collapsed" if "collapsed" in params else "miss"
+
+
 async def read_load(
     http: httpx.AsyncClient, task_ids: list[str], seconds: float, pace: float = 0.0
 ) -> dict[str, Any]:
@@ -93,6 +102,8 @@ async def read_load(
     gets: list[float] = []
     lists: list[float] = []
     errors: dict[str, int] = {}
+    # How the API answered (its Cache-Status header: hit, fwd=miss; collapsed, fwd=miss).
+    cache: dict[str, dict[str, int]] = {"get": {}, "list": {}}
     running_seen = 0
     rng = random.Random(8)
     stop_at = time.monotonic() + seconds
@@ -114,6 +125,9 @@ async def read_load(
                 errors[str(response.status_code)] = errors.get(str(response.status_code), 0) + 1
             else:
                 (lists if is_list else gets).append(took)
+                how = _cache_status(response.headers.get("cache-status"))
+                counts = cache["list" if is_list else "get"]
+                counts[how] = counts.get(how, 0) + 1
                 if not is_list and response.json()["status"] == "running":
                     running_seen += 1
             if pace:
@@ -127,8 +141,8 @@ async def read_load(
         "paceSeconds": pace,
         "perSecond": round((len(gets) + len(lists)) / took, 1) if took else 0.0,
         "seconds": round(took, 2),
-        "get": {**_stats(gets, took), "answeredRunning": running_seen},
-        "list": _stats(lists, took),
+        "get": {**_stats(gets, took), "answeredRunning": running_seen, "cache": cache["get"]},
+        "list": {**_stats(lists, took), "cache": cache["list"]},
         "errors": errors,
         "getLatenciesMs": [round(1000 * x, 2) for x in gets[:: max(1, len(gets) // 400)]],
     }

@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     ips_auth: AuthMode | None = None
     cors_origins: list[str] = Field(default_factory=list)
     max_body_bytes: int = Field(default=1024 * 1024, ge=1024)
+    # How long the API reuses a running task's view (GET /api/v1/tasks/{id}) and a list page
+    # (GET /api/v1/tasks) it read from Temporal, in seconds. 0 keeps nothing; concurrent
+    # identical GETs share one Temporal round trip either way (api/shared_reads.py).
+    task_view_cache_seconds: float = Field(default=0.5, ge=0, le=60)
 
     # Policy: what a caller may ask for (docs/security.md). Enforced by the API (400/403/429).
     # Registry prefixes an image must start with (`docker.io/library`, `registry.example.com/`);

@@ -10,7 +10,7 @@ from typing import Annotated
 
 from fastapi import APIRouter, Depends, Path, Query, Request, Response
 
-from api.deps import Reader, SettingsDep, Writer
+from api.deps import Reader, SettingsDep, TaskReadsDep, Writer
 from api.openapi_errors import error_responses
 from api.policy import check_policy
 from api.schedules import ScheduleStore
@@ -37,8 +37,10 @@ router = APIRouter(
 )
 
 
-def get_schedule_store(request: Request, settings: SettingsDep) -> ScheduleStore:
-    return ScheduleStore(request.app.state.temporal.get, settings)
+async def get_schedule_store(
+    request: Request, settings: SettingsDep, reads: TaskReadsDep
+) -> ScheduleStore:
+    return ScheduleStore(request.app.state.temporal.get, settings, reads)
 
 
 Schedules = Annotated[ScheduleStore, Depends(get_schedule_store)]

@@ -102,6 +102,7 @@ async def create_task(
 async def list_tasks(
     _caller: Reader,
     store: Store,
+    response: Response,
     status: Annotated[TaskStatus | None, Query(description="Only tasks in this status.")] = None,
     limit: Annotated[int, Query(ge=1, le=100, description="Page size (1-100).")] = 10,
     offset: Annotated[int, Query(ge=0, le=10_000, description="Tasks to skip (0-10000).")] = 0,
@@ -114,8 +115,13 @@ async def list_tasks(
         ),
     ] = None,
 ) -> TaskList:
-    """From Temporal visibility alone (search attributes and memo): no worker is asked."""
-    return await store.list_tasks(status, limit, offset, schedule_id=schedule_id)
+    """From Temporal visibility alone (search attributes and memo): no worker is asked.
+
+    Identical concurrent lists share one lookup, and a page is reused for
+    TASK_VIEW_CACHE_SECONDS (`Age`, `Cache-Status` say so)."""
+    shared = await store.read_list(status, limit, offset, schedule_id=schedule_id)
+    response.headers.update(shared.headers())
+    return shared.value
 
 
 @router.get(
@@ -125,9 +131,15 @@ async def list_tasks(
     summary="Get a task with its progress",
     responses=error_responses(HTTPStatus.NOT_FOUND),
 )
-async def get_task(task_id: TaskId, _caller: Reader, store: Store) -> TaskView:
-    """Live progress from the workflow (bounded to 2 s); the last recorded state otherwise."""
-    return await store.get(task_id)
+async def get_task(task_id: TaskId, _caller: Reader, store: Store, response: Response) -> TaskView:
+    """Live progress from the workflow (bounded to 2 s); the last recorded state otherwise.
+
+    Concurrent GETs of one task share one lookup, and a running task's view is reused for
+    TASK_VIEW_CACHE_SECONDS (`Age`, `Cache-Status` say so); a DELETE through this API
+    process drops it at once."""
+    shared = await store.read(task_id)
+    response.headers.update(shared.headers())
+    return shared.value
 
 
 @router.delete(

@@ -94,6 +94,16 @@ def new_queue(prefix: str = "ips-api") -> str:
     return f"{prefix}-{uuid.uuid4().hex[:10]}"
 
 
+# What the test APIs reuse a running task's view for (api_settings keeps the default).
+VIEW_CACHE_SECONDS: float = Settings.model_fields["task_view_cache_seconds"].default
+
+
+async def outlive_view_cache(seconds: float = VIEW_CACHE_SECONDS) -> None:
+    """A change made outside the API (in Temporal, or a worker stopping) shows once the running
+    views it read before have expired: TASK_VIEW_CACHE_SECONDS, docs/api.md "Shared reads"."""
+    await asyncio.sleep(seconds)
+
+
 async def wait_status(
     http: httpx.AsyncClient, task_id: str, statuses: set[str], within: float = 20.0
 ) -> dict[str, Any]:
