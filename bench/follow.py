@@ -138,9 +138,10 @@ async def follow_task(
         except Exception:  # not started yet, or between runs (continue-as-new)
             view = {}
         if not swept and view.get("phase") == "following":
+            seen = time.time()  # the one record of the moment: `followingWall`
             if on_following is not None:
                 on_following.set()
-            swept = {**await asyncio.to_thread(sim_stats, stack), "followingWall": time.time()}
+            swept = {**await asyncio.to_thread(sim_stats, stack), "followingWall": seen}
         if view.get("status") in ("completed", "failed", "cancelled"):
             break
         await asyncio.sleep(poll)
@@ -184,21 +185,20 @@ def _join(stack: Stack, opts: Options) -> None:
     response.raise_for_status()
 
 
-async def _joins(stack: Stack, opts: Options, following: asyncio.Event) -> tuple[float, set[str]]:
+async def _joins(stack: Stack, opts: Options, following: asyncio.Event) -> set[str]:
     """`sweepJoins` nodes during the first sweep, then, once the phase is `following`,
-    `latencyJoins` nodes `latencyJoinEvery` s apart. Returns the wall time the phase was seen
-    turning `following` and the names of the nodes that joined before."""
+    `latencyJoins` nodes `latencyJoinEvery` s apart. Returns the names of the nodes that joined
+    before."""
     await asyncio.sleep(2.0)  # the task has started its sweep
     for _ in range(opts.sweep_joins):
         await asyncio.to_thread(_join, stack, opts)
     during = {n["name"] for n in _control(stack, "/kubesim/autoscaler")["nodes"]}
     await following.wait()
-    following_wall = time.time()
     for i in range(opts.latency_joins):
         if i:
             await asyncio.sleep(opts.latency_join_every)
         await asyncio.to_thread(_join, stack, opts)
-    return following_wall, during
+    return during
 
 
 async def latency_phase(opts: Options, server: TemporalServer, work: Path) -> dict[str, Any]:
@@ -215,11 +215,12 @@ async def latency_phase(opts: Options, server: TemporalServer, work: Path) -> di
     ) as stack:  # fmt: skip
         following = asyncio.Event()
         joins = asyncio.create_task(_joins(stack, opts, following))
-        view, _, _ = await follow_task(stack, server, duration, following, poll=0.25)
+        view, at_following, _ = await follow_task(stack, server, duration, following, poll=0.25)
         if not following.is_set():
             joins.cancel()
             raise RuntimeError(f"the follow task never reached its follow phase: {view}")
-        following_wall, during = await joins
+        during = await joins
+        since = float(at_following["followingWall"])
         nodes = present_after(stack)
     after = [n for n in nodes if n["name"] not in during and n["presentAt"] is not None]
     ready = [n["presentAt"] - n["readyAt"] for n in after]
@@ -242,7 +243,7 @@ async def latency_phase(opts: Options, server: TemporalServer, work: Path) -> di
             "warmed": len(swept),
             "readyToPresentSeconds": _spread([n["presentAt"] - n["readyAt"] for n in swept]),
             # From the phase seen turning `following` (polled every 0.25 s) to the pull's start.
-            "followingToPullStartSeconds": _spread([s - following_wall for s in pull_start]),
+            "followingToPullStartSeconds": _spread([s - since for s in pull_start]),
         },
     }
 

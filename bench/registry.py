@@ -194,7 +194,7 @@ CASES: dict[str, dict[str, Any]] = {
     "aggregate": {
         "limit": {"per": "total", "rate": AGGREGATE_RATE, "burst": int(AGGREGATE_RATE)},
         "labels": ("no 429", "total limit, AIMD window", "total limit, fixed window"),
-        "title": f"aggregate limit: {AGGREGATE_RATE:g} manifest requests/s over all nodes",
+        "title": "aggregate limit: {rate:g} manifest requests/s over all nodes",
     },
 }
 
@@ -309,7 +309,7 @@ async def pacing(
     return {
         "case": case,
         "limit": limit,
-        "title": CASES[case]["title"].replace(f"{AGGREGATE_RATE:g} ", f"{limit.get('rate', 0):g} "),
+        "title": CASES[case]["title"].format(**limit),  # the limit as run (`--rate`)
         "nodes": nodes,
         "batchSize": 100,
         "strategy": "rolling",
